@@ -1,0 +1,273 @@
+// guard.cpp - eximguard.so, the inline guard Exim loads with ${dlfunc}.
+//
+// NAME
+//   eximguard.so - per-recipient rate limits inside Exim's ACLs
+//
+// SUMMARY
+//   ${dlfunc{/usr/lib/eximguard/eximguard.so}{eximguard_rcpt}
+//           {SEGMENT}{$authenticated_id}{$sender_address}{$sender_host_address}{$local_part@$domain}}
+//   ${dlfunc{/usr/lib/eximguard/eximguard.so}{eximguard_local}
+//           {SEGMENT}{$originator_uid}{$initial_cwd}{$sender_address}{$recipients_count}}
+//
+// DESCRIPTION
+//   eximguard_rcpt runs once per RCPT in acl_smtp_rcpt and counts one recipient for the sending
+//   account ($authenticated_id, else the envelope sender). eximguard_local runs once per message
+//   in acl_not_smtp and counts $recipients_count recipients for the script directory, the uid and
+//   the envelope sender together. Both answer Exim with OK and a verdict string:
+//     ok                                         count taken, let it through
+//     defer CLASS KEY LIMIT/minute|hour          SMTP over a limit (ACL: defer, 451 4.7.1)
+//     hold CLASS KEY LIMIT/minute|hour           local over a limit (ACL: control = freeze)
+//     deny CLASS KEY blocked                     blocked by the sidecar (ACL: deny, 550 5.7.1)
+//     ok dry-run VERDICT CLASS KEY ...           what would have happened, policy is dry-run
+//     ok fail-open REASON                        the guard could not judge, so it let mail pass
+//   KEY is printable ASCII without spaces (other bytes shown as '?', cut at 64 characters).
+//   Nothing in the verdict is meant to be expanded again by Exim.
+//
+//   The first call in a process attaches the shared-memory segment named by the first argument
+//   (created by `eximguard run`/`start`); later calls use that mapping with no system call and no
+//   allocation. If the sidecar replaces the segment, the next call re-attaches.
+//
+// SECURITY
+//   Runs inside every Exim process, as the Exim user, on strings a remote client chose. Keys are
+//   bounded (the first 4096 bytes count), never copied anywhere but the fixed label of their slot
+//   and the fixed verdict buffer, and never interpreted. No exception or signal leaves this file.
+//   Only the two entry points are exported (see exports.map).
+//
+// FAILURE
+//   Fail open, always: no segment, an unknown layout, a contended table or any internal error
+//   answer "ok fail-open ...", with at most one syslog line (LOG_MAIL) per process per minute.
+//   After a failed attach the process tries again at most every 10 seconds.
+//
+// BUGS
+//   One segment per process: calling with two different segment names in one process re-attaches
+//   at every switch. The verdict buffer is static, which is fine because Exim copies the result
+//   at once and a reception process is single-threaded.
+
+#include <syslog.h>
+#include <time.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "segment.h"
+#include "table.h"
+
+#define EXIMGUARD_EXPORT extern "C" __attribute__((visibility("default")))
+
+EXIMGUARD_EXPORT int eximguard_rcpt(unsigned char** yield, int argc, unsigned char* argv[]);
+EXIMGUARD_EXPORT int eximguard_local(unsigned char** yield, int argc, unsigned char* argv[]);
+
+namespace {
+
+constexpr int kEximOk = 0;              // OK in Exim's local_scan.h
+constexpr size_t kMaxKeyBytes = 4096;   // bytes of a key that count
+constexpr size_t kShownKeyBytes = 64;   // bytes of a key shown in a verdict
+constexpr uint32_t kMaxRecipients = 100000;
+constexpr uint32_t kAttachRetrySeconds = 10;
+constexpr uint32_t kLogEverySeconds = 60;
+
+struct Attachment {
+  std::unique_ptr<eg::Segment> segment;
+  char name[256] = {};
+  uint32_t retry_at = 0;
+  const char* error = nullptr;
+};
+
+Attachment g_attached;
+char g_verdict[512];
+uint32_t g_last_log = 0;
+bool g_logged = false;
+
+uint32_t NowUnix() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);  // vDSO: no system call
+  return static_cast<uint32_t>(ts.tv_sec);
+}
+
+const char* Arg(unsigned char* argv[], int i) {
+  return argv[i] != nullptr ? reinterpret_cast<const char*>(argv[i]) : "";
+}
+
+// Appends to g_verdict, always NUL-terminated, silently cut at the end of the buffer.
+struct Writer {
+  size_t len = 0;
+  void Put(const char* s) {
+    while (*s != '\0' && len + 1 < sizeof g_verdict) g_verdict[len++] = *s++;
+    g_verdict[len] = '\0';
+  }
+  void PutKey(const char* s, size_t n) {
+    size_t shown = n < kShownKeyBytes ? n : kShownKeyBytes;
+    for (size_t i = 0; i < shown && len + 1 < sizeof g_verdict; ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      g_verdict[len++] = (c > 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+    }
+    g_verdict[len] = '\0';
+    if (n > kShownKeyBytes) Put("...");
+    if (n == 0) Put("-");
+  }
+  void PutNumber(uint32_t v) {
+    char digits[11];
+    int n = 0;
+    do {
+      digits[n++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    char out[12];
+    for (int i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
+    out[n] = '\0';
+    Put(out);
+  }
+};
+
+void LogOnce(const char* why, uint32_t now) {
+  if (g_logged && now - g_last_log < kLogEverySeconds) return;
+  g_logged = true;
+  g_last_log = now;
+  syslog(LOG_MAIL | LOG_WARNING, "eximguard: %s; letting mail through (fail open)", why);
+}
+
+int Answer(unsigned char** yield) {
+  *yield = reinterpret_cast<unsigned char*>(g_verdict);
+  return kEximOk;
+}
+
+int FailOpen(unsigned char** yield, const char* why, uint32_t now) {
+  LogOnce(why, now);
+  Writer w;
+  w.Put("ok fail-open ");
+  w.Put(why);
+  return Answer(yield);
+}
+
+// The table of segment `name`, attaching on first use. nullptr with *why set on failure.
+const eg::Table* Attach(const char* name, uint32_t now, const char** why) {
+  const size_t len = strnlen(name, sizeof g_attached.name);
+  if (len == sizeof g_attached.name) {
+    *why = "segment name too long";
+    return nullptr;
+  }
+  const bool same = std::strcmp(name, g_attached.name) == 0;
+  if (same && g_attached.segment &&
+      g_attached.segment->table.header->retired.load(std::memory_order_acquire) == 0) {
+    return &g_attached.segment->table;
+  }
+  if (same && !g_attached.segment && now < g_attached.retry_at) {
+    *why = g_attached.error;
+    return nullptr;
+  }
+  g_attached.segment.reset();
+  std::memcpy(g_attached.name, name, len + 1);
+  std::string error;
+  g_attached.segment = eg::OpenSegment(name, &error);
+  if (!g_attached.segment) {
+    g_attached.retry_at = now + kAttachRetrySeconds;
+    g_attached.error = eg::ValidSegmentName(name) ? "cannot attach the shared-memory segment"
+                                                  : "invalid segment name";
+    if (error.find("layout") != std::string::npos) {
+      g_attached.error = "segment has an unknown layout version";
+    } else if (error.find("magic") != std::string::npos || error.find("size") != std::string::npos) {
+      g_attached.error = "segment is not a valid eximguard table";
+    }
+    *why = g_attached.error;
+    return nullptr;
+  }
+  return &g_attached.segment->table;
+}
+
+int Judge(unsigned char** yield, const eg::Table& t, const eg::KeyRef* keys, int nkeys,
+          uint32_t count, uint32_t now, eg::Verdict over_limit) {
+  const eg::Decision d = eg::Check(t, keys, nkeys, count, now, over_limit);
+  Writer w;
+  if (d.failed) {
+    LogOnce("table contended or policy unreadable", now);
+    w.Put(eg::VerdictName(d.verdict));
+    w.Put(d.verdict == eg::Verdict::kOk ? " fail-open" : " fail-closed");
+    w.Put(" table contended or policy unreadable");
+    return Answer(yield);
+  }
+  w.Put(eg::VerdictName(d.verdict));
+  if (d.key < 0) return Answer(yield);
+  if (d.dry_run) {
+    w.Put(" dry-run ");
+    w.Put(eg::VerdictName(d.would));
+  }
+  w.Put(" ");
+  w.Put(eg::KeyClassName(keys[d.key].klass));
+  w.Put(" ");
+  w.PutKey(keys[d.key].text, keys[d.key].len);
+  if (d.would == eg::Verdict::kDeny) {
+    w.Put(" blocked");
+  } else {
+    w.Put(" ");
+    w.PutNumber(d.limit);
+    w.Put(d.hour ? "/hour" : "/minute");
+  }
+  return Answer(yield);
+}
+
+bool AllDigits(const char* s, size_t n) {
+  if (n == 0 || n > 10) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+uint32_t ParseCount(const char* s) {
+  uint64_t v = 0;
+  for (size_t i = 0; s[i] >= '0' && s[i] <= '9' && i < 12; ++i) v = v * 10 + (s[i] - '0');
+  if (v == 0) return 1;
+  return v > kMaxRecipients ? kMaxRecipients : static_cast<uint32_t>(v);
+}
+
+int Rcpt(unsigned char** yield, int argc, unsigned char* argv[]) {
+  const uint32_t now = NowUnix();
+  if (argc != 5 || argv == nullptr) return FailOpen(yield, "eximguard_rcpt needs 5 arguments", now);
+  const char* why = nullptr;
+  const eg::Table* t = Attach(Arg(argv, 0), now, &why);
+  if (t == nullptr) return FailOpen(yield, why, now);
+  const char* auth = Arg(argv, 1);
+  const char* account = *auth != '\0' ? auth : Arg(argv, 2);
+  const eg::KeyRef key{eg::KeyClass::kSender, account, strnlen(account, kMaxKeyBytes)};
+  return Judge(yield, *t, &key, 1, 1, now, eg::Verdict::kDefer);
+}
+
+int Local(unsigned char** yield, int argc, unsigned char* argv[]) {
+  const uint32_t now = NowUnix();
+  if (argc != 5 || argv == nullptr) return FailOpen(yield, "eximguard_local needs 5 arguments", now);
+  const char* why = nullptr;
+  const eg::Table* t = Attach(Arg(argv, 0), now, &why);
+  if (t == nullptr) return FailOpen(yield, why, now);
+  const char* uid = Arg(argv, 1);
+  const char* cwd = Arg(argv, 2);
+  const char* sender = Arg(argv, 3);
+  const size_t uid_len = strnlen(uid, 11);
+  const eg::KeyRef keys[3] = {
+      {eg::KeyClass::kCwd, cwd, strnlen(cwd, kMaxKeyBytes)},
+      {eg::KeyClass::kUid, uid, AllDigits(uid, uid_len) ? uid_len : 0},
+      {eg::KeyClass::kSender, sender, strnlen(sender, kMaxKeyBytes)},
+  };
+  return Judge(yield, *t, keys, 3, ParseCount(Arg(argv, 4)), now, eg::Verdict::kHold);
+}
+
+}  // namespace
+
+int eximguard_rcpt(unsigned char** yield, int argc, unsigned char* argv[]) {
+  if (yield == nullptr) return kEximOk;
+  try {
+    return Rcpt(yield, argc, argv);
+  } catch (...) {
+    return FailOpen(yield, "internal error", NowUnix());
+  }
+}
+
+int eximguard_local(unsigned char** yield, int argc, unsigned char* argv[]) {
+  if (yield == nullptr) return kEximOk;
+  try {
+    return Local(yield, argc, argv);
+  } catch (...) {
+    return FailOpen(yield, "internal error", NowUnix());
+  }
+}

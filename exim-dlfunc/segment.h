@@ -1,0 +1,59 @@
+// segment.h - creating, opening and removing the shared-memory segment (Boost.Interprocess).
+//
+// SUMMARY
+//   The sidecar calls CreateSegment(): it opens the named POSIX shared-memory object if it holds
+//   a compatible table (same layout version and sizes: counters survive a sidecar restart), else
+//   retires the old one (attached processes see Header::retired and re-attach) and creates a new
+//   one. Either way it enforces the owner group and mode (0660 by default), so the Exim user can
+//   attach and nobody else can. eximguard.so and `top` call OpenSegment().
+//
+// FAILURE
+//   Every function reports failure through *error (a sentence naming the segment and the cause)
+//   and never throws. A Segment keeps its mapping until destroyed; destroying it never removes
+//   the shared-memory object.
+//
+// SAFETY
+//   Not thread-safe per Segment object; the mapped Table is process-safe (see table.h).
+
+#ifndef EXIMGUARD_SEGMENT_H_
+#define EXIMGUARD_SEGMENT_H_
+
+#include <sys/types.h>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "table.h"
+
+namespace eg {
+
+struct SegmentSpec {
+  std::string name = "/eximguard";
+  uint32_t capacity = 65536;        // counter slots (keys), a power of two
+  uint32_t policy_capacity = 16384;  // policy entries, a power of two
+  std::string group;                 // owner group; empty: leave the creator's group
+  mode_t mode = 0660;
+};
+
+struct Segment {
+  boost::interprocess::mapped_region region;
+  Table table;
+};
+
+// The sidecar's open-or-create. *created tells whether a new table was made.
+std::unique_ptr<Segment> CreateSegment(const SegmentSpec& spec, bool* created, std::string* error);
+
+// Attaches to an existing segment, read-write.
+std::unique_ptr<Segment> OpenSegment(const std::string& name, std::string* error);
+
+// Marks the segment retired and removes its name. False if there was none.
+bool RemoveSegment(const std::string& name);
+
+// A segment name is "/" followed by 1..200 of [A-Za-z0-9._-].
+bool ValidSegmentName(const std::string& name);
+
+}  // namespace eg
+
+#endif  // EXIMGUARD_SEGMENT_H_

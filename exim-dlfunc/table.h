@@ -1,0 +1,139 @@
+// table.h - the shared counter table: check-and-count, policy publication, inspection.
+//
+// SUMMARY
+//   A Table is one process's view of an attached segment (layout.h). Exim processes, through
+//   eximguard.so, call Check() for every recipient; the sidecar formats the segment, publishes
+//   the policy and reads the counters for `top`.
+//
+// CONTRACT
+//   - Bind() validates a mapped segment once and copies every immutable header field into the
+//     Table, so later corruption of the header cannot make Check() read out of bounds.
+//   - Check() is the hot path: no allocation, no system call, no lock, no exception. It counts
+//     only what it admits (a refused recipient is not counted), and either counts on every key
+//     of the request or on none (a race lost half-way is undone). Whitelisted keys are counted
+//     but never limited; a blocked key is refused with kDeny before anything is counted.
+//   - PublishPolicy() is for the single writer (the sidecar). Readers switch to the new policy at
+//     their next Check(); a writer killed half-way leaves the previous policy in force.
+//   - Everything here is safe across processes; a Table itself is plain data and may be copied.
+//
+// SECURITY
+//   Key hashes are keyed with a random per-segment seed (SipHash), so senders cannot be chosen to
+//   collide with another key's counters or policy.
+
+#ifndef EXIMGUARD_TABLE_H_
+#define EXIMGUARD_TABLE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "layout.h"
+
+namespace eg {
+
+struct Table {
+  Header* header = nullptr;
+  PolicyBlock* policy[2] = {nullptr, nullptr};
+  PolicyEntry* entries[2] = {nullptr, nullptr};
+  Slot* slots = nullptr;
+  uint32_t slot_mask = 0;
+  uint32_t policy_mask = 0;
+  uint64_t seed[2] = {0, 0};
+};
+
+// Writes a fresh header and empty policy into `base` (size bytes, zero-filled by the caller's
+// ftruncate). capacity and policy_capacity must be powers of two; the size must be enough.
+// Returns nullptr on success, else a static string saying what is wrong.
+const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy_capacity,
+                   const uint64_t seed[2], uint64_t now_unix);
+
+// Validates a mapped segment and fills *t. Returns nullptr on success, else a static string
+// naming the problem (bad magic, unknown layout version, size mismatch, ...).
+const char* Bind(void* base, uint64_t size, Table* t);
+
+enum class Verdict : uint8_t { kOk = 0, kDefer = 1, kHold = 2, kDeny = 3 };
+
+// One key of a request. `text` need not be NUL-terminated; len may be 0 (the key is skipped).
+struct KeyRef {
+  KeyClass klass;
+  const char* text;
+  size_t len;
+};
+
+// What Check() decided and why.
+struct Decision {
+  Verdict verdict = Verdict::kOk;
+  Verdict would = Verdict::kOk;  // the refusal, also when dry_run turned it into kOk
+  int key = -1;             // index of the key that decided a refusal, -1 if none
+  uint32_t limit = 0;       // the limit that was reached
+  bool hour = false;        // true: the hour window was full, false: the minute window
+  bool dry_run = false;     // over a limit, but the policy is dry-run: verdict stays kOk
+  bool failed = false;      // internal trouble (contention, torn policy): verdict is the fail mode
+};
+
+// Counts `count` recipients on every key, or refuses: kDeny if a key is blocked, else
+// `over_limit` (kDefer for SMTP, kHold for local submissions) if a key's window is full.
+// `now_unix` is wall-clock seconds.
+Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, uint32_t now_unix,
+               Verdict over_limit);
+
+// Keyed hash of a key as the table sees it (sender keys are compared case-insensitively, a
+// trailing '/' of a script directory is ignored). Never returns 0.
+uint64_t KeyHash(const Table& t, KeyClass klass, const char* text, size_t len);
+
+// ---- The sidecar's side -------------------------------------------------------------------
+
+struct Limit {
+  uint32_t per_minute = 0;  // 0 = unlimited
+  uint32_t per_hour = 0;
+};
+
+struct PolicyRule {
+  KeyClass klass = KeyClass::kSender;
+  std::string key;
+  uint64_t flags = 0;  // kFlagWhitelist | kFlagBlocked | kFlagOverride
+  Limit limit;         // used with kFlagOverride
+};
+
+struct Policy {
+  Limit class_limits[kKeyClasses];
+  bool dry_run = false;
+  bool fail_defer = false;
+  std::vector<PolicyRule> rules;  // several rules for one key are merged (flags or'ed)
+};
+
+// Publishes `p` as the next generation. Returns false with *error set when the rules do not fit
+// (more than 3/4 of policy_capacity distinct keys).
+bool PublishPolicy(const Table& t, const Policy& p, std::string* error);
+
+// The policy entry of a key in the live generation, for display. Returns false if none.
+bool LookupRule(const Table& t, uint64_t key_hash, uint64_t* flags, Limit* limit);
+
+// The class limits and options of the live generation.
+Policy LivePolicyHead(const Table& t);
+
+// One used slot, as `top` shows it.
+struct SlotView {
+  KeyClass klass = KeyClass::kSender;
+  std::string key;        // as stored (truncated to kLabelChars, may hold any bytes)
+  uint64_t key_hash = 0;
+  uint32_t minute = 0;    // recipients counted in the sliding minute
+  uint32_t hour = 0;      // recipients counted in the sliding hour
+  uint32_t refused = 0;   // recipients refused since the slot was claimed
+  uint32_t last_seen = 0;
+};
+
+// Every used slot seen within the last `max_age` seconds.
+std::vector<SlotView> Snapshot(const Table& t, uint32_t now_unix, uint32_t max_age);
+
+// Repairs what a killed writer can leave: a claimed slot without a label, counters stamped in
+// the future (clock stepped back). Returns the number of slots repaired. Sidecar only.
+int Repair(const Table& t, uint32_t now_unix);
+
+const char* VerdictName(Verdict v);
+const char* KeyClassName(KeyClass k);
+
+}  // namespace eg
+
+#endif  // EXIMGUARD_TABLE_H_

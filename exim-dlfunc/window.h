@@ -1,0 +1,59 @@
+// window.h - a lock-free sliding-window counter that many processes update at once.
+//
+// SUMMARY
+//   A Window counts admitted recipients in buckets of B seconds (5 s for the minute window,
+//   300 s for the hour window). The current bucket lives in one 64-bit word, `head`
+//   (epoch << 32 | count); the 12 finished buckets before it live in `hist`, each stamped with its
+//   epoch. The window a limit applies to is the current bucket plus the 12 before it, so it spans
+//   between 12*B and 13*B seconds of history.
+//
+// WHY IT IS EXACT
+//   Check-and-count is one compare-and-swap on `head`: a process reads head, sums the finished
+//   buckets, and CASes head to count+n only if the total stays within the limit. Finished buckets
+//   never change once head has moved past them (the process that moves head first copies the
+//   bucket it retires into hist, with a CAS that only ever raises the count), so the sum a process
+//   read is still true when its CAS succeeds. Hence, however many processes race:
+//     - never more than `limit` recipients are admitted in any span of 12*B seconds (a full
+//       minute / a full hour: there is no leak at a window boundary);
+//     - a key that hit its limit may have to wait up to B seconds (5 s / 5 min) longer than an
+//       ideal sliding window would make it wait. That is the error bound, and it only errs on
+//       the strict side.
+//
+// KILLED PROCESSES
+//   A process killed between copying a bucket to hist and its CAS leaves hist holding a value it
+//   would hold anyway. A process killed after reserving on one key and before releasing it (see
+//   table.cpp) leaves that key counted n too many for at most one window: strict, never a leak.
+//
+// THREAD/PROCESS SAFETY
+//   All functions are safe to call concurrently from any number of processes. No allocation, no
+//   system call, bounded loops.
+
+#ifndef EXIMGUARD_WINDOW_H_
+#define EXIMGUARD_WINDOW_H_
+
+#include <cstdint>
+
+#include "layout.h"
+
+namespace eg {
+
+// Recipients counted in the window that ends in bucket `now_epoch` (now / B).
+uint32_t WindowCount(const Window& w, uint32_t now_epoch);
+
+enum class Reserve : uint8_t { kAdmitted, kFull, kContended };
+
+// Counts n recipients if the window's total stays <= limit. On kAdmitted, *counted_epoch is the
+// bucket the n went into (WindowRelease needs it). kContended: gave up after many lost CAS races.
+Reserve WindowReserve(Window& w, uint32_t now_epoch, uint32_t n, uint32_t limit,
+                      uint32_t* counted_epoch);
+
+// Takes back n recipients reserved in bucket `epoch` (a multi-key check lost a race on another
+// key). Best effort: if the bucket cannot be found any more the count stays (strict side).
+void WindowRelease(Window& w, uint32_t epoch, uint32_t n);
+
+// Resets a window whose head is stamped after `now_epoch` + 1 (the clock went back). Sidecar.
+bool WindowRepair(Window& w, uint32_t now_epoch);
+
+}  // namespace eg
+
+#endif  // EXIMGUARD_WINDOW_H_

@@ -1,0 +1,173 @@
+// guard_test.cpp - eximguard.so loaded with dlopen and called exactly as Exim's ${dlfunc} calls
+// it: exported symbols, argument handling, verdict strings, fail-open paths, hostile input.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "test_segment.h"
+
+namespace eg {
+namespace {
+
+using Entry = int (*)(unsigned char**, int, unsigned char**);
+using testing::Limits;
+using testing::TestSegment;
+
+struct Guard {
+  void* handle = dlopen(EG_SO_PATH, RTLD_NOW | RTLD_LOCAL);
+  Entry rcpt = handle ? reinterpret_cast<Entry>(dlsym(handle, "eximguard_rcpt")) : nullptr;
+  Entry local = handle ? reinterpret_cast<Entry>(dlsym(handle, "eximguard_local")) : nullptr;
+  ~Guard() {
+    if (handle) dlclose(handle);
+  }
+
+  static std::string Call(Entry fn, std::vector<std::string> args) {
+    std::vector<unsigned char*> argv;
+    for (auto& a : args) argv.push_back(reinterpret_cast<unsigned char*>(a.data()));
+    unsigned char* yield = nullptr;
+    EXPECT_EQ(fn(&yield, static_cast<int>(argv.size()), argv.data()), 0);  // always OK
+    EXPECT_NE(yield, nullptr);
+    return yield ? reinterpret_cast<char*>(yield) : "";
+  }
+  std::string Rcpt(const std::string& seg, const std::string& auth, const std::string& sender) {
+    return Call(rcpt, {seg, auth, sender, "192.0.2.1", "rcpt@example.net"});
+  }
+  std::string Local(const std::string& seg, const std::string& uid, const std::string& cwd,
+                    const std::string& count, const std::string& sender = "u@host.example") {
+    return Call(local, {seg, uid, cwd, sender, count});
+  }
+};
+
+TEST(Guard, ExportsOnlyTheTwoEntryPoints) {
+  Guard g;
+  ASSERT_NE(g.handle, nullptr) << dlerror();
+  EXPECT_NE(g.rcpt, nullptr);
+  EXPECT_NE(g.local, nullptr);
+  EXPECT_EQ(dlsym(g.handle, "_ZN2eg5CheckERKNS_5TableEPKNS_6KeyRefEijjNS_7VerdictE"), nullptr);
+  const std::string cmd = std::string("nm -D --defined-only ") + EG_SO_PATH;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char line[512];
+  std::vector<std::string> names;
+  while (fgets(line, sizeof line, p)) {
+    std::string s(line);
+    names.push_back(s.substr(s.rfind(' ') + 1));
+  }
+  pclose(p);
+  std::vector<std::string> ours;
+  for (auto& n : names) {
+    if (n.find("eximguard") != std::string::npos || n.find("eg") == 3) ours.push_back(n);
+  }
+  EXPECT_EQ(names.size(), 2u) << "exported: " << ::testing::PrintToString(names);
+}
+
+TEST(Guard, RcptCountsTheAuthenticatedAccountElseTheSender) {
+  TestSegment s;
+  s.Publish(Limits(2, 100));
+  Guard g;
+  EXPECT_EQ(g.Rcpt(s.spec.name, "acct@example.com", "forged@else.where"), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "acct@example.com", "other@else.where"), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "acct@example.com", "x@y"), "defer sender acct@example.com 2/minute");
+  // Unauthenticated (relay host): the envelope sender is the key.
+  EXPECT_EQ(g.Rcpt(s.spec.name, "", "app@example.com"), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "", "app@example.com"), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "", "App@Example.com"), "defer sender App@Example.com 2/minute");
+  // Neither: nothing to count.
+  EXPECT_EQ(g.Rcpt(s.spec.name, "", ""), "ok");
+}
+
+TEST(Guard, LocalCountsRecipientsPerScriptDirAndHolds) {
+  TestSegment s;
+  s.Publish(Limits(0, 0, 5, 0, 0, 0));
+  Guard g;
+  EXPECT_EQ(g.Local(s.spec.name, "1001", "/home/u/public_html", "3"), "ok");
+  EXPECT_EQ(g.Local(s.spec.name, "1001", "/home/u/public_html", "3"),
+            "hold cwd /home/u/public_html 5/minute");
+  EXPECT_EQ(g.Local(s.spec.name, "1001", "/home/u/public_html", "2"), "ok");
+  EXPECT_EQ(g.Local(s.spec.name, "1001", "/home/u/public_html", "garbage"),
+            "hold cwd /home/u/public_html 5/minute");  // unparsable count counts as 1
+}
+
+TEST(Guard, BlockedKeyIsDenied) {
+  TestSegment s;
+  Policy p = Limits(10, 100, 10, 100, 10, 100);
+  p.rules.push_back({KeyClass::kSender, "bad@example.com", kFlagBlocked, {}});
+  p.rules.push_back({KeyClass::kUid, "666", kFlagBlocked, {}});
+  s.Publish(p);
+  Guard g;
+  EXPECT_EQ(g.Rcpt(s.spec.name, "bad@example.com", ""), "deny sender bad@example.com blocked");
+  EXPECT_EQ(g.Local(s.spec.name, "666", "/tmp", "1"), "deny uid 666 blocked");
+}
+
+TEST(Guard, DryRunSaysWhatItWouldHaveDone) {
+  TestSegment s;
+  Policy p = Limits(1, 0);
+  p.dry_run = true;
+  s.Publish(p);
+  Guard g;
+  EXPECT_EQ(g.Rcpt(s.spec.name, "a@b", ""), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "a@b", ""), "ok dry-run defer sender a@b 1/minute");
+}
+
+TEST(Guard, FailsOpenWithoutSegmentOrWithWrongArguments) {
+  Guard g;
+  EXPECT_EQ(g.Rcpt("/eg-unit-does-not-exist", "a@b", ""),
+            "ok fail-open cannot attach the shared-memory segment");
+  EXPECT_EQ(g.Rcpt("no/slash/../../etc/passwd", "a@b", ""), "ok fail-open invalid segment name");
+  EXPECT_EQ(Guard::Call(g.rcpt, {"/x", "a"}), "ok fail-open eximguard_rcpt needs 5 arguments");
+  unsigned char* yield = nullptr;
+  EXPECT_EQ(g.rcpt(&yield, 5, nullptr), 0);
+  EXPECT_STREQ(reinterpret_cast<char*>(yield), "ok fail-open eximguard_rcpt needs 5 arguments");
+  std::vector<unsigned char*> nulls(5, nullptr);
+  EXPECT_EQ(g.rcpt(&yield, 5, nulls.data()), 0);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(yield)).rfind("ok", 0), 0u);
+}
+
+TEST(Guard, FailsOpenOnUnknownLayoutAndReattachesWhenReplaced) {
+  TestSegment s;
+  s.Publish(Limits(1, 0));
+  Guard g;
+  EXPECT_EQ(g.Rcpt(s.spec.name, "r@x", ""), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "r@x", ""), "defer sender r@x 1/minute");
+  // The sidecar replaces the segment (new capacity): the guard notices and re-attaches.
+  SegmentSpec bigger = s.spec;
+  bigger.capacity = 2048;
+  bool created = false;
+  std::string error;
+  auto fresh = CreateSegment(bigger, &created, &error);
+  ASSERT_TRUE(fresh) << error;
+  Policy p = Limits(3, 0);
+  ASSERT_TRUE(PublishPolicy(fresh->table, p, &error)) << error;
+  EXPECT_EQ(g.Rcpt(s.spec.name, "r@x", ""), "ok");  // new table, new counters
+  // A layout this build does not know: fail open.
+  fresh->table.header->layout_version = kLayoutVersion + 7;
+  fresh->table.header->retired.store(1);  // make the guard look again
+  EXPECT_EQ(g.Rcpt(s.spec.name, "r@x", ""), "ok fail-open segment has an unknown layout version");
+}
+
+TEST(Guard, HostileArgumentsAreHandledSafely) {
+  TestSegment s;
+  s.Publish(Limits(1, 0, 1, 0, 1, 0));
+  Guard g;
+  const std::string huge(10240, 'x');
+  EXPECT_EQ(g.Rcpt(s.spec.name, huge, ""), "ok");
+  const std::string v = g.Rcpt(s.spec.name, huge, "");
+  EXPECT_EQ(v, "defer sender " + std::string(64, 'x') + "... 1/minute");
+  const std::string evil = "a b\tc\n\x01\xff${run{/bin/sh}}@x";
+  EXPECT_EQ(g.Rcpt(s.spec.name, evil, ""), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, evil, ""), "defer sender a?b?c???${run{/bin/sh}}@x 1/minute");
+  // Non-numeric uid: the uid key is skipped, the others still count.
+  EXPECT_EQ(g.Local(s.spec.name, "12ab", "/d", "1", "s1@x"), "ok");
+  EXPECT_EQ(g.Local(s.spec.name, "12ab", "/e", "1", "s2@x"), "ok");  // uid not counted twice
+  EXPECT_EQ(g.Local(s.spec.name, "99999999999999", "/f", "1", "s3@x"), "ok");
+  // An absurd recipient count is clamped (to 100000) and held whole; nothing was counted.
+  EXPECT_EQ(g.Local(s.spec.name, "", "", "99999999999999999999", "s4@x"),
+            "hold sender s4@x 1/minute");
+  EXPECT_EQ(g.Local(s.spec.name, "", "", "1", "s4@x"), "ok");
+}
+
+}  // namespace
+}  // namespace eg

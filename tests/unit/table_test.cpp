@@ -1,0 +1,350 @@
+// table_test.cpp - Check() across keys, processes, policy generations and a full table.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "test_segment.h"
+
+namespace eg {
+namespace {
+
+using testing::Limits;
+using testing::Sender;
+using testing::TestSegment;
+
+constexpr uint32_t kNow = 1'800'000'000;  // a fixed wall-clock second (2027)
+
+int Admitted(const Table& t, const std::string& key, int attempts, uint32_t now = kNow) {
+  int ok = 0;
+  const KeyRef k = Sender(key);
+  for (int i = 0; i < attempts; ++i) {
+    ok += Check(t, &k, 1, 1, now, Verdict::kDefer).verdict == Verdict::kOk;
+  }
+  return ok;
+}
+
+TEST(Table, SenderGetsExactlyItsMinuteLimitThenDefer) {
+  TestSegment s;
+  s.Publish(Limits(5, 100));
+  const KeyRef k = Sender("user@example.com");
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Check(s.table(), &k, 1, 1, kNow, Verdict::kDefer).verdict, Verdict::kOk);
+  const Decision d = Check(s.table(), &k, 1, 1, kNow, Verdict::kDefer);
+  EXPECT_EQ(d.verdict, Verdict::kDefer);
+  EXPECT_EQ(d.key, 0);
+  EXPECT_EQ(d.limit, 5u);
+  EXPECT_FALSE(d.hour);
+  EXPECT_EQ(s.table().header->stats.verdicts[0].load(), 5u);
+  EXPECT_EQ(s.table().header->stats.verdicts[1].load(), 1u);
+}
+
+TEST(Table, HourLimitAppliesAcrossMinutes) {
+  TestSegment s;
+  s.Publish(Limits(5, 12));
+  int ok = 0;
+  for (uint32_t m = 0; m < 10; ++m) ok += Admitted(s.table(), "a@x", 5, kNow + 70 * m);
+  EXPECT_EQ(ok, 12);
+  const KeyRef k = Sender("a@x");
+  const Decision d = Check(s.table(), &k, 1, 1, kNow + 700, Verdict::kDefer);
+  EXPECT_TRUE(d.hour);
+  EXPECT_EQ(d.limit, 12u);
+  // An hour and a bucket later everything has expired.
+  EXPECT_EQ(Admitted(s.table(), "a@x", 5, kNow + 700 + 3600 + 300), 5);
+}
+
+TEST(Table, MinuteBoundaryStraddleIsCaught) {
+  TestSegment s;
+  s.Publish(Limits(5, 0));
+  const uint32_t end_of_minute = (kNow / 60) * 60 + 59;
+  EXPECT_EQ(Admitted(s.table(), "b@x", 5, end_of_minute), 5);
+  EXPECT_EQ(Admitted(s.table(), "b@x", 5, end_of_minute + 2), 0);   // next minute
+  EXPECT_EQ(Admitted(s.table(), "b@x", 5, end_of_minute + 59), 0);  // still within 60 s
+  EXPECT_EQ(Admitted(s.table(), "b@x", 5, end_of_minute + 65), 5);  // after 60 s + one bucket
+}
+
+TEST(Table, SenderKeysAreCaseInsensitiveAndClassesSeparate) {
+  TestSegment s;
+  s.Publish(Limits(2, 0, 2, 0));
+  EXPECT_EQ(Admitted(s.table(), "User@Example.COM", 1), 1);
+  EXPECT_EQ(Admitted(s.table(), "user@example.com", 5), 1);
+  const std::string dir = "user@example.com";
+  const KeyRef as_cwd{KeyClass::kCwd, dir.data(), dir.size()};
+  EXPECT_EQ(Check(s.table(), &as_cwd, 1, 1, kNow, Verdict::kHold).verdict, Verdict::kOk);
+}
+
+TEST(Table, TrailingSlashOfScriptDirIsIgnored) {
+  TestSegment s;
+  s.Publish(Limits(0, 0, 1, 0));
+  const std::string a = "/home/u/public_html", b = "/home/u/public_html/";
+  const KeyRef ka{KeyClass::kCwd, a.data(), a.size()}, kb{KeyClass::kCwd, b.data(), b.size()};
+  EXPECT_EQ(Check(s.table(), &ka, 1, 1, kNow, Verdict::kHold).verdict, Verdict::kOk);
+  EXPECT_EQ(Check(s.table(), &kb, 1, 1, kNow, Verdict::kHold).verdict, Verdict::kHold);
+}
+
+TEST(Table, OverridesWhitelistAndBlocklist) {
+  TestSegment s;
+  Policy p = Limits(2, 0);
+  p.rules.push_back({KeyClass::kSender, "news@example.com", kFlagOverride, {10, 0}});
+  p.rules.push_back({KeyClass::kSender, "postmaster@example.com", kFlagWhitelist, {}});
+  p.rules.push_back({KeyClass::kSender, "spammer@example.com", kFlagBlocked, {}});
+  s.Publish(p);
+  EXPECT_EQ(Admitted(s.table(), "news@example.com", 20), 10);
+  EXPECT_EQ(Admitted(s.table(), "postmaster@example.com", 200), 200);
+  EXPECT_EQ(Admitted(s.table(), "other@example.com", 20), 2);
+  const KeyRef k = Sender("SPAMMER@example.com");
+  const Decision d = Check(s.table(), &k, 1, 1, kNow, Verdict::kDefer);
+  EXPECT_EQ(d.verdict, Verdict::kDeny);
+  EXPECT_EQ(d.key, 0);
+  // A blocked key is refused before counting: nothing was counted for it.
+  for (const SlotView& v : Snapshot(s.table(), kNow, 60)) {
+    EXPECT_NE(v.key, "SPAMMER@example.com");
+    if (v.key == "postmaster@example.com") {
+      EXPECT_EQ(v.minute, 200u);
+    }
+  }
+}
+
+TEST(Table, PolicyGenerationReachesAnotherAttachedView) {
+  TestSegment s;
+  s.Publish(Limits(3, 0));
+  std::string error;
+  auto reader = OpenSegment(s.spec.name, &error);  // a second mapping, as another process has
+  ASSERT_TRUE(reader) << error;
+  const uint64_t g0 = reader->table.header->generation.load();
+  EXPECT_EQ(Admitted(reader->table, "c@x", 10), 3);
+  Policy p = Limits(3, 0);
+  p.rules.push_back({KeyClass::kSender, "c@x", kFlagOverride, {6, 0}});
+  s.Publish(p);
+  EXPECT_EQ(reader->table.header->generation.load(), g0 + 1);
+  EXPECT_EQ(Admitted(reader->table, "c@x", 10), 3);  // 6 - 3 already counted
+  p.rules.back().flags = kFlagBlocked;
+  s.Publish(p);
+  const KeyRef k = Sender("c@x");
+  EXPECT_EQ(Check(reader->table, &k, 1, 1, kNow, Verdict::kDefer).verdict, Verdict::kDeny);
+}
+
+TEST(Table, LocalMessageCountsAllKeysOrNone) {
+  TestSegment s;
+  s.Publish(Limits(100, 0, 3, 0, 100, 0));
+  const std::string cwd = "/home/u/public_html", uid = "1001", sender = "u@host";
+  const KeyRef keys[3] = {{KeyClass::kCwd, cwd.data(), cwd.size()},
+                          {KeyClass::kUid, uid.data(), uid.size()},
+                          {KeyClass::kSender, sender.data(), sender.size()}};
+  EXPECT_EQ(Check(s.table(), keys, 3, 2, kNow, Verdict::kHold).verdict, Verdict::kOk);
+  const Decision d = Check(s.table(), keys, 3, 2, kNow, Verdict::kHold);  // 2 + 2 > 3
+  EXPECT_EQ(d.verdict, Verdict::kHold);
+  EXPECT_EQ(d.key, 0);
+  EXPECT_EQ(Check(s.table(), keys, 3, 1, kNow, Verdict::kHold).verdict, Verdict::kOk);
+  for (const SlotView& v : Snapshot(s.table(), kNow, 60)) {
+    EXPECT_EQ(v.minute, 3u) << KeyClassName(v.klass) << " " << v.key;  // the hold counted nothing
+  }
+}
+
+TEST(Table, WhitelistedCwdDoesNotExemptTheUid) {
+  TestSegment s;
+  Policy p = Limits(0, 0, 1, 0, 2, 0);
+  p.rules.push_back({KeyClass::kCwd, "/home/u/newsletter", kFlagWhitelist, {}});
+  s.Publish(p);
+  const std::string cwd = "/home/u/newsletter", uid = "1001";
+  const KeyRef keys[2] = {{KeyClass::kCwd, cwd.data(), cwd.size()},
+                          {KeyClass::kUid, uid.data(), uid.size()}};
+  int ok = 0;
+  for (int i = 0; i < 5; ++i) ok += Check(s.table(), keys, 2, 1, kNow, Verdict::kHold).verdict == Verdict::kOk;
+  EXPECT_EQ(ok, 2);
+}
+
+TEST(Table, DryRunCountsEverythingAndRefusesNothing) {
+  TestSegment s;
+  Policy p = Limits(2, 0);
+  p.dry_run = true;
+  p.rules.push_back({KeyClass::kSender, "blocked@x", kFlagBlocked, {}});
+  s.Publish(p);
+  const KeyRef k = Sender("d@x");
+  Decision last;
+  for (int i = 0; i < 5; ++i) last = Check(s.table(), &k, 1, 1, kNow, Verdict::kDefer);
+  EXPECT_EQ(last.verdict, Verdict::kOk);
+  EXPECT_TRUE(last.dry_run);
+  EXPECT_EQ(last.would, Verdict::kDefer);
+  EXPECT_EQ(last.limit, 2u);
+  const KeyRef b = Sender("blocked@x");
+  const Decision db = Check(s.table(), &b, 1, 1, kNow, Verdict::kDefer);
+  EXPECT_EQ(db.verdict, Verdict::kOk);
+  EXPECT_EQ(db.would, Verdict::kDeny);
+  auto views = Snapshot(s.table(), kNow, 60);
+  bool found = false;
+  for (const auto& v : views) {
+    if (v.key == "d@x") {
+      found = true;
+      EXPECT_EQ(v.minute, 5u);
+      EXPECT_EQ(v.refused, 3u);
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(Table, ForkedProcessesCountExactly) {
+  TestSegment s;
+  s.Publish(Limits(0, 0));  // unlimited: every increment must land
+  constexpr int kProcs = 8, kEach = 20000;
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::string error;
+      auto seg = OpenSegment(s.spec.name, &error);
+      if (!seg) _exit(3);
+      const KeyRef k = Sender("shared@x");
+      for (int i = 0; i < kEach; ++i) {
+        if (Check(seg->table, &k, 1, 1, kNow, Verdict::kDefer).verdict != Verdict::kOk) _exit(4);
+      }
+      _exit(0);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  auto views = Snapshot(s.table(), kNow, 60);
+  ASSERT_EQ(views.size(), 1u);
+  EXPECT_EQ(views[0].minute, uint32_t{kProcs * kEach});
+  EXPECT_EQ(views[0].hour, uint32_t{kProcs * kEach});
+}
+
+TEST(Table, ForkedProcessesRacingForTheLastPlacesAdmitExactlyTheLimit) {
+  TestSegment s;
+  s.Publish(Limits(500, 1000));
+  constexpr int kProcs = 8, kEach = 400;
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::string error;
+      auto seg = OpenSegment(s.spec.name, &error);
+      int ok = seg ? Admitted(seg->table, "race@x", kEach) : -1;
+      if (write(pipefd[1], &ok, sizeof ok) != sizeof ok) _exit(5);
+      _exit(0);
+    }
+    kids.push_back(pid);
+  }
+  int total = 0;
+  for (size_t i = 0; i < kids.size(); ++i) {
+    int ok = 0;
+    ASSERT_EQ(read(pipefd[0], &ok, sizeof ok), static_cast<ssize_t>(sizeof ok));
+    ASSERT_GE(ok, 0);
+    total += ok;
+  }
+  for (pid_t pid : kids) waitpid(pid, nullptr, 0);
+  close(pipefd[0]);
+  close(pipefd[1]);
+  EXPECT_EQ(total, 500);
+}
+
+TEST(Table, FullTableEvictsTheIdlestAndKeepsCounting) {
+  TestSegment s(16, 64);  // 16 slots: the whole table is one probe run
+  s.Publish(Limits(1, 0));
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(Admitted(s.table(), "old" + std::to_string(i) + "@x", 1, kNow + i), 1);
+  }
+  // A new sender still gets its own counter, taking over the idlest slot (old0, seen at kNow).
+  EXPECT_EQ(Admitted(s.table(), "new@x", 3, kNow + 100), 1);
+  EXPECT_EQ(s.table().header->stats.evictions.load(), 1u);
+  auto views = Snapshot(s.table(), kNow + 100, 3600);
+  EXPECT_EQ(views.size(), 16u);
+  for (const auto& v : views) EXPECT_NE(v.key, "old0@x");
+  // Many more new keys than slots, each arriving after the others fell silent for over an hour:
+  // every one is taken over cleanly and limited to exactly 1.
+  const uint32_t later = kNow + 5000;
+  for (uint32_t i = 0; i < 200; ++i) {
+    EXPECT_EQ(Admitted(s.table(), "n" + std::to_string(i) + "@x", 3, later + 4000 * i), 1) << i;
+  }
+  // Overloaded (every slot active within the hour): newcomers inherit counts, so they may be
+  // refused early, but are never given more than their limit.
+  const uint32_t busy = later + 4000 * 200;
+  for (uint32_t i = 0; i < 100; ++i) {
+    EXPECT_LE(Admitted(s.table(), "busy" + std::to_string(i) + "@x", 3, busy + i), 1) << i;
+  }
+}
+
+TEST(Table, HostileKeysAreHandled) {
+  TestSegment s;
+  s.Publish(Limits(1, 0));
+  const std::string huge(10000, 'A');
+  const std::string binary("\xff\xfe\x00\x01\x80 bad", 10);
+  const std::string empty;
+  EXPECT_EQ(Admitted(s.table(), huge, 3), 1);
+  EXPECT_EQ(Admitted(s.table(), binary, 3), 1);
+  EXPECT_EQ(Admitted(s.table(), empty, 3), 3);  // no key: nothing to count, nothing to limit
+  bool found = false;
+  for (const auto& v : Snapshot(s.table(), kNow, 60)) {
+    EXPECT_LE(v.key.size(), kLabelChars);
+    if (v.key.size() == kLabelChars) found = true;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(Table, BindRefusesForeignOrChangedLayouts) {
+  alignas(64) static unsigned char buf[1 << 16];
+  Table t;
+  EXPECT_STREQ(Bind(buf, 10, &t), "segment smaller than its header");
+  EXPECT_NE(Bind(buf, sizeof buf, &t), nullptr);  // zeroes: bad magic
+  const uint64_t seed[2] = {1, 2};
+  ASSERT_EQ(Format(buf, sizeof buf, 16, 64, seed, kNow), nullptr);
+  EXPECT_EQ(Bind(buf, sizeof buf, &t), nullptr);
+  reinterpret_cast<Header*>(buf)->layout_version = kLayoutVersion + 1;
+  EXPECT_STREQ(Bind(buf, sizeof buf, &t), "unknown segment layout version");
+  reinterpret_cast<Header*>(buf)->layout_version = kLayoutVersion;
+  reinterpret_cast<Header*>(buf)->capacity = 1 << 20;  // claims more than is mapped
+  EXPECT_NE(Bind(buf, sizeof buf, &t), nullptr);
+}
+
+TEST(Table, RepairFixesUnlabelledSlotsAndFutureStamps) {
+  TestSegment s;
+  s.Publish(Limits(5, 0));
+  EXPECT_EQ(Admitted(s.table(), "e@x", 5, kNow + 10000), 5);  // counted with a clock far ahead
+  EXPECT_EQ(Admitted(s.table(), "e@x", 1, kNow), 0);
+  s.table().slots[3].key.store(12345);  // as if a claimer died before writing the label
+  EXPECT_EQ(Repair(s.table(), kNow), 2);
+  EXPECT_EQ(Admitted(s.table(), "e@x", 5, kNow), 5);
+  EXPECT_EQ(Repair(s.table(), kNow), 0);
+}
+
+TEST(Table, PublishRefusesMoreRulesThanFit) {
+  TestSegment s(1024, 64);
+  Policy p = Limits(1, 1);
+  for (int i = 0; i < 40; ++i) p.rules.push_back({KeyClass::kSender, "w" + std::to_string(i), kFlagWhitelist, {}});
+  std::string error;
+  const uint64_t g = s.table().header->generation.load();
+  EXPECT_FALSE(PublishPolicy(s.table(), p, &error));
+  EXPECT_NE(error.find("policy_capacity"), std::string::npos);
+  EXPECT_EQ(s.table().header->generation.load(), g);
+}
+
+TEST(Table, SegmentIsReusedWithCountersAndReplacedWhenResized) {
+  TestSegment s;
+  s.Publish(Limits(5, 0));
+  EXPECT_EQ(Admitted(s.table(), "f@x", 3), 3);
+  bool created = true;
+  std::string error;
+  auto again = CreateSegment(s.spec, &created, &error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_FALSE(created);
+  EXPECT_EQ(Admitted(again->table, "f@x", 5), 2);
+  SegmentSpec bigger = s.spec;
+  bigger.capacity = 2048;
+  auto resized = CreateSegment(bigger, &created, &error);
+  ASSERT_TRUE(resized) << error;
+  EXPECT_TRUE(created);
+  EXPECT_EQ(again->table.header->retired.load(), 1u);  // old mappings learn to re-attach
+}
+
+}  // namespace
+}  // namespace eg

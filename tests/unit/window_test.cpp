@@ -1,0 +1,86 @@
+// window_test.cpp - the sliding windows: exact limits, boundaries, release, repair.
+#include <gtest/gtest.h>
+
+#include "window.h"
+
+namespace eg {
+namespace {
+
+struct WindowTest : ::testing::Test {
+  Window w{};
+  int Admit(uint32_t epoch, int attempts, uint32_t limit) {
+    int admitted = 0;
+    for (int i = 0; i < attempts; ++i) {
+      uint32_t counted = 0;
+      if (WindowReserve(w, epoch, 1, limit, &counted) == Reserve::kAdmitted) {
+        EXPECT_EQ(counted, epoch);
+        ++admitted;
+      }
+    }
+    return admitted;
+  }
+};
+
+TEST_F(WindowTest, AdmitsExactlyTheLimitInOneBucket) {
+  EXPECT_EQ(Admit(1000, 20, 5), 5);
+  EXPECT_EQ(WindowCount(w, 1000), 5u);
+}
+
+TEST_F(WindowTest, BurstStraddlingABucketBoundaryIsCaught) {
+  EXPECT_EQ(Admit(1000, 3, 5), 3);  // end of one bucket
+  EXPECT_EQ(Admit(1001, 10, 5), 2); // start of the next: only the remainder
+  EXPECT_EQ(WindowCount(w, 1001), 5u);
+}
+
+TEST_F(WindowTest, FullWindowStaysFullForTwelveBucketsThenFrees) {
+  EXPECT_EQ(Admit(1000, 5, 5), 5);
+  for (uint32_t e = 1001; e <= 1000 + kBuckets; ++e) EXPECT_EQ(Admit(e, 1, 5), 0) << e;
+  EXPECT_EQ(Admit(1000 + kBuckets + 1, 10, 5), 5);
+}
+
+TEST_F(WindowTest, NeverMoreThanLimitInAnyTwelveBuckets) {
+  // One attempt per bucket-tick for a long time: every span of 12 buckets holds <= limit.
+  const uint32_t limit = 7;
+  std::vector<int> per_epoch;
+  for (uint32_t e = 500; e < 700; ++e) per_epoch.push_back(Admit(e, 3, limit));
+  for (size_t start = 0; start + kBuckets <= per_epoch.size(); ++start) {
+    int sum = 0;
+    for (size_t i = start; i < start + kBuckets; ++i) sum += per_epoch[i];
+    EXPECT_LE(sum, static_cast<int>(limit)) << "span starting " << start;
+  }
+}
+
+TEST_F(WindowTest, MultiRecipientReservationIsAllOrNothing) {
+  uint32_t counted = 0;
+  EXPECT_EQ(WindowReserve(w, 10, 4, 5, &counted), Reserve::kAdmitted);
+  EXPECT_EQ(WindowReserve(w, 10, 2, 5, &counted), Reserve::kFull);
+  EXPECT_EQ(WindowCount(w, 10), 4u);
+}
+
+TEST_F(WindowTest, ReleaseGivesBackInCurrentAndRetiredBucket) {
+  uint32_t counted = 0;
+  ASSERT_EQ(WindowReserve(w, 10, 3, 5, &counted), Reserve::kAdmitted);
+  WindowRelease(w, counted, 1);
+  EXPECT_EQ(WindowCount(w, 10), 2u);
+  ASSERT_EQ(WindowReserve(w, 11, 1, 5, &counted), Reserve::kAdmitted);  // retires bucket 10
+  WindowRelease(w, 10, 2);
+  EXPECT_EQ(WindowCount(w, 11), 1u);
+}
+
+TEST_F(WindowTest, ClockGoingBackKeepsCountingThenRepairResets) {
+  EXPECT_EQ(Admit(1000, 5, 5), 5);
+  EXPECT_EQ(Admit(900, 5, 5), 0);  // the clock stepped back: the window is still full
+  EXPECT_TRUE(WindowRepair(w, 900));
+  EXPECT_EQ(Admit(900, 5, 5), 5);
+  EXPECT_FALSE(WindowRepair(w, 900));
+}
+
+TEST_F(WindowTest, CountNeverWrapsPastUint32) {
+  uint32_t counted = 0;
+  w.head.store(uint64_t{50} << 32 | (UINT32_MAX - 1));
+  EXPECT_EQ(WindowReserve(w, 50, 10, kUnlimited, &counted), Reserve::kFull);
+  EXPECT_EQ(WindowCount(w, 50), UINT32_MAX - 1);
+}
+
+}  // namespace
+}  // namespace eg
