@@ -111,6 +111,11 @@ bool StartsWith(const std::string& text, const std::string& prefix) {
   return text.compare(0, prefix.size(), prefix) == 0;
 }
 
+void AppendReplyLine(std::string& text, const std::string& line) {
+  if (!text.empty()) text += ' ';
+  text += line;
+}
+
 // Replies to a swaks transcript: "<-  250 ..." / "<** 451 ..." answer the last " -> " line.
 SmtpSession ParseSwaksTranscript(const std::string& transcript) {
   static const std::regex kReply(R"(^<(?:-|\*\*) +(\d{3})([ -])(.*?)\r?$)");
@@ -121,18 +126,23 @@ SmtpSession ParseSwaksTranscript(const std::string& transcript) {
   std::string pending;
   bool has_pending = false;
   std::smatch m;
+  std::string text;
   while (std::getline(in, line)) {
     if (StartsWith(line, " -> ")) {
       pending = line.substr(4);
       has_pending = true;
-    } else if (std::regex_match(line, m, kReply) && m[2] == " ") {
+      text.clear();
+    } else if (std::regex_match(line, m, kReply)) {
+      AppendReplyLine(text, m[3]);
+      if (m[2] != " ") continue;
       int code = std::stoi(m[1]);
       if (!has_pending && session.banner == 0) {
         session.banner = code;
       } else if (has_pending) {
-        session.replies.push_back({pending, code, m[3]});
+        session.replies.push_back({pending, code, text});
         has_pending = false;
       }
+      text.clear();
     }
   }
   return session;
@@ -221,14 +231,18 @@ SmtpSession ParseSmtpReplies(const std::string& server_output,
   std::string line;
   std::smatch m;
   size_t next = 0;
+  std::string text;
   while (std::getline(in, line)) {
-    if (!std::regex_match(line, m, kReplyLine) || m[2] != " ") continue;  // only final lines
+    if (!std::regex_match(line, m, kReplyLine)) continue;
+    AppendReplyLine(text, m[3]);
+    if (m[2] != " ") continue;  // Exim wraps long replies: "451-4.7.1 ... over" "451 5/min)"
     int code = std::stoi(m[1]);
     if (session.banner == 0) {
       session.banner = code;
     } else if (next < commands.size()) {
-      session.replies.push_back({commands[next++], code, m[3]});
+      session.replies.push_back({commands[next++], code, text});
     }
+    text.clear();
   }
   for (; next < commands.size(); ++next) session.replies.push_back({commands[next], 0, ""});
   return session;

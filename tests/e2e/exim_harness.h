@@ -65,7 +65,7 @@ struct GuardPolicy {
 struct SmtpReply {
   std::string command;
   int code = 0;      // 0: Exim never answered (it hung up or was killed)
-  std::string text;  // last line of the reply, without the code
+  std::string text;  // the reply's lines without their codes, joined by spaces
 };
 
 struct SmtpSession {

@@ -1,0 +1,100 @@
+// config.h - the sidecar's configuration: loading, validating and showing the JSON file.
+//
+// SUMMARY
+//   LoadConfig() reads the file (default /etc/eximguard/eximguard.json), checks that it is a
+//   regular file nobody but its owner can read or write, parses it and validates every key
+//   against the table of known keys in config.cpp. Every key is optional; missing ones take the
+//   defaults below. ConfigToJson() gives the effective config back (defaults filled in), and
+//   MaskSecrets() hides secret values in it before it is shown.
+//
+// CONTRACT
+//   - Callers: every CLI verb, first thing. LoadConfig()/ParseConfig() never throw for bad
+//     input; they collect ALL problems, each as one line
+//       config <file>: <key path>: <reason>
+//     e.g. `config /etc/x.json: limits.sender.per_minute: expected a non-negative integer, got
+//     "ten"`. Key paths are dotted; map keys that are not plain words are JSON-quoted
+//     (overrides."a@example.com".per_hour) and list entries are indexed (whitelist[2]).
+//   - The Config returned alongside errors is partly filled and must not be used.
+//   - Adding a key: a field in Config, a row in kFields (config.cpp), a test. Rows give the
+//     key's path, how to read and check it, and how to show it.
+//   - Reads /etc/group (getgrnam) for exim_group; otherwise no global state.
+
+#ifndef EXIMGUARD_SIDECAR_CONFIG_H_
+#define EXIMGUARD_SIDECAR_CONFIG_H_
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "layout.h"
+#include "policy_key.h"
+#include "table.h"
+
+namespace eg::sidecar {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/eximguard/eximguard.json";
+
+enum class FailMode : uint8_t { kOpen, kDefer };
+
+// Per-key limits from `overrides`. A missing field inherits the limit of the key's class.
+struct Override {
+  PolicyKey key;
+  std::optional<uint32_t> per_minute;
+  std::optional<uint32_t> per_hour;
+};
+
+struct Config {
+  std::string path;  // the file it was read from
+  std::string shm_name = "/eximguard";
+  std::string state_dir = "/var/lib/eximguard";
+  std::string exim_log = "/var/log/exim_mainlog";
+  std::string exim_group;  // default: DefaultEximGroup()
+  uint32_t capacity = 65536;
+  uint32_t policy_capacity = 16384;
+  bool dry_run = false;
+  FailMode fail_mode = FailMode::kOpen;
+  // Indexed by KeyClass; 0 means unlimited.
+  Limit limits[kKeyClasses] = {{8, 100}, {5, 60}, {20, 300}};
+  std::vector<Override> overrides;
+  std::vector<PolicyKey> whitelist;
+  std::vector<PolicyKey> blocklist;
+};
+
+struct ConfigResult {
+  Config config;
+  std::vector<std::string> errors;  // empty: config is valid
+  bool ok() const { return errors.empty(); }
+};
+
+// Reads and validates the file at `path`.
+ConfigResult LoadConfig(const std::string& path);
+
+// Validates JSON text; `path` is only used in error messages and Config::path. Does not look
+// at any file (so no mode check).
+ConfigResult ParseConfig(std::string_view text, const std::string& path);
+
+// "Debian-exim" if that group exists, else "mailnull", else "mail".
+std::string DefaultEximGroup();
+
+// The effective config, keys in table order, defaults filled in, override limits resolved.
+// Feeding its dump() back to ParseConfig() gives the same Config.
+nlohmann::ordered_json ConfigToJson(const Config& config);
+
+// True for key names whose values are secrets: token, *_token, password, secret.
+bool IsSecretKey(std::string_view name);
+
+// Replaces, at any depth, the value of every secret key by "********" (empty strings stay
+// empty, so `config show` still tells "unset" from "set").
+void MaskSecrets(nlohmann::ordered_json& json);
+
+// The limits that apply to an override (its own fields, else its class's).
+Limit EffectiveLimit(const Config& config, const Override& o);
+
+const char* FailModeName(FailMode mode);
+
+}  // namespace eg::sidecar
+
+#endif  // EXIMGUARD_SIDECAR_CONFIG_H_
