@@ -12,14 +12,14 @@ std::vector<SlotView> Snapshot(const Table& t, uint32_t now_unix, uint32_t max_a
   const uint32_t minute_epoch = now_unix / kMinuteBucketSeconds;
   const uint32_t hour_epoch = now_unix / kHourBucketSeconds;
   for (uint64_t i = 0; i <= t.slot_mask; ++i) {
-    const Slot& s = t.slots[i];
+    const HotSlot& s = t.hot[i];
     const uint64_t key = s.key.load(std::memory_order_acquire);
     if (key == 0) continue;
     const uint32_t seen = s.last_seen.load(std::memory_order_relaxed);
     if (seen + uint64_t{max_age} < now_unix) continue;
     char buf[kLabelWords * 8 + 1] = {};
     for (size_t w = 0; w < kLabelWords; ++w) {
-      const uint64_t v = s.label[w].load(std::memory_order_relaxed);
+      const uint64_t v = t.cold[i].label[w].load(std::memory_order_relaxed);
       std::memcpy(buf + 8 * w, &v, 8);
     }
     SlotView v;
@@ -27,8 +27,8 @@ std::vector<SlotView> Snapshot(const Table& t, uint32_t now_unix, uint32_t max_a
     v.klass = klass < kKeyClasses ? static_cast<KeyClass>(klass) : KeyClass::kSender;
     v.key.assign(buf + 1, strnlen(buf + 1, kLabelChars));
     v.key_hash = key;
-    v.minute = WindowCount(s.minute, minute_epoch);
-    v.hour = WindowCount(s.hour, hour_epoch);
+    v.minute = WindowCount({&t.hot[i].minute, t.cold[i].minute_hist}, minute_epoch);
+    v.hour = WindowCount({&t.hot[i].hour, t.cold[i].hour_hist}, hour_epoch);
     v.refused = s.refused.load(std::memory_order_relaxed);
     v.last_seen = seen;
     out.push_back(std::move(v));
@@ -39,16 +39,17 @@ std::vector<SlotView> Snapshot(const Table& t, uint32_t now_unix, uint32_t max_a
 int Repair(const Table& t, uint32_t now_unix) {
   int repaired = 0;
   for (uint64_t i = 0; i <= t.slot_mask; ++i) {
-    Slot& s = t.slots[i];
+    HotSlot& s = t.hot[i];
+    ColdSlot& c = t.cold[i];
     if (s.key.load(std::memory_order_acquire) == 0) continue;
     bool fixed = false;
     // A claimer killed before writing the label: the byte after the class byte is still 0.
-    if ((s.label[0].load(std::memory_order_relaxed) >> 8) == 0) {
-      s.label[0].store(uint64_t{'?'} << 8, std::memory_order_relaxed);
+    if ((c.label[0].load(std::memory_order_relaxed) >> 8) == 0) {
+      c.label[0].store(uint64_t{'?'} << 8, std::memory_order_relaxed);
       fixed = true;
     }
-    fixed |= WindowRepair(s.minute, now_unix / kMinuteBucketSeconds);
-    fixed |= WindowRepair(s.hour, now_unix / kHourBucketSeconds);
+    fixed |= WindowRepair({&s.minute, c.minute_hist}, now_unix / kMinuteBucketSeconds);
+    fixed |= WindowRepair({&s.hour, c.hour_hist}, now_unix / kHourBucketSeconds);
     if (s.last_seen.load(std::memory_order_relaxed) > now_unix + 60) {
       s.last_seen.store(now_unix, std::memory_order_relaxed);
       fixed = true;
@@ -56,6 +57,17 @@ int Repair(const Table& t, uint32_t now_unix) {
     repaired += fixed;
   }
   return repaired;
+}
+
+StatTotals Totals(const Table& t) {
+  StatTotals out;
+  for (uint32_t i = 0; i < kStatShards; ++i) {
+    const Stats& s = t.stats[i];
+    for (int v = 0; v < 4; ++v) out.verdicts[v] += s.verdicts[v].load(std::memory_order_relaxed);
+    out.fail_open += s.fail_open.load(std::memory_order_relaxed);
+    out.evictions += s.evictions.load(std::memory_order_relaxed);
+  }
+  return out;
 }
 
 const char* VerdictName(Verdict v) {

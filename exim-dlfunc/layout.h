@@ -8,7 +8,8 @@
 //   does not know.
 //
 // MEMORY
-//   header 256 B + 2 policy blocks of (64 + 24 * policy_capacity) B + capacity * 320 B.
+//   header 256 B + 16 statistics shards of 64 B + 2 policy blocks of (64 + 24 * policy_capacity) B + capacity * 320 B
+//   (a 32-byte hot slot and a 288-byte cold slot per key).
 //   Defaults (65,536 slots, 16,384 policy entries): 20.0 MiB + 0.75 MiB. Pages are touched only
 //   when used, so an idle table costs little resident memory.
 //
@@ -45,25 +46,39 @@ constexpr uint32_t kHourBucketSeconds = 300;    // 12 x 300 s = 3600 s of histor
 // A limit of kUnlimited never refuses. In the config, 0 means unlimited and is stored as this.
 constexpr uint32_t kUnlimited = UINT32_MAX;
 
-// Packs (epoch, count) into one word so that a single CAS moves both.
-struct Window {
-  std::atomic<uint64_t> head;            // current bucket: epoch << 32 | count
-  std::atomic<uint64_t> hist[kBuckets];  // finished buckets at index epoch % kBuckets
+// Two 64-bit words per window are read on every check, in the key's hot slot: the head
+// (current bucket) of the minute and of the hour window. A head packs
+//   bits 63..40  the bucket's epoch (now / bucket seconds), low 24 bits
+//   bits 39..20  recipients admitted in this bucket
+//   bits 19..0   recipients admitted in the 12 finished buckets before it (fixed once the head
+//                entered this bucket: finished buckets never grow)
+// so one load and one CAS decide. Counts saturate at kMaxWindowCount; a limit at or above it is
+// unlimited. The finished buckets themselves live in the cold slot and are read only when the
+// head moves to a new bucket (at most once per bucket per key).
+constexpr uint32_t kMaxWindowCount = (1u << 20) - 1;
+
+// The part of a key's state that every check touches: 32 bytes, two keys per cache line.
+struct HotSlot {
+  std::atomic<uint64_t> key;        // keyed hash of (class, key text); 0 = never used
+  std::atomic<uint32_t> last_seen;  // unix seconds of the last check (eviction picks the oldest)
+  std::atomic<uint32_t> refused;    // recipients refused for this key since the slot was claimed
+  std::atomic<uint64_t> minute;     // minute window head (see above)
+  std::atomic<uint64_t> hour;       // hour window head
 };
+static_assert(sizeof(HotSlot) == 32, "HotSlot layout changed: bump kLayoutVersion");
 
 constexpr size_t kLabelWords = 12;                     // 96 bytes of label
 constexpr size_t kLabelChars = kLabelWords * 8 - 2;    // class byte + text + NUL
 
-// One counted key. 320 bytes, aligned to cache lines.
-struct alignas(64) Slot {
-  std::atomic<uint64_t> key;        // keyed hash of (class, key text); 0 = never used
-  std::atomic<uint32_t> last_seen;  // unix seconds of the last check (eviction picks the oldest)
-  std::atomic<uint32_t> refused;    // recipients refused for this key since the slot was claimed
-  Window minute;
-  Window hour;
-  std::atomic<uint64_t> label[kLabelWords];  // byte 0: KeyClass, then the key text (for `top`)
+// The part touched only when a head changes bucket, a key is claimed, or `top` looks.
+struct ColdSlot {
+  std::atomic<uint64_t> minute_hist[kBuckets];  // finished buckets: epoch << 32 | count,
+  std::atomic<uint64_t> hour_hist[kBuckets];    // at index epoch % kBuckets
+  std::atomic<uint64_t> label[kLabelWords];     // byte 0: KeyClass, then the key text
 };
-static_assert(sizeof(Slot) == 320, "Slot layout changed: bump kLayoutVersion");
+static_assert(sizeof(ColdSlot) == 288, "ColdSlot layout changed: bump kLayoutVersion");
+
+constexpr uint64_t kSlotBytes = sizeof(HotSlot) + sizeof(ColdSlot);  // 320 bytes per key
 
 // Policy entry flags.
 constexpr uint64_t kFlagWhitelist = 1;  // counted, never limited
@@ -71,7 +86,7 @@ constexpr uint64_t kFlagBlocked = 2;    // refused outright (deny)
 constexpr uint64_t kFlagOverride = 4;   // limits below replace the class limits
 
 struct PolicyEntry {
-  std::atomic<uint64_t> key;     // same hash as Slot::key; 0 = empty
+  std::atomic<uint64_t> key;     // same hash as HotSlot::key; 0 = empty
   std::atomic<uint64_t> limits;  // per_minute << 32 | per_hour
   std::atomic<uint64_t> flags;
 };
@@ -91,7 +106,11 @@ struct alignas(64) PolicyBlock {
 static_assert(sizeof(PolicyBlock) == 64, "PolicyBlock layout changed: bump kLayoutVersion");
 
 // Verdict statistics, indexed by Verdict (see table.h) plus fail-open and eviction counts.
-struct Stats {
+// kStatShards copies follow the header; a check adds to the one its first key's hash picks, so
+// processes counting different keys do not bounce one cache line between them. Readers add
+// them up.
+constexpr uint32_t kStatShards = 16;
+struct alignas(64) Stats {
   std::atomic<uint64_t> verdicts[4];  // ok, defer, hold, deny (per call, not per recipient)
   std::atomic<uint64_t> fail_open;    // calls answered ok because of an internal problem
   std::atomic<uint64_t> evictions;    // slots taken over from an idle key
@@ -101,18 +120,18 @@ struct Stats {
 struct alignas(64) Header {
   uint64_t magic;
   uint32_t layout_version;
-  uint32_t slot_size;
+  uint32_t slot_size;  // sizeof(HotSlot) << 16 | sizeof(ColdSlot)
   uint64_t total_size;
   uint32_t capacity;         // number of slots, a power of two
   uint32_t policy_capacity;  // entries per policy block, a power of two
   uint64_t seed[2];          // hash key, random per segment
   uint64_t policy_offset[2];
-  uint64_t slots_offset;
+  uint64_t hot_offset;   // HotSlot[capacity]
+  uint64_t cold_offset;  // ColdSlot[capacity]
   uint64_t created_unix;
   std::atomic<uint32_t> retired;     // set when the sidecar replaced this segment: re-attach
   uint32_t pad0;
   std::atomic<uint64_t> generation;  // policy generation; block generation % 2 is live
-  alignas(64) Stats stats;
 };
 static_assert(sizeof(Header) <= 256, "Header grew past its reserved 256 bytes");
 
@@ -120,13 +139,15 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared memory needs l
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared memory needs lock-free atomics");
 
 constexpr uint64_t kHeaderBytes = 256;
+constexpr uint64_t kStatsBytes = kStatShards * sizeof(Stats);  // right after the header
 
 constexpr uint64_t PolicyBlockBytes(uint32_t policy_capacity) {
   return sizeof(PolicyBlock) + uint64_t{policy_capacity} * sizeof(PolicyEntry);
 }
 
 constexpr uint64_t SegmentBytes(uint32_t capacity, uint32_t policy_capacity) {
-  return kHeaderBytes + 2 * PolicyBlockBytes(policy_capacity) + uint64_t{capacity} * sizeof(Slot);
+  return kHeaderBytes + kStatsBytes + 2 * PolicyBlockBytes(policy_capacity) +
+         uint64_t{capacity} * kSlotBytes;
 }
 
 }  // namespace eg

@@ -16,7 +16,8 @@
 namespace eg {
 namespace {
 
-uint32_t Stored(uint32_t limit) { return limit == 0 ? kUnlimited : limit; }
+// 0 means unlimited in the config; so does a limit the window counts cannot reach.
+uint32_t Stored(uint32_t limit) { return limit == 0 || limit >= kMaxWindowCount ? kUnlimited : limit; }
 
 // Finds the entry for hash in a block, or nullptr. Bounded by kMaxPolicyProbes.
 const PolicyEntry* Find(const Table& t, int block, uint64_t hash) {

@@ -16,7 +16,7 @@ constexpr uint32_t kProbe = 16;
 
 bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
-void WriteLabel(Slot& s, KeyClass klass, const char* text, size_t len) {
+void WriteLabel(ColdSlot& s, KeyClass klass, const char* text, size_t len) {
   char buf[kLabelWords * 8] = {};
   buf[0] = static_cast<char>(klass);
   const size_t n = len < kLabelChars ? len : kLabelChars;
@@ -28,55 +28,61 @@ void WriteLabel(Slot& s, KeyClass klass, const char* text, size_t len) {
   }
 }
 
-void Claimed(Slot& s, KeyClass klass, const char* text, size_t len, uint32_t now) {
-  s.last_seen.store(now, std::memory_order_relaxed);
-  s.refused.store(0, std::memory_order_relaxed);
-  WriteLabel(s, klass, text, len);
+void Claimed(const Table& t, uint32_t i, const KeyRef& k, uint32_t now) {
+  t.hot[i].last_seen.store(now, std::memory_order_relaxed);
+  t.hot[i].refused.store(0, std::memory_order_relaxed);
+  WriteLabel(t.cold[i], k.klass, k.text, k.len);
 }
 
-// The slot counting `hash`, claiming or taking over one if needed. nullptr only if the probe
-// run changed under us many times in a row.
-Slot* FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) {
+// The slot index counting `hash`, claiming or taking over one if needed. kNoSlot only if the
+// probe run changed under us many times in a row.
+constexpr uint32_t kNoSlot = UINT32_MAX;
+
+uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) {
   const uint32_t home = static_cast<uint32_t>(hash >> 32) & t.slot_mask;
   for (int round = 0; round < 8; ++round) {
-    Slot* victim = nullptr;
+    uint32_t victim = kNoSlot;
     uint64_t victim_key = 0;
     uint32_t oldest = UINT32_MAX;
-    for (uint32_t i = 0; i < kProbe; ++i) {
-      Slot& s = t.slots[(home + i) & t.slot_mask];
+    for (uint32_t p = 0; p < kProbe; ++p) {
+      const uint32_t i = (home + p) & t.slot_mask;
+      HotSlot& s = t.hot[i];
       uint64_t key = s.key.load(std::memory_order_acquire);
-      if (key == hash) return &s;
+      if (key == hash) return i;
       if (key == 0) {  // slots are never emptied, so the key is not further along: claim this
         if (s.key.compare_exchange_strong(key, hash, std::memory_order_acq_rel)) {
-          Claimed(s, k.klass, k.text, k.len, now);
-          return &s;
+          Claimed(t, i, k, now);
+          return i;
         }
-        if (key == hash) return &s;
+        if (key == hash) return i;
         continue;  // another key took it; it is not ours, keep probing
       }
       const uint32_t seen = s.last_seen.load(std::memory_order_relaxed);
       if (seen < oldest) {
         oldest = seen;
-        victim = &s;
+        victim = i;
         victim_key = key;
       }
     }
-    if (victim == nullptr) continue;
+    if (victim == kNoSlot) continue;
     // Take over the idlest key. Its windows are kept: counts older than an hour have expired
     // anyway, and counts of a recently active victim make us strict, never lenient.
     uint64_t expected = victim_key;
-    if (victim->key.compare_exchange_strong(expected, hash, std::memory_order_acq_rel)) {
-      t.header->stats.evictions.fetch_add(1, std::memory_order_relaxed);
-      Claimed(*victim, k.klass, k.text, k.len, now);
+    if (t.hot[victim].key.compare_exchange_strong(expected, hash, std::memory_order_acq_rel)) {
+      t.stats[hash % kStatShards].evictions.fetch_add(1, std::memory_order_relaxed);
+      Claimed(t, victim, k, now);
       return victim;
     }
     if (expected == hash) return victim;
   }
-  return nullptr;
+  return kNoSlot;
 }
 
+WindowRef MinuteWindow(const Table& t, uint32_t i) { return {&t.hot[i].minute, t.cold[i].minute_hist}; }
+WindowRef HourWindow(const Table& t, uint32_t i) { return {&t.hot[i].hour, t.cold[i].hour_hist}; }
+
 struct Reservation {
-  Window* window;
+  WindowRef window;
   uint32_t epoch;
 };
 
@@ -93,15 +99,16 @@ const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy
   auto* h = new (base) Header();
   h->magic = kMagic;
   h->layout_version = kLayoutVersion;
-  h->slot_size = sizeof(Slot);
+  h->slot_size = sizeof(HotSlot) << 16 | sizeof(ColdSlot);
   h->total_size = SegmentBytes(capacity, policy_capacity);
   h->capacity = capacity;
   h->policy_capacity = policy_capacity;
   h->seed[0] = seed[0];
   h->seed[1] = seed[1];
-  h->policy_offset[0] = kHeaderBytes;
-  h->policy_offset[1] = kHeaderBytes + PolicyBlockBytes(policy_capacity);
-  h->slots_offset = kHeaderBytes + 2 * PolicyBlockBytes(policy_capacity);
+  h->policy_offset[0] = kHeaderBytes + kStatsBytes;
+  h->policy_offset[1] = h->policy_offset[0] + PolicyBlockBytes(policy_capacity);
+  h->hot_offset = h->policy_offset[1] + PolicyBlockBytes(policy_capacity);
+  h->cold_offset = h->hot_offset + uint64_t{capacity} * sizeof(HotSlot);
   h->created_unix = now_unix;
   for (int b = 0; b < 2; ++b) {
     auto* block = new (bytes + h->policy_offset[b]) PolicyBlock();
@@ -110,7 +117,9 @@ const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy
     }
     new (bytes + h->policy_offset[b] + sizeof(PolicyBlock)) PolicyEntry[policy_capacity]();
   }
-  new (bytes + h->slots_offset) Slot[capacity]();
+  new (bytes + kHeaderBytes) Stats[kStatShards]();
+  new (bytes + h->hot_offset) HotSlot[capacity]();
+  new (bytes + h->cold_offset) ColdSlot[capacity]();
   std::atomic_thread_fence(std::memory_order_release);
   return nullptr;
 }
@@ -120,7 +129,9 @@ const char* Bind(void* base, uint64_t size, Table* t) {
   auto* h = static_cast<Header*>(base);
   if (h->magic != kMagic) return "not an eximguard segment (bad magic)";
   if (h->layout_version != kLayoutVersion) return "unknown segment layout version";
-  if (h->slot_size != sizeof(Slot)) return "segment slot size mismatch";
+  if (h->slot_size != (sizeof(HotSlot) << 16 | sizeof(ColdSlot))) {
+    return "segment slot size mismatch";
+  }
   const uint32_t capacity = h->capacity;
   const uint32_t policy_capacity = h->policy_capacity;
   if (!IsPowerOfTwo(capacity) || capacity < kProbe || !IsPowerOfTwo(policy_capacity) ||
@@ -129,20 +140,23 @@ const char* Bind(void* base, uint64_t size, Table* t) {
   }
   const uint64_t need = SegmentBytes(capacity, policy_capacity);
   if (h->total_size != need || size < need) return "segment size does not match its header";
-  if (h->policy_offset[0] != kHeaderBytes ||
-      h->policy_offset[1] != kHeaderBytes + PolicyBlockBytes(policy_capacity) ||
-      h->slots_offset != kHeaderBytes + 2 * PolicyBlockBytes(policy_capacity)) {
+  const uint64_t policy0 = kHeaderBytes + kStatsBytes;
+  const uint64_t policy1 = policy0 + PolicyBlockBytes(policy_capacity);
+  const uint64_t hot = policy1 + PolicyBlockBytes(policy_capacity);
+  if (h->policy_offset[0] != policy0 || h->policy_offset[1] != policy1 || h->hot_offset != hot ||
+      h->cold_offset != h->hot_offset + uint64_t{capacity} * sizeof(HotSlot)) {
     return "segment offsets do not match its header";
   }
   auto* bytes = static_cast<unsigned char*>(base);
   t->header = h;
+  t->stats = reinterpret_cast<Stats*>(bytes + kHeaderBytes);
   for (int b = 0; b < 2; ++b) {
-    t->policy[b] = reinterpret_cast<PolicyBlock*>(bytes + kHeaderBytes +
-                                                  b * PolicyBlockBytes(policy_capacity));
+    t->policy[b] = reinterpret_cast<PolicyBlock*>(bytes + (b == 0 ? policy0 : policy1));
     t->entries[b] = reinterpret_cast<PolicyEntry*>(reinterpret_cast<unsigned char*>(t->policy[b]) +
                                                    sizeof(PolicyBlock));
   }
-  t->slots = reinterpret_cast<Slot*>(bytes + kHeaderBytes + 2 * PolicyBlockBytes(policy_capacity));
+  t->hot = reinterpret_cast<HotSlot*>(bytes + hot);
+  t->cold = reinterpret_cast<ColdSlot*>(bytes + hot + uint64_t{capacity} * sizeof(HotSlot));
   t->slot_mask = capacity - 1;
   t->policy_mask = policy_capacity - 1;
   t->seed[0] = h->seed[0];
@@ -153,16 +167,18 @@ const char* Bind(void* base, uint64_t size, Table* t) {
 Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, uint32_t now_unix,
                Verdict over_limit) {
   Decision d;
-  Stats& stats = t.header->stats;
   if (nkeys > kMaxKeys) nkeys = kMaxKeys;
   if (count == 0) count = 1;
 
   uint64_t hashes[kMaxKeys] = {};
   KeyClass classes[kMaxKeys] = {};
+  uint64_t any_hash = 0;
   for (int i = 0; i < nkeys; ++i) {
     classes[i] = keys[i].klass;
     if (keys[i].len > 0) hashes[i] = KeyHash(t, keys[i].klass, keys[i].text, keys[i].len);
+    any_hash ^= hashes[i];
   }
+  Stats& stats = t.stats[any_hash % kStatShards];
   PolicySnapshot pol;
   if (!ReadPolicy(t, hashes, classes, nkeys, &pol)) {
     d.failed = true;
@@ -170,10 +186,10 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
     return d;  // cannot know the fail mode without a policy: open
   }
   const bool dry_run = pol.options & kOptionDryRun;
-  auto refuse = [&](Verdict v, int key, Slot* slot) {
+  auto refuse = [&](Verdict v, int key, uint32_t slot) {
     d.key = key;
     d.would = v;
-    if (slot) slot->refused.fetch_add(count, std::memory_order_relaxed);
+    if (slot != kNoSlot) t.hot[slot].refused.fetch_add(count, std::memory_order_relaxed);
     if (dry_run) {
       d.dry_run = true;
       d.verdict = Verdict::kOk;
@@ -189,7 +205,7 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
 
   for (int i = 0; i < nkeys; ++i) {
     if (hashes[i] != 0 && (pol.key[i].flags & kFlagBlocked)) {
-      refuse(Verdict::kDeny, i, nullptr);
+      refuse(Verdict::kDeny, i, kNoSlot);
       if (!dry_run) {
         stats.verdicts[static_cast<int>(d.verdict)].fetch_add(1, std::memory_order_relaxed);
         return d;
@@ -199,34 +215,37 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
 
   const uint32_t minute_epoch = now_unix / kMinuteBucketSeconds;
   const uint32_t hour_epoch = now_unix / kHourBucketSeconds;
-  Slot* slots[kMaxKeys] = {};
+  uint32_t slots[kMaxKeys];
   uint32_t minute_limit[kMaxKeys];
   uint32_t hour_limit[kMaxKeys];
   for (int i = 0; i < nkeys; ++i) {
+    slots[i] = kNoSlot;
     if (hashes[i] == 0) continue;
     slots[i] = FindSlot(t, hashes[i], keys[i], now_unix);
-    if (slots[i] == nullptr) {
+    if (slots[i] == kNoSlot) {
       fail();
       return d;
     }
-    if (slots[i]->last_seen.load(std::memory_order_relaxed) != now_unix) {
-      slots[i]->last_seen.store(now_unix, std::memory_order_relaxed);
+    HotSlot& hot = t.hot[slots[i]];
+    if (hot.last_seen.load(std::memory_order_relaxed) != now_unix) {
+      hot.last_seen.store(now_unix, std::memory_order_relaxed);
     }
     const bool whitelisted = pol.key[i].flags & kFlagWhitelist;
     const uint32_t per_minute = whitelisted ? kUnlimited : pol.key[i].per_minute;
     const uint32_t per_hour = whitelisted ? kUnlimited : pol.key[i].per_hour;
     // Read-only pre-check, so a sender hammering a full window writes nothing shared.
     if (d.key < 0) {
-      if (uint64_t{WindowCount(slots[i]->minute, minute_epoch)} + count > per_minute) {
+      if (uint64_t{WindowCount(MinuteWindow(t, slots[i]), minute_epoch)} + count > per_minute) {
         refuse(over_limit, i, slots[i]);
         d.limit = per_minute;
-      } else if (uint64_t{WindowCount(slots[i]->hour, hour_epoch)} + count > per_hour) {
+      } else if (uint64_t{WindowCount(HourWindow(t, slots[i]), hour_epoch)} + count > per_hour) {
         refuse(over_limit, i, slots[i]);
         d.hour = true;
         d.limit = per_hour;
       }
     }
-    // A dry run counts everything that really goes out.
+    // A dry run counts everything that really goes out; a limit at or above the count's
+    // saturation point cannot be enforced and is unlimited.
     minute_limit[i] = dry_run ? kUnlimited : per_minute;
     hour_limit[i] = dry_run ? kUnlimited : per_hour;
   }
@@ -239,18 +258,18 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
   Reservation held[2 * kMaxKeys];
   int nheld = 0;
   for (int i = 0; i < nkeys; ++i) {
-    if (slots[i] == nullptr) continue;
-    Window* windows[2] = {&slots[i]->minute, &slots[i]->hour};
+    if (slots[i] == kNoSlot) continue;
+    const WindowRef windows[2] = {MinuteWindow(t, slots[i]), HourWindow(t, slots[i])};
     const uint32_t epochs[2] = {minute_epoch, hour_epoch};
     const uint32_t limits[2] = {minute_limit[i], hour_limit[i]};
     for (int w = 0; w < 2; ++w) {
       uint32_t counted = 0;
-      const Reserve r = WindowReserve(*windows[w], epochs[w], count, limits[w], &counted);
+      const Reserve r = WindowReserve(windows[w], epochs[w], count, limits[w], &counted);
       if (r == Reserve::kAdmitted) {
         held[nheld++] = {windows[w], counted};
         continue;
       }
-      for (int j = 0; j < nheld; ++j) WindowRelease(*held[j].window, held[j].epoch, count);
+      for (int j = 0; j < nheld; ++j) WindowRelease(held[j].window, held[j].epoch, count);
       if (r == Reserve::kFull) {  // lost the race for the last places
         refuse(over_limit, i, slots[i]);
         d.hour = (w == 1);

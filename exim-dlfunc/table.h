@@ -36,7 +36,9 @@ struct Table {
   Header* header = nullptr;
   PolicyBlock* policy[2] = {nullptr, nullptr};
   PolicyEntry* entries[2] = {nullptr, nullptr};
-  Slot* slots = nullptr;
+  HotSlot* hot = nullptr;    // capacity entries; index i of both arrays is one key
+  ColdSlot* cold = nullptr;
+  Stats* stats = nullptr;    // kStatShards shards, picked by key hash
   uint32_t slot_mask = 0;
   uint32_t policy_mask = 0;
   uint64_t seed[2] = {0, 0};
@@ -48,7 +50,7 @@ struct Table {
 const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy_capacity,
                    const uint64_t seed[2], uint64_t now_unix);
 
-// Validates a mapped segment and fills *t. Returns nullptr on success, else a static string
+// Validates a mapped segment and fills *t . Returns nullptr on success, else a static string
 // naming the problem (bad magic, unknown layout version, size mismatch, ...).
 const char* Bind(void* base, uint64_t size, Table* t);
 
@@ -130,6 +132,14 @@ std::vector<SlotView> Snapshot(const Table& t, uint32_t now_unix, uint32_t max_a
 // Repairs what a killed writer can leave: a claimed slot without a label, counters stamped in
 // the future (clock stepped back). Returns the number of slots repaired. Sidecar only.
 int Repair(const Table& t, uint32_t now_unix);
+
+// The statistics of all shards added up.
+struct StatTotals {
+  uint64_t verdicts[4] = {};  // calls answered ok, defer, hold, deny
+  uint64_t fail_open = 0;
+  uint64_t evictions = 0;
+};
+StatTotals Totals(const Table& t);
 
 const char* VerdictName(Verdict v);
 const char* KeyClassName(KeyClass k);

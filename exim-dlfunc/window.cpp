@@ -10,32 +10,68 @@ namespace {
 // A CAS loses only when another process changed the same word in between; 256 losses in a row
 // means something is badly wrong (or the word is corrupt), and the caller fails open.
 constexpr int kMaxRaces = 256;
+constexpr uint32_t kEpochMask = (1u << 24) - 1;
+constexpr int32_t kMaxHeadAge = 1 << 23;  // buckets; older heads are ambiguous
 
-constexpr uint64_t Pack(uint32_t epoch, uint32_t count) { return uint64_t{epoch} << 32 | count; }
-constexpr uint32_t EpochOf(uint64_t word) { return static_cast<uint32_t>(word >> 32); }
-constexpr uint32_t CountOf(uint64_t word) { return static_cast<uint32_t>(word); }
+// ---- head: epoch(24) | count(20) | sum(20) ----
+struct Head {
+  bool used;       // false: nothing counted in it (never used, or released to zero)
+  uint32_t epoch;  // full epoch, recovered relative to now; meaningless when !used
+  uint32_t count;
+  uint32_t sum;
 
-// Sum of the finished buckets in [end - kBuckets, end - 1].
-uint64_t FinishedSum(const Window& w, uint32_t end) {
+  // The head is the current bucket (or a future one: the clock went back).
+  bool Current(uint32_t now_epoch) const { return used && epoch >= now_epoch; }
+};
+
+constexpr uint64_t PackHead(uint32_t epoch, uint32_t count, uint32_t sum) {
+  return uint64_t{epoch & kEpochMask} << 40 | uint64_t{count} << 20 | sum;
+}
+
+// Signed distance now - epoch, from 24-bit epochs.
+int32_t Age(uint64_t word, uint32_t now_epoch) {
+  const uint32_t e24 = static_cast<uint32_t>(word >> 40);
+  const uint32_t d = (now_epoch - e24) & kEpochMask;
+  return d >= (1u << 23) ? static_cast<int32_t>(d) - (1 << 24) : static_cast<int32_t>(d);
+}
+
+Head Unpack(uint64_t word, uint32_t now_epoch) {
+  // A head with nothing in it is as good as stale: its epoch bits mean nothing, so it must not
+  // pass for the current or a future bucket.
+  if ((word & ((uint64_t{1} << 40) - 1)) == 0) return {false, 0, 0, 0};
+  return {true, now_epoch - static_cast<uint32_t>(Age(word, now_epoch)),
+          static_cast<uint32_t>(word >> 20) & kMaxWindowCount,
+          static_cast<uint32_t>(word) & kMaxWindowCount};
+}
+
+uint32_t Saturate(uint64_t v) { return v > kMaxWindowCount ? kMaxWindowCount : static_cast<uint32_t>(v); }
+
+// ---- hist: epoch(32) | count(32) ----
+constexpr uint64_t PackHist(uint32_t epoch, uint32_t count) { return uint64_t{epoch} << 32 | count; }
+constexpr uint32_t HistEpoch(uint64_t word) { return static_cast<uint32_t>(word >> 32); }
+constexpr uint32_t HistCount(uint64_t word) { return static_cast<uint32_t>(word); }
+
+// Sum of the finished buckets in [end - kBuckets, end - 1], skipping epoch `skip`.
+uint64_t FinishedSum(const std::atomic<uint64_t>* hist, uint32_t end, uint32_t skip) {
   uint64_t sum = 0;
-  for (const auto& bucket : w.hist) {
-    const uint64_t v = bucket.load(std::memory_order_acquire);
-    const uint32_t e = EpochOf(v);
-    if (e < end && end - e <= kBuckets) sum += CountOf(v);
+  for (uint32_t i = 0; i < kBuckets; ++i) {
+    const uint64_t v = hist[i].load(std::memory_order_acquire);
+    const uint32_t e = HistEpoch(v);
+    if (e != skip && e < end && end - e <= kBuckets) sum += HistCount(v);
   }
   return sum;
 }
 
-// Copies the bucket (epoch, count) that head is about to leave into hist. Only ever raises the
-// stored count for that epoch, so a late or repeated copy cannot lower it. False: gave up.
-bool Retire(Window& w, uint32_t epoch, uint32_t count) {
+// Copies the bucket (epoch, count) that the head is about to leave into hist. Only ever raises
+// the stored count for that epoch, so a late or repeated copy cannot lower it. False: gave up.
+bool Retire(std::atomic<uint64_t>* hist, uint32_t epoch, uint32_t count) {
   if (count == 0) return true;  // an empty bucket contributes nothing; stale entries age out
-  auto& bucket = w.hist[epoch % kBuckets];
+  auto& bucket = hist[epoch % kBuckets];
   uint64_t cur = bucket.load(std::memory_order_acquire);
   for (int i = 0; i < kMaxRaces; ++i) {
-    const uint32_t e = EpochOf(cur);
-    if (e > epoch || (e == epoch && CountOf(cur) >= count)) return true;
-    if (bucket.compare_exchange_weak(cur, Pack(epoch, count), std::memory_order_acq_rel,
+    const uint32_t e = HistEpoch(cur);
+    if (e > epoch || (e == epoch && HistCount(cur) >= count)) return true;
+    if (bucket.compare_exchange_weak(cur, PackHist(epoch, count), std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       return true;
     }
@@ -43,76 +79,81 @@ bool Retire(Window& w, uint32_t epoch, uint32_t count) {
   return false;
 }
 
-uint32_t Saturate(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(v); }
-
 }  // namespace
 
-uint32_t WindowCount(const Window& w, uint32_t now_epoch) {
-  const uint64_t head = w.head.load(std::memory_order_acquire);
-  const uint32_t e = EpochOf(head);
-  if (e >= now_epoch) return Saturate(FinishedSum(w, e) + CountOf(head));
-  // head is a finished bucket not yet retired; hist may already hold a copy of it: count once.
-  uint64_t sum = 0;
-  for (const auto& bucket : w.hist) {
-    const uint64_t v = bucket.load(std::memory_order_acquire);
-    const uint32_t be = EpochOf(v);
-    if (be != e && be < now_epoch && now_epoch - be <= kBuckets) sum += CountOf(v);
-  }
-  if (now_epoch - e <= kBuckets) sum += CountOf(head);
+uint32_t WindowCount(WindowRef w, uint32_t now_epoch) {
+  const uint64_t word = w.head->load(std::memory_order_acquire);
+  const Head h = Unpack(word, now_epoch);
+  if (h.Current(now_epoch)) return Saturate(uint64_t{h.sum} + h.count);
+  if (!h.used) return Saturate(FinishedSum(w.hist, now_epoch, now_epoch));
+  // The head is a finished bucket not yet retired; hist may already hold a copy: count it once.
+  uint64_t sum = FinishedSum(w.hist, now_epoch, h.epoch);
+  if (now_epoch - h.epoch <= kBuckets) sum += h.count;
   return Saturate(sum);
 }
 
-Reserve WindowReserve(Window& w, uint32_t now_epoch, uint32_t n, uint32_t limit,
+Reserve WindowReserve(WindowRef w, uint32_t now_epoch, uint32_t n, uint32_t limit,
                       uint32_t* counted_epoch) {
-  uint64_t head = w.head.load(std::memory_order_acquire);
+  uint64_t word = w.head->load(std::memory_order_acquire);
   for (int i = 0; i < kMaxRaces; ++i) {
-    const uint32_t e = EpochOf(head);
-    const uint32_t c = CountOf(head);
+    const Head h = Unpack(word, now_epoch);
     uint64_t total;
     uint64_t next;
-    if (e >= now_epoch) {  // the current bucket (or the clock went back: keep counting in it)
-      total = FinishedSum(w, e) + c + n;
-      next = Pack(e, Saturate(uint64_t{c} + n));
-    } else {  // head is stale: retire it, start the current bucket
-      if (!Retire(w, e, c)) return Reserve::kContended;
-      total = FinishedSum(w, now_epoch) + n;
-      next = Pack(now_epoch, n);
+    if (h.Current(now_epoch)) {  // the current bucket (or the clock went back: keep counting)
+      total = uint64_t{h.sum} + h.count + n;
+      next = PackHead(h.epoch, Saturate(uint64_t{h.count} + n), h.sum);
+      *counted_epoch = h.epoch;
+    } else {  // the head is stale: retire it, then start the current bucket
+      if (h.used && !Retire(w.hist, h.epoch, h.count)) return Reserve::kContended;
+      const uint64_t sum = FinishedSum(w.hist, now_epoch, now_epoch);
+      total = sum + n;
+      next = PackHead(now_epoch, Saturate(n), Saturate(sum));
+      *counted_epoch = now_epoch;
     }
     if (total > limit) return Reserve::kFull;
-    if (w.head.compare_exchange_weak(head, next, std::memory_order_acq_rel,
-                                     std::memory_order_acquire)) {
-      *counted_epoch = EpochOf(next);
+    if (w.head->compare_exchange_weak(word, next, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
       return Reserve::kAdmitted;
     }
   }
   return Reserve::kContended;
 }
 
-void WindowRelease(Window& w, uint32_t epoch, uint32_t n) {
-  uint64_t head = w.head.load(std::memory_order_acquire);
-  for (int i = 0; i < kMaxRaces && EpochOf(head) == epoch; ++i) {
-    const uint32_t c = CountOf(head);
-    if (w.head.compare_exchange_weak(head, Pack(epoch, c - std::min(c, n)),
-                                     std::memory_order_acq_rel, std::memory_order_acquire)) {
+void WindowRelease(WindowRef w, uint32_t epoch, uint32_t n) {
+  uint64_t word = w.head->load(std::memory_order_acquire);
+  for (int i = 0; i < kMaxRaces; ++i) {
+    const Head h = Unpack(word, epoch);
+    if (!h.used || h.epoch != epoch) break;
+    const uint64_t next = PackHead(epoch, h.count - std::min(h.count, n), h.sum);
+    if (w.head->compare_exchange_weak(word, next, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
       return;
     }
   }
-  // head moved on, so the bucket was retired into hist before that: take it back there.
+  // The head moved on, so the bucket was retired into hist before that: take it back there.
+  // (Heads that cached a sum including it stay strict for the rest of their bucket.)
   auto& bucket = w.hist[epoch % kBuckets];
   uint64_t cur = bucket.load(std::memory_order_acquire);
-  for (int i = 0; i < kMaxRaces && EpochOf(cur) == epoch; ++i) {
-    const uint32_t c = CountOf(cur);
-    if (bucket.compare_exchange_weak(cur, Pack(epoch, c - std::min(c, n)),
+  for (int i = 0; i < kMaxRaces && HistEpoch(cur) == epoch; ++i) {
+    const uint32_t c = HistCount(cur);
+    if (bucket.compare_exchange_weak(cur, PackHist(epoch, c - std::min(c, n)),
                                      std::memory_order_acq_rel, std::memory_order_acquire)) {
       return;
     }
   }
 }
 
-bool WindowRepair(Window& w, uint32_t now_epoch) {
-  if (EpochOf(w.head.load(std::memory_order_acquire)) <= now_epoch + 1) return false;
-  w.head.store(0, std::memory_order_release);
-  for (auto& bucket : w.hist) bucket.store(0, std::memory_order_release);
+bool WindowRepair(WindowRef w, uint32_t now_epoch) {
+  const uint64_t word = w.head->load(std::memory_order_acquire);
+  if (word == 0) return false;
+  const int32_t age = Age(word, now_epoch);
+  bool future_hist = false;
+  for (uint32_t i = 0; i < kBuckets; ++i) {
+    future_hist |= HistEpoch(w.hist[i].load(std::memory_order_relaxed)) > now_epoch + 1;
+  }
+  if (age >= -1 && age < kMaxHeadAge / 2 && !future_hist) return false;
+  w.head->store(0, std::memory_order_release);
+  for (uint32_t i = 0; i < kBuckets; ++i) w.hist[i].store(0, std::memory_order_release);
   return true;
 }
 

@@ -1,18 +1,20 @@
 // window.h - a lock-free sliding-window counter that many processes update at once.
 //
 // SUMMARY
-//   A Window counts admitted recipients in buckets of B seconds (5 s for the minute window,
-//   300 s for the hour window). The current bucket lives in one 64-bit word, `head`
-//   (epoch << 32 | count); the 12 finished buckets before it live in `hist`, each stamped with its
-//   epoch. The window a limit applies to is the current bucket plus the 12 before it, so it spans
-//   between 12*B and 13*B seconds of history.
+//   A window counts admitted recipients in buckets of B seconds (5 s for the minute window,
+//   300 s for the hour window). The current bucket lives in one 64-bit head word in the key's
+//   hot slot (layout.h: epoch, count, and the sum of the 12 finished buckets before it); the 12
+//   finished buckets live in `hist` in the cold slot, each stamped with its epoch. The window a
+//   limit applies to is the current bucket plus the 12 before it, so it spans between 12*B and
+//   13*B seconds of history.
 //
 // WHY IT IS EXACT
-//   Check-and-count is one compare-and-swap on `head`: a process reads head, sums the finished
-//   buckets, and CASes head to count+n only if the total stays within the limit. Finished buckets
-//   never change once head has moved past them (the process that moves head first copies the
-//   bucket it retires into hist, with a CAS that only ever raises the count), so the sum a process
-//   read is still true when its CAS succeeds. Hence, however many processes race:
+//   Check-and-count is one compare-and-swap on the head: a process reads the head and CASes it
+//   to count+n only if sum+count+n stays within the limit. The finished buckets never grow once
+//   the head has moved past them (the process that moves the head first copies the bucket it
+//   retires into hist, with a CAS that only ever raises the count, and then computes the sum), so
+//   the sum cached in the head stays true for the whole bucket. Hence, however many processes
+//   race:
 //     - never more than `limit` recipients are admitted in any span of 12*B seconds (a full
 //       minute / a full hour: there is no leak at a window boundary);
 //     - a key that hit its limit may have to wait up to B seconds (5 s / 5 min) longer than an
@@ -24,6 +26,11 @@
 //   would hold anyway. A process killed after reserving on one key and before releasing it (see
 //   table.cpp) leaves that key counted n too many for at most one window: strict, never a leak.
 //
+// LIMITS
+//   The head keeps the low 24 bits of the epoch: the full epoch is recovered relative to `now`,
+//   which is right while a head is less than 2^23 buckets old (485 days for the minute window).
+//   Repair() (run by the sidecar on every pass) clears heads older than that.
+//
 // THREAD/PROCESS SAFETY
 //   All functions are safe to call concurrently from any number of processes. No allocation, no
 //   system call, bounded loops.
@@ -31,28 +38,36 @@
 #ifndef EXIMGUARD_WINDOW_H_
 #define EXIMGUARD_WINDOW_H_
 
+#include <atomic>
 #include <cstdint>
 
 #include "layout.h"
 
 namespace eg {
 
+// One window of one key: its head word and its kBuckets finished buckets.
+struct WindowRef {
+  std::atomic<uint64_t>* head;
+  std::atomic<uint64_t>* hist;
+};
+
 // Recipients counted in the window that ends in bucket `now_epoch` (now / B).
-uint32_t WindowCount(const Window& w, uint32_t now_epoch);
+uint32_t WindowCount(WindowRef w, uint32_t now_epoch);
 
 enum class Reserve : uint8_t { kAdmitted, kFull, kContended };
 
 // Counts n recipients if the window's total stays <= limit. On kAdmitted, *counted_epoch is the
 // bucket the n went into (WindowRelease needs it). kContended: gave up after many lost CAS races.
-Reserve WindowReserve(Window& w, uint32_t now_epoch, uint32_t n, uint32_t limit,
+Reserve WindowReserve(WindowRef w, uint32_t now_epoch, uint32_t n, uint32_t limit,
                       uint32_t* counted_epoch);
 
 // Takes back n recipients reserved in bucket `epoch` (a multi-key check lost a race on another
 // key). Best effort: if the bucket cannot be found any more the count stays (strict side).
-void WindowRelease(Window& w, uint32_t epoch, uint32_t n);
+void WindowRelease(WindowRef w, uint32_t epoch, uint32_t n);
 
-// Resets a window whose head is stamped after `now_epoch` + 1 (the clock went back). Sidecar.
-bool WindowRepair(Window& w, uint32_t now_epoch);
+// Sidecar: resets a window whose head is stamped after now_epoch + 1 (the clock went back) or
+// that is too old for its 24-bit epoch. Returns true if it changed anything.
+bool WindowRepair(WindowRef w, uint32_t now_epoch);
 
 }  // namespace eg
 

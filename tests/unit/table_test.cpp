@@ -37,8 +37,8 @@ TEST(Table, SenderGetsExactlyItsMinuteLimitThenDefer) {
   EXPECT_EQ(d.key, 0);
   EXPECT_EQ(d.limit, 5u);
   EXPECT_FALSE(d.hour);
-  EXPECT_EQ(s.table().header->stats.verdicts[0].load(), 5u);
-  EXPECT_EQ(s.table().header->stats.verdicts[1].load(), 1u);
+  EXPECT_EQ(Totals(s.table()).verdicts[0], 5u);
+  EXPECT_EQ(Totals(s.table()).verdicts[1], 1u);
 }
 
 TEST(Table, HourLimitAppliesAcrossMinutes) {
@@ -256,7 +256,7 @@ TEST(Table, FullTableEvictsTheIdlestAndKeepsCounting) {
   }
   // A new sender still gets its own counter, taking over the idlest slot (old0, seen at kNow).
   EXPECT_EQ(Admitted(s.table(), "new@x", 3, kNow + 100), 1);
-  EXPECT_EQ(s.table().header->stats.evictions.load(), 1u);
+  EXPECT_EQ(Totals(s.table()).evictions, 1u);
   auto views = Snapshot(s.table(), kNow + 100, 3600);
   EXPECT_EQ(views.size(), 16u);
   for (const auto& v : views) EXPECT_NE(v.key, "old0@x");
@@ -311,7 +311,7 @@ TEST(Table, RepairFixesUnlabelledSlotsAndFutureStamps) {
   s.Publish(Limits(5, 0));
   EXPECT_EQ(Admitted(s.table(), "e@x", 5, kNow + 10000), 5);  // counted with a clock far ahead
   EXPECT_EQ(Admitted(s.table(), "e@x", 1, kNow), 0);
-  s.table().slots[3].key.store(12345);  // as if a claimer died before writing the label
+  s.table().hot[3].key.store(12345);  // as if a claimer died before writing the label
   EXPECT_EQ(Repair(s.table(), kNow), 2);
   EXPECT_EQ(Admitted(s.table(), "e@x", 5, kNow), 5);
   EXPECT_EQ(Repair(s.table(), kNow), 0);

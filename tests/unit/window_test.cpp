@@ -7,7 +7,9 @@ namespace eg {
 namespace {
 
 struct WindowTest : ::testing::Test {
-  Window w{};
+  std::atomic<uint64_t> head{0};
+  std::atomic<uint64_t> hist[kBuckets] = {};
+  WindowRef w{&head, hist};
   int Admit(uint32_t epoch, int attempts, uint32_t limit) {
     int admitted = 0;
     for (int i = 0; i < attempts; ++i) {
@@ -64,7 +66,9 @@ TEST_F(WindowTest, ReleaseGivesBackInCurrentAndRetiredBucket) {
   EXPECT_EQ(WindowCount(w, 10), 2u);
   ASSERT_EQ(WindowReserve(w, 11, 1, 5, &counted), Reserve::kAdmitted);  // retires bucket 10
   WindowRelease(w, 10, 2);
-  EXPECT_EQ(WindowCount(w, 11), 1u);
+  // The head of bucket 11 cached the old sum: strict until it moves on, then exact.
+  EXPECT_EQ(WindowCount(w, 11), 3u);
+  EXPECT_EQ(WindowCount(w, 12), 1u);
 }
 
 TEST_F(WindowTest, ClockGoingBackKeepsCountingThenRepairResets) {
@@ -75,11 +79,34 @@ TEST_F(WindowTest, ClockGoingBackKeepsCountingThenRepairResets) {
   EXPECT_FALSE(WindowRepair(w, 900));
 }
 
-TEST_F(WindowTest, CountNeverWrapsPastUint32) {
+TEST_F(WindowTest, UnlimitedCountsSaturateInsteadOfWrapping) {
   uint32_t counted = 0;
-  w.head.store(uint64_t{50} << 32 | (UINT32_MAX - 1));
-  EXPECT_EQ(WindowReserve(w, 50, 10, kUnlimited, &counted), Reserve::kFull);
-  EXPECT_EQ(WindowCount(w, 50), UINT32_MAX - 1);
+  EXPECT_EQ(WindowReserve(w, 50, kMaxWindowCount - 1, kUnlimited, &counted), Reserve::kAdmitted);
+  EXPECT_EQ(WindowReserve(w, 50, 10, kUnlimited, &counted), Reserve::kAdmitted);
+  EXPECT_EQ(WindowCount(w, 50), kMaxWindowCount);
+  EXPECT_EQ(WindowReserve(w, 50, 1, 1000, &counted), Reserve::kFull);
+}
+
+TEST_F(WindowTest, EpochsPastTwentyFourBitsStillWork) {
+  const uint32_t e = (1u << 24) + (1u << 23) + 5;  // high bits the head does not store
+  EXPECT_EQ(Admit(e, 10, 3), 3);
+  EXPECT_EQ(Admit(e + 1, 10, 3), 0);
+  EXPECT_EQ(Admit(e + kBuckets + 1, 10, 3), 3);
+  EXPECT_EQ(WindowCount(w, e + kBuckets + 1), 3u);
+}
+
+TEST_F(WindowTest, EmptyHeadIsNeverMistakenForAFutureBucket) {
+  // With the low 24 bits of now >= 2^23, a zero head decodes to a "future" epoch unless handled.
+  const uint32_t e = (1u << 23) + 100;
+  EXPECT_EQ(Admit(e, 10, 2), 2);
+  EXPECT_EQ(Admit(e + kBuckets + 1, 10, 2), 2);
+}
+
+TEST_F(WindowTest, RepairClearsAncientHeads) {
+  EXPECT_EQ(Admit(100, 1, 5), 1);
+  EXPECT_FALSE(WindowRepair(w, 100 + 1000));
+  EXPECT_TRUE(WindowRepair(w, 100 + (1u << 22) + 1));
+  EXPECT_EQ(head.load(), 0u);
 }
 
 }  // namespace
