@@ -3,7 +3,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -246,6 +248,39 @@ TEST(Table, ForkedProcessesRacingForTheLastPlacesAdmitExactlyTheLimit) {
   close(pipefd[0]);
   close(pipefd[1]);
   EXPECT_EQ(total, 500);
+}
+
+TEST(Table, WritersKilledAtRandomMomentsLeaveNothingHeld) {
+  TestSegment s(64, 64);  // small: children also claim and evict slots while being killed
+  s.Publish(Limits(1000000, 0));
+  std::mt19937 rng(42);
+  for (int round = 0; round < 30; ++round) {
+    std::vector<pid_t> kids;
+    for (int p = 0; p < 4; ++p) {
+      pid_t pid = fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        std::string error;
+        auto seg = OpenSegment(s.spec.name, &error);
+        if (!seg) _exit(3);
+        for (uint32_t i = 0;; ++i) {
+          const std::string key = "k" + std::to_string((i * 7 + p) % 200) + "@x";
+          const KeyRef k = Sender(key);
+          Check(seg->table, &k, 1, 1 + i % 3, kNow + i / 5000, Verdict::kDefer);
+        }
+      }
+      kids.push_back(pid);
+    }
+    usleep(1000 + rng() % 20000);
+    for (pid_t pid : kids) kill(pid, SIGKILL);
+    for (pid_t pid : kids) waitpid(pid, nullptr, 0);
+  }
+  Repair(s.table(), kNow);
+  // Afterwards a fresh account still gets exactly its limit.
+  Policy p = Limits(1000000, 0);
+  p.rules.push_back({KeyClass::kSender, "fresh@x", kFlagOverride, {7, 0}});
+  s.Publish(p);
+  EXPECT_EQ(Admitted(s.table(), "fresh@x", 20, kNow + 100), 7);
 }
 
 TEST(Table, FullTableEvictsTheIdlestAndKeepsCounting) {
