@@ -8,16 +8,20 @@
 // in well under two minutes on two cores.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "exim_harness.h"
+#include "shipped_configs.h"
 
 namespace eg::e2e {
 namespace {
@@ -35,10 +39,32 @@ GuardPolicy SenderLimit(uint32_t per_minute) {
   return policy;
 }
 
-std::string LocalMessage(int n) {
-  return "To: friend" + std::to_string(n) + "@remote.example\n"
-         "Subject: e2e local " + std::to_string(n) + "\n\nbody " + std::to_string(n) + "\n";
+std::string LocalMessage(int i) {
+  const std::string n = std::to_string(i);
+  return "To: friend" + n + "@remote.example\nSubject: e2e local " + n + "\n\nbody " + n + "\n";
 }
+
+// A sandbox whose Exim user is the test user, so it can submit mail locally (see harness).
+SandboxOptions LocalOptions(const TestUser& user) {
+  SandboxOptions options;
+  options.exim_user = user.name;
+  options.exim_group = user.group;
+  return options;
+}
+
+// A temp dir removed with everything in it when the test ends.
+struct ScopedTempDir {
+  std::string path;
+  ScopedTempDir() {
+    std::string pattern = "/tmp/eximguard-e2e-work-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path = pattern;
+  }
+  ~ScopedTempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
 
 int CountOccurrences(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -53,14 +79,6 @@ class EximE2E : public ::testing::Test {
       GTEST_SKIP() << "the Exim end-to-end tests need root (they chown the sandbox and create "
                       "and switch to the user egtest); run them as root, as CI does";
     }
-  }
-
-  // A sandbox whose Exim user is the test user, so it can submit mail locally (see harness).
-  static SandboxOptions LocalOptions(const TestUser& user) {
-    SandboxOptions options;
-    options.exim_user = user.name;
-    options.exim_group = user.group;
-    return options;
   }
 
   // Creates the segment and fails the test if the sidecar refused.
@@ -85,7 +103,8 @@ TEST_F(EximE2E, NoopDlfuncConfigAcceptsAuthenticatedAndRefusesOpenRelay) {
   EXPECT_EQ(session.replies[1].code, 235) << session.transcript;  // AUTH PLAIN
   EXPECT_EQ(session.CountRcpt(250), 20) << session.transcript;
 
-  SmtpSession stranger = sandbox.RunBh(kInternetHost, PlainSession("x@else.example", Recipients(3)));
+  SmtpSession stranger =
+      sandbox.RunBh(kInternetHost, PlainSession("x@else.example", Recipients(3)));
   EXPECT_EQ(stranger.CountRcpt(550, "5.7.1"), 3) << stranger.transcript;
 }
 
@@ -114,7 +133,8 @@ TEST_F(EximE2E, EightConcurrentSessionsOfOneAccountShareItsLimit) {
 
   std::vector<EximSandbox::PendingSession> pending;
   for (int i = 0; i < 8; ++i) {
-    pending.push_back(sandbox.StartBh(kLocalHost, AuthSession("carol@example.com", Recipients(20))));
+    pending.push_back(
+        sandbox.StartBh(kLocalHost, AuthSession("carol@example.com", Recipients(20))));
   }
   int accepted = 0;
   int deferred = 0;
@@ -221,7 +241,7 @@ TEST_F(EximE2E, ScriptDirPastItsLimitGetsItsMailFrozen) {
   EXPECT_EQ(queue.total(), 10);
   EXPECT_EQ(queue.frozen(), 7);
   std::string log = sandbox.mainlog();
-  EXPECT_EQ(CountOccurrences(log, "eximguard: held"), 7) << log;
+  EXPECT_EQ(CountOccurrences(log, "eximguard: held cwd " + script_dir + " 3/minute"), 7) << log;
   EXPECT_EQ(CountOccurrences(log, "frozen by ACL"), 7) << log;
   EXPECT_NE(log.find("cwd=" + script_dir), std::string::npos) << log;
 }
@@ -248,6 +268,23 @@ TEST_F(EximE2E, BlocklistedScriptDirIsRejectedAndNotQueued) {
 
 // --- failing open ---
 
+TEST_F(EximE2E, WithoutTheGuardSoEverythingIsAccepted) {
+  TestUser user = EnsureTestUser();
+  EximSandbox sandbox(LocalOptions(user));
+  std::string script_dir = sandbox.MakeScriptDir(user);
+  GuardPolicy policy = SenderLimit(1);
+  policy.cwd = {1, 1};
+  Publish(sandbox, policy);
+  std::filesystem::remove(sandbox.guard_so_path());  // as after uninstalling the package
+
+  SmtpSession session = sandbox.RunBh(kLocalHost, AuthSession("heidi@example.com", Recipients(20)));
+  EXPECT_EQ(session.CountRcpt(250), 20) << session.transcript;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(sandbox.SubmitLocal(user, script_dir, LocalMessage(i)).Ok());
+  }
+  EXPECT_EQ(sandbox.Queue().frozen(), 0);
+}
+
 TEST_F(EximE2E, WithoutSegmentEverythingIsAccepted) {
   TestUser user = EnsureTestUser();
   {
@@ -266,32 +303,170 @@ TEST_F(EximE2E, WithoutSegmentEverythingIsAccepted) {
   EXPECT_EQ(queue.frozen(), 0);
 }
 
+// --- the blocks shipped for a plain exim.conf and for cPanel, spliced into the test config ---
+
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+// Checks a sandbox whose config carries another file's eximguard blocks.
+void CheckShippedBlocks(const std::string& template_path, const TestUser& user,
+                        bool counts_relay_hosts) {
+  SandboxOptions options = LocalOptions(user);
+  options.config_template = template_path;
+  EximSandbox sandbox(options);
+  std::string script_dir = sandbox.MakeScriptDir(user);
+  GuardPolicy policy;
+  policy.sender = {5, 1000};
+  policy.cwd = {2, 1000};
+  policy.blocklist = {"spammer@example.com"};
+  ExitStatus published = sandbox.CreateSegment(policy);
+  ASSERT_TRUE(published.Ok()) << published.Describe();
+
+  SmtpSession limited = sandbox.RunBh(kLocalHost, AuthSession("alice@example.com", Recipients(8)));
+  EXPECT_EQ(limited.CountRcpt(250), 5) << limited.transcript;
+  EXPECT_EQ(limited.CountRcpt(451, "4.7.1"), 3) << limited.transcript;
+  SmtpSession blocked =
+      sandbox.RunBh(kLocalHost, AuthSession("spammer@example.com", Recipients(2)));
+  EXPECT_EQ(blocked.CountRcpt(550, "5.7.1"), 2) << blocked.transcript;
+  SmtpSession inbound = sandbox.RunBh(
+      kInternetHost, PlainSession("bob@example.com", Recipients(8, "eximguard-test.example")));
+  EXPECT_EQ(inbound.CountRcpt(250), 8) << inbound.transcript;
+  SmtpSession relayed = sandbox.RunBh(kRelayHost, PlainSession("bob@example.com", Recipients(8)));
+  EXPECT_EQ(relayed.CountRcpt(250), counts_relay_hosts ? 5 : 8) << relayed.transcript;
+
+  for (int i = 0; i < 4; ++i) {
+    std::string output;
+    ASSERT_TRUE(sandbox.SubmitLocal(user, script_dir, LocalMessage(i), &output).Ok()) << output;
+  }
+  EXPECT_EQ(sandbox.Queue().frozen(), 2);
+  EXPECT_EQ(CountOccurrences(sandbox.mainlog(), "eximguard: held cwd " + script_dir), 2);
+}
+
+TEST_F(EximE2E, ExampleConfigBlocksWorkAsShipped) {
+  TestUser user = EnsureTestUser();
+  ScopedTempDir work;
+  std::vector<std::string> blocks = EximguardBlocks(ReadFile(kExampleConfig));
+  ASSERT_EQ(blocks.size(), 2u) << kExampleConfig;
+  std::string macros = "EXIMGUARD_SO = @GUARD_SO@\nEXIMGUARD_SEGMENT = @SEGMENT@\n";
+  CheckShippedBlocks(SpliceTemplate(work.path, blocks[0], blocks[1], macros), user, true);
+}
+
+TEST_F(EximE2E, CpanelBlocksWorkAsShipped) {
+  TestUser user = EnsureTestUser();
+  ScopedTempDir work;
+  auto adapt = [](std::string block) {  // the installed paths, pointed at the sandbox
+    block = ReplaceAll(block, "/usr/lib/eximguard/eximguard.so", "@GUARD_SO@");
+    return ReplaceAll(block, "{/eximguard}", "{@SEGMENT@}");
+  };
+  const std::string dir = kCpanelDir;
+  std::string rcpt = adapt(ReadFile(dir + "/custom_begin_recipient"));
+  std::string local = adapt(ReadFile(dir + "/custom_begin_not_smtp"));
+  ASSERT_FALSE(rcpt.empty() || local.empty());
+  // The cPanel block counts authenticated senders only (see exim-config/cpanel/README.md).
+  CheckShippedBlocks(SpliceTemplate(work.path, rcpt, local, ""), user, false);
+}
+
+// --- the Debian split-config fragments (exim-config/debian/), through update-exim4.conf ---
+
+TEST_F(EximE2E, DebianSplitConfigFragmentsGuardSmtpAndLocalMail) {
+  if (!std::filesystem::exists("/usr/sbin/update-exim4.conf") ||
+      !std::filesystem::exists("/etc/exim4/conf.d")) {
+    GTEST_SKIP() << "not a Debian Exim (no update-exim4.conf or /etc/exim4/conf.d)";
+  }
+  TestUser user = EnsureTestUser();
+  ScopedTempDir work;
+  SandboxOptions options = LocalOptions(user);
+  options.config_template = BuildDebianTemplate(work.path);
+  EximSandbox sandbox(options);
+  std::string script_dir = sandbox.MakeScriptDir(user);
+  GuardPolicy policy;
+  policy.sender = {3, 1000};
+  policy.cwd = {2, 1000};
+  policy.blocklist = {"spammer@example.com"};
+  Publish(sandbox, policy);
+
+  SmtpSession limited = sandbox.RunBh(kLocalHost, AuthSession("alice@example.com", Recipients(5)));
+  EXPECT_EQ(limited.CountRcpt(250), 3) << limited.transcript;
+  EXPECT_EQ(limited.CountRcpt(451, "4.7.1"), 2) << limited.transcript;
+  SmtpSession relayed = sandbox.RunBh(kRelayHost, PlainSession("bob@example.com", Recipients(5)));
+  EXPECT_EQ(relayed.CountRcpt(250), 3) << relayed.transcript;
+  SmtpSession blocked =
+      sandbox.RunBh(kLocalHost, AuthSession("spammer@example.com", Recipients(2)));
+  EXPECT_EQ(blocked.CountRcpt(550, "5.7.1"), 2) << blocked.transcript;
+  // Debian's own acl_check_rcpt still decides the rest, with its own message.
+  SmtpSession stranger =
+      sandbox.RunBh(kInternetHost, PlainSession("x@else.example", Recipients(2)));
+  EXPECT_EQ(stranger.CountRcpt(550, "relay not permitted"), 2) << stranger.transcript;
+
+  for (int i = 0; i < 4; ++i) {
+    std::string output;
+    ASSERT_TRUE(sandbox.SubmitLocal(user, script_dir, LocalMessage(i), &output).Ok()) << output;
+  }
+  QueueListing queue = sandbox.Queue();
+  EXPECT_EQ(queue.total(), 4);
+  EXPECT_EQ(queue.frozen(), 2);
+  EXPECT_EQ(CountOccurrences(sandbox.mainlog(), "eximguard: held cwd " + script_dir), 2);
+}
+
 // --- robustness: Exim processes are killed all the time ---
 
 TEST_F(EximE2E, SessionsKilledMidwayNeitherHangNorSpoilTheTable) {
   EximSandbox sandbox;
   Publish(sandbox, SenderLimit(5));
+  constexpr int kSessions = 6;
+  auto start_round = [&sandbox] {
+    std::vector<EximSandbox::PendingSession> pending;
+    for (int i = 0; i < kSessions; ++i) {
+      pending.push_back(
+          sandbox.StartBh(kLocalHost, AuthSession("hammer@example.com", Recipients(150))));
+    }
+    return pending;
+  };
 
+  // A first round runs to the end, to learn how long a round takes on this machine.
+  const auto calibration_start = steady_clock::now();
+  for (EximSandbox::PendingSession& session : start_round()) {
+    ASSERT_TRUE(sandbox.FinishBh(session).exit.Ok());
+  }
+  const milliseconds calibration =
+      std::chrono::duration_cast<milliseconds>(steady_clock::now() - calibration_start);
+  const int round_ms = static_cast<int>(calibration.count()) + 1;
+
+  // Then each session of each round is SIGKILLed at its own random moment of that span, so
+  // kills land during start-up, AUTH, the RCPTs (inside the guard, sometimes) and the end.
   const unsigned seed = static_cast<unsigned>(steady_clock::now().time_since_epoch().count());
   std::mt19937 random(seed);
-  std::uniform_int_distribution<int> delay_ms(0, 25);
-  const auto deadline = steady_clock::now() + std::chrono::seconds(20);
+  std::uniform_int_distribution<int> kill_at_ms(0, round_ms);
+  const auto deadline = steady_clock::now() + std::chrono::seconds(15);
   int rounds = 0;
-  for (; rounds < 30 && steady_clock::now() < deadline; ++rounds) {
-    std::vector<EximSandbox::PendingSession> pending;
-    for (int i = 0; i < 6; ++i) {
-      pending.push_back(sandbox.StartBh(kLocalHost, AuthSession("hammer@example.com", Recipients(150))));
-    }
-    for (EximSandbox::PendingSession& session : pending) {
-      std::this_thread::sleep_for(milliseconds(delay_ms(random)));
-      session.child.Kill(SIGKILL);
+  int killed = 0;
+  for (; rounds < 25 && steady_clock::now() < deadline; ++rounds) {
+    const auto round_start = steady_clock::now();
+    std::vector<EximSandbox::PendingSession> pending = start_round();
+    std::vector<int> kill_times;
+    for (int i = 0; i < kSessions; ++i) kill_times.push_back(kill_at_ms(random));
+    for (int ms = 0; ms <= round_ms; ++ms) {
+      for (int i = 0; i < kSessions; ++i) {
+        if (kill_times[i] == ms) pending[i].child.Kill(SIGKILL);
+      }
+      std::this_thread::sleep_until(round_start + milliseconds(ms + 1));
     }
     for (EximSandbox::PendingSession& session : pending) {
       SmtpSession done = sandbox.FinishBh(session, std::chrono::seconds(5));
       ASSERT_FALSE(done.exit.timed_out) << "round " << rounds << ", seed " << seed;
+      killed += done.exit.signaled && done.exit.signal == SIGKILL ? 1 : 0;
     }
   }
+  RecordProperty("round_ms", round_ms);
+  RecordProperty("rounds", rounds);
+  RecordProperty("killed", killed);
   EXPECT_GE(rounds, 10) << "too few rounds to mean anything";
+  EXPECT_GE(killed, rounds * kSessions / 4)
+      << "too few sessions were killed before their end; seed " << seed;
 
   SmtpSession fresh = sandbox.RunBh(kLocalHost, AuthSession("fresh@example.com", Recipients(20)));
   ASSERT_TRUE(fresh.exit.Ok()) << fresh.exit.Describe();

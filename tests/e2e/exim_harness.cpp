@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -41,7 +41,8 @@ constexpr const char* kTestUserName = "egtest";
 void Chown(const std::string& path, const std::string& user, const std::string& group) {
   struct passwd* pw = getpwnam(user.c_str());
   struct group* gr = getgrnam(group.c_str());
-  if (pw == nullptr || gr == nullptr) throw std::runtime_error("no user/group " + user + ":" + group);
+  if (pw == nullptr || gr == nullptr)
+    throw std::runtime_error("no user/group " + user + ":" + group);
   if (chown(path.c_str(), pw->pw_uid, gr->gr_gid) != 0) throw std::runtime_error("chown " + path);
 }
 
@@ -152,7 +153,9 @@ SmtpSession ParseSwaksTranscript(const std::string& transcript) {
 
 // ---------------------------------------------------------------- SMTP sessions
 
-int SmtpSession::CountRcpt(int code) const { return CountRcpt(code, ""); }
+int SmtpSession::CountRcpt(int code) const {
+  return CountRcpt(code, "");
+}
 
 int SmtpSession::CountRcpt(int code, const std::string& prefix) const {
   int n = 0;
@@ -177,8 +180,7 @@ int QueueListing::frozen() const {
 }
 
 std::string Base64(const std::string& data) {
-  static const char* kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   size_t i = 0;
   for (; i + 2 < data.size(); i += 3) {
@@ -260,9 +262,9 @@ std::string SystemEximUser() {
 TestUser EnsureTestUser() {
   if (getpwnam(kTestUserName) == nullptr) {
     SpawnOptions useradd;
-    useradd.argv = {"/usr/sbin/useradd", "--system", "--no-create-home", "--user-group",
-                    "--shell",           "/usr/sbin/nologin", "--comment", "eximguard e2e tests",
-                    kTestUserName};
+    useradd.argv = {
+        "/usr/sbin/useradd", "--system",  "--no-create-home",    "--user-group", "--shell",
+        "/usr/sbin/nologin", "--comment", "eximguard e2e tests", kTestUserName};
     ExitStatus status = Run(useradd, std::chrono::seconds(30));
     if (!status.Ok() && getpwnam(kTestUserName) == nullptr) {
       throw std::runtime_error("useradd egtest failed: " + status.Describe());
@@ -311,21 +313,29 @@ EximSandbox::~EximSandbox() {
   StopDaemon();
   KillLeftovers();
   shm_unlink(segment_.c_str());
+  if (getenv("EG_E2E_KEEP") != nullptr) {  // debugging: keep config, logs and spool
+    fprintf(stderr, "EG_E2E_KEEP: sandbox kept in %s\n", dir_.c_str());
+    return;
+  }
   std::error_code ignored;
   fs::remove_all(dir_, ignored);
 }
 
-std::string EximSandbox::mainlog() const { return ReadFile(dir_ + "/log/mainlog"); }
+std::string EximSandbox::mainlog() const {
+  return ReadFile(dir_ + "/log/mainlog");
+}
 
-std::string EximSandbox::SegmentPath() const { return "/dev/shm" + segment_; }
+std::string EximSandbox::SegmentPath() const {
+  return "/dev/shm" + segment_;
+}
 
 std::string EximSandbox::NewPath(const std::string& stem) {
   return dir_ + "/out/" + stem + "-" + std::to_string(file_counter_++);
 }
 
 void EximSandbox::RenderConfig() {
-  std::string text = ReadFile(kConfigTemplate);
-  if (text.empty()) throw std::runtime_error(std::string("cannot read ") + kConfigTemplate);
+  std::string text = ReadFile(options_.config_template);
+  if (text.empty()) throw std::runtime_error("cannot read " + options_.config_template);
   const std::pair<const char*, std::string> values[] = {
       {"@WORKDIR@", dir_},
       {"@EXIM_USER@", options_.exim_user},
@@ -402,8 +412,10 @@ void EximSandbox::StartDaemon() {
   if (daemon_.running()) return;
   port_ = FreeLoopbackPort();
   SpawnOptions daemon;
-  daemon.argv = {kEximBin,      "-C", config_path_, "-bdf", "-oX", std::to_string(port_),
-                 "-oP",         dir_ + "/exim-daemon.pid"};
+  daemon.argv = {kEximBin,     "-C",
+                 config_path_, "-bdf",
+                 "-oX",        std::to_string(port_),
+                 "-oP",        dir_ + "/exim-daemon.pid"};
   daemon.stdout_path = daemon.stderr_path = NewPath("daemon");
   daemon_ = Spawn(daemon);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -426,11 +438,21 @@ EximSandbox::PendingSession EximSandbox::StartSwaks(const std::string& user,
   std::string to;
   for (const std::string& rcpt : rcpts) to += (to.empty() ? "" : ",") + rcpt;
   SpawnOptions swaks;
-  swaks.argv = {kSwaksBin,     "--server",      "127.0.0.1:" + std::to_string(port_),
-                "--auth",      "PLAIN",         "--auth-user",
-                user,          "--auth-password", kAuthPassword,
-                "--from",      user,            "--to",
-                to,            "--timeout",     "10"};
+  swaks.argv = {kSwaksBin,
+                "--server",
+                "127.0.0.1:" + std::to_string(port_),
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                user,
+                "--auth-password",
+                kAuthPassword,
+                "--from",
+                user,
+                "--to",
+                to,
+                "--timeout",
+                "10"};
   swaks.stdout_path = NewPath("swaks");
   swaks.stderr_path = swaks.stdout_path + ".err";
   return PendingSession{Spawn(swaks), swaks.stdout_path, {}};

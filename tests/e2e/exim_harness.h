@@ -7,7 +7,8 @@
 //   read it, wherever the build tree lives), the sidecar's config and state. Every Exim run uses
 //   `exim -C <that config>`; nothing touches /etc/exim4 or the system Exim.
 // - The destructor stops the daemon, kills any Exim process still running with this config,
-//   unlinks the segment and removes the temp dir.
+//   unlinks the segment and removes the temp dir (kept, and named on stderr, when the
+//   environment variable EG_E2E_KEEP is set, for debugging).
 // - Nothing here decides a test's outcome: it reports reply codes, exit statuses and queue
 //   contents, and the tests assert on them.
 // - Requires root (it chowns, switches users and creates the test user).
@@ -108,13 +109,15 @@ std::string SystemEximUser();
 struct SandboxOptions {
   std::string exim_user;   // empty: SystemEximUser()
   std::string exim_group;  // empty: exim_user's primary group
+  std::string config_template = kConfigTemplate;
   std::string guard_so = kGuardSo;
   std::string rcpt_fn = "eximguard_rcpt";
   std::string local_fn = "eximguard_local";
 };
 
 // Commands of one authenticated session: EHLO, AUTH PLAIN, MAIL, one RCPT each, QUIT.
-std::vector<std::string> AuthSession(const std::string& user, const std::vector<std::string>& rcpts);
+std::vector<std::string> AuthSession(const std::string& user,
+                                     const std::vector<std::string>& rcpts);
 // Commands of one session without AUTH: EHLO, MAIL, one RCPT each, QUIT.
 std::vector<std::string> PlainSession(const std::string& from,
                                       const std::vector<std::string>& rcpts);
@@ -136,6 +139,8 @@ class EximSandbox {
   const std::string& dir() const { return dir_; }
   const std::string& config_path() const { return config_path_; }
   const std::string& segment() const { return segment_; }
+  // The sandbox's copy of the guard .so, the path the config names.
+  const std::string& guard_so_path() const { return guard_so_copy_; }
   std::string mainlog() const;
 
   // Writes the sidecar config (mode 0600) and runs `eximguard run --config`; returns its exit
@@ -154,8 +159,7 @@ class EximSandbox {
     std::vector<std::string> commands;
   };
   PendingSession StartBh(const std::string& client_ip, const std::vector<std::string>& commands);
-  SmtpSession FinishBh(PendingSession& session,
-                       std::chrono::milliseconds timeout = kEximTimeout);
+  SmtpSession FinishBh(PendingSession& session, std::chrono::milliseconds timeout = kEximTimeout);
 
   // A real daemon (`exim -bdf -oX port`) on 127.0.0.1, ready when this returns.
   void StartDaemon();

@@ -73,7 +73,9 @@ std::string ExitStatus::Describe() const {
   return out.str();
 }
 
-Child::Child(Child&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+Child::Child(Child&& other) noexcept : pid_(other.pid_) {
+  other.pid_ = -1;
+}
 
 Child& Child::operator=(Child&& other) noexcept {
   if (this != &other) {

@@ -32,7 +32,7 @@ struct SpawnOptions {
   std::string stdin_path = "/dev/null";
   std::string stdout_path = "/dev/null";
   std::string stderr_path = "/dev/null";
-  std::string cwd;                        // empty: inherit ours
+  std::string cwd;                         // empty: inherit ours
   std::optional<Credentials> credentials;  // empty: stay root
 };
 
