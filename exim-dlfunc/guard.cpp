@@ -20,7 +20,7 @@
 //     deny CLASS KEY blocked                     blocked by the sidecar (ACL: deny, 550 5.7.1)
 //     ok dry-run VERDICT CLASS KEY ...           what would have happened, policy is dry-run
 //     ok fail-open REASON                        the guard could not judge, so it let mail pass
-//   KEY is printable ASCII without spaces (other bytes shown as '?', cut at 64 characters).
+//   KEY is printable ASCII without spaces (other bytes shown as '?', cut at 200 characters).
 //   Nothing in the verdict is meant to be expanded again by Exim.
 //
 //   The first call in a process attaches the shared-memory segment named by the first argument
@@ -63,7 +63,7 @@ namespace {
 
 constexpr int kEximOk = 0;              // OK in Exim's local_scan.h
 constexpr size_t kMaxKeyBytes = 4096;   // bytes of a key that count
-constexpr size_t kShownKeyBytes = 64;   // bytes of a key shown in a verdict
+constexpr size_t kShownKeyBytes = 200;  // bytes of a key shown in a verdict (paths are long)
 constexpr uint32_t kMaxRecipients = 100000;
 constexpr uint32_t kAttachRetrySeconds = 10;
 constexpr uint32_t kLogEverySeconds = 60;

@@ -126,13 +126,13 @@ bool PublishPolicy(const Table& t, const Policy& p, std::string* error) {
   return true;
 }
 
-bool LookupRule(const Table& t, uint64_t key_hash, uint64_t* flags, Limit* limit) {
-  const KeyClass any = KeyClass::kSender;
+bool LookupRule(const Table& t, KeyClass klass, uint64_t key_hash, uint64_t* flags,
+                uint32_t* per_minute, uint32_t* per_hour) {
   PolicySnapshot snap;
-  if (!ReadPolicy(t, &key_hash, &any, 1, &snap) || snap.key[0].flags == 0) return false;
+  if (!ReadPolicy(t, &key_hash, &klass, 1, &snap)) return false;
   *flags = snap.key[0].flags;
-  limit->per_minute = snap.key[0].per_minute;
-  limit->per_hour = snap.key[0].per_hour;
+  *per_minute = snap.key[0].per_minute;
+  *per_hour = snap.key[0].per_hour;
   return true;
 }
 

@@ -81,7 +81,7 @@ bool RemoveSegment(const std::string& name) {
 
 namespace {
 
-std::unique_ptr<Segment> CreateOrReplace(const SegmentSpec& spec, bool* created,
+std::unique_ptr<Segment> CreateOrReplace(const SegmentSpec& spec, SegmentOutcome* outcome,
                                          std::string* error, bool may_replace) {
   try {
     {
@@ -95,6 +95,7 @@ std::unique_ptr<Segment> CreateOrReplace(const SegmentSpec& spec, bool* created,
         if (seg && seg->table.header->capacity == spec.capacity &&
             seg->table.header->policy_capacity == spec.policy_capacity) {
           if (!Enforce(shm, spec, error)) return nullptr;
+          *outcome = SegmentOutcome::kReused;
           return seg;
         }
       } else {
@@ -119,7 +120,7 @@ std::unique_ptr<Segment> CreateOrReplace(const SegmentSpec& spec, bool* created,
           *error = e;
           return nullptr;
         }
-        *created = true;
+        *outcome = may_replace ? SegmentOutcome::kCreated : SegmentOutcome::kReplaced;
         return seg;
       }
     }
@@ -129,7 +130,7 @@ std::unique_ptr<Segment> CreateOrReplace(const SegmentSpec& spec, bool* created,
       return nullptr;
     }
     RemoveSegment(spec.name);
-    return CreateOrReplace(spec, created, error, false);
+    return CreateOrReplace(spec, outcome, error, false);
   } catch (const bip::interprocess_exception& e) {
     *error = "cannot create shared memory " + spec.name + ": " + e.what();
     return nullptr;
@@ -138,14 +139,13 @@ std::unique_ptr<Segment> CreateOrReplace(const SegmentSpec& spec, bool* created,
 
 }  // namespace
 
-std::unique_ptr<Segment> CreateSegment(const SegmentSpec& spec, bool* created,
+std::unique_ptr<Segment> CreateSegment(const SegmentSpec& spec, SegmentOutcome* outcome,
                                        std::string* error) {
-  *created = false;
   if (!ValidSegmentName(spec.name)) {
     *error = "invalid shared memory name '" + spec.name + "' (config key shm_name)";
     return nullptr;
   }
-  return CreateOrReplace(spec, created, error, true);
+  return CreateOrReplace(spec, outcome, error, true);
 }
 
 }  // namespace eg

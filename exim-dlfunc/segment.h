@@ -42,8 +42,15 @@ struct Segment {
   Table table;
 };
 
-// The sidecar's open-or-create. *created tells whether a new table was made.
-std::unique_ptr<Segment> CreateSegment(const SegmentSpec& spec, bool* created, std::string* error);
+enum class SegmentOutcome : uint8_t {
+  kCreated,   // there was none: a new table, counters from zero
+  kReused,    // a compatible table was there: counters kept
+  kReplaced,  // an incompatible table was retired and a new one made: counters from zero
+};
+
+// The sidecar's open-or-create; *outcome says which of the three happened.
+std::unique_ptr<Segment> CreateSegment(const SegmentSpec& spec, SegmentOutcome* outcome,
+                                       std::string* error);
 
 // Attaches to an existing segment, read-write.
 std::unique_ptr<Segment> OpenSegment(const std::string& name, std::string* error);

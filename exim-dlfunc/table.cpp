@@ -205,7 +205,8 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
 
   for (int i = 0; i < nkeys; ++i) {
     if (hashes[i] != 0 && (pol.key[i].flags & kFlagBlocked)) {
-      refuse(Verdict::kDeny, i, kNoSlot);
+      // Counted nowhere, but given a slot so `top` shows how much a blocked key still tries.
+      refuse(Verdict::kDeny, i, FindSlot(t, hashes[i], keys[i], now_unix));
       if (!dry_run) {
         stats.verdicts[static_cast<int>(d.verdict)].fetch_add(1, std::memory_order_relaxed);
         return d;

@@ -106,11 +106,14 @@ struct Policy {
 };
 
 // Publishes `p` as the next generation. Returns false with *error set when the rules do not fit
-// (more than 3/4 of policy_capacity distinct keys).
+// (more than 1/2 of policy_capacity distinct keys, or clustered beyond the probe limit).
 bool PublishPolicy(const Table& t, const Policy& p, std::string* error);
 
-// The policy entry of a key in the live generation, for display. Returns false if none.
-bool LookupRule(const Table& t, uint64_t key_hash, uint64_t* flags, Limit* limit);
+// What the live generation says about one key, for display: its flags (0: no rule) and the
+// limits that apply to it (its override, else its class's), kUnlimited meaning unlimited.
+// Returns false only if the policy could not be read consistently (retry later).
+bool LookupRule(const Table& t, KeyClass klass, uint64_t key_hash, uint64_t* flags,
+                uint32_t* per_minute, uint32_t* per_hour);
 
 // The class limits and options of the live generation.
 Policy LivePolicyHead(const Table& t);

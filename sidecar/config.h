@@ -2,8 +2,9 @@
 //
 // SUMMARY
 //   LoadConfig() reads the file (default /etc/eximguard/eximguard.json), checks that it is a
-//   regular file nobody but its owner can read or write, parses it and validates every key
-//   against the table of known keys in config.cpp. Every key is optional; missing ones take the
+//   regular file of at most 1 MiB that neither group nor others may access (mode & 077 == 0;
+//   the owner is not checked), parses it (strict JSON, duplicate keys refused) and validates every
+//   key against the table of known keys in config.cpp. Every key is optional; missing ones take the
 //   defaults below. ConfigToJson() gives the effective config back (defaults filled in), and
 //   MaskSecrets() hides secret values in it before it is shown.
 //

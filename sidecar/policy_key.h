@@ -2,10 +2,11 @@
 // the shared-memory table.
 //
 // SUMMARY
-//   "/home/u/public_html/"  -> KeyClass::kCwd    "/home/u/public_html"  (trailing '/' dropped; "/" stays)
-//   "uid:1000"              -> KeyClass::kUid    "1000"                 (decimal, leading zeros dropped)
-//   "sender:a@example.com"  -> KeyClass::kSender "a@example.com"        (explicit prefix)
-//   "a@example.com"         -> KeyClass::kSender "a@example.com"        (anything else)
+//   written in the config      class             text handed to the table
+//   "/home/u/public_html/"     KeyClass::kCwd    "/home/u/public_html"  (trailing '/' dropped)
+//   "uid:1000"                 KeyClass::kUid    "1000"                 (leading zeros dropped)
+//   "sender:a@example.com"     KeyClass::kSender "a@example.com"        (explicit prefix)
+//   "a@example.com"            KeyClass::kSender "a@example.com"        (anything else)
 //   The text is what the sidecar hands to eg::PublishPolicy; the table itself lowercases sender
 //   keys when hashing (see exim-dlfunc/key_hash.cpp), and Identity() does the same, so two
 //   spellings that the table treats as one key compare equal here.

@@ -34,9 +34,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   spec.name = g_name;
   spec.capacity = 256;
   spec.policy_capacity = 64;
-  bool created = false;
+  eg::SegmentOutcome outcome{};
   std::string error;
-  g_seg = eg::CreateSegment(spec, &created, &error);
+  g_seg = eg::CreateSegment(spec, &outcome, &error);
   if (!g_seg) abort();
   eg::Policy p;
   p.class_limits[0] = {3, 10};

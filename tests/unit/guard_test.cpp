@@ -135,9 +135,9 @@ TEST(Guard, FailsOpenOnUnknownLayoutAndReattachesWhenReplaced) {
   // The sidecar replaces the segment (new capacity): the guard notices and re-attaches.
   SegmentSpec bigger = s.spec;
   bigger.capacity = 2048;
-  bool created = false;
+  eg::SegmentOutcome outcome{};
   std::string error;
-  auto fresh = CreateSegment(bigger, &created, &error);
+  auto fresh = CreateSegment(bigger, &outcome, &error);
   ASSERT_TRUE(fresh) << error;
   Policy p = Limits(3, 0);
   ASSERT_TRUE(PublishPolicy(fresh->table, p, &error)) << error;
@@ -155,7 +155,7 @@ TEST(Guard, HostileArgumentsAreHandledSafely) {
   const std::string huge(10240, 'x');
   EXPECT_EQ(g.Rcpt(s.spec.name, huge, ""), "ok");
   const std::string v = g.Rcpt(s.spec.name, huge, "");
-  EXPECT_EQ(v, "defer sender " + std::string(64, 'x') + "... 1/minute");
+  EXPECT_EQ(v, "defer sender " + std::string(200, 'x') + "... 1/minute");
   const std::string evil = "a b\tc\n\x01\xff${run{/bin/sh}}@x";
   EXPECT_EQ(g.Rcpt(s.spec.name, evil, ""), "ok");
   EXPECT_EQ(g.Rcpt(s.spec.name, evil, ""), "defer sender a?b?c???${run{/bin/sh}}@x 1/minute");

@@ -100,9 +100,12 @@ TEST(Table, OverridesWhitelistAndBlocklist) {
   const Decision d = Check(s.table(), &k, 1, 1, kNow, Verdict::kDefer);
   EXPECT_EQ(d.verdict, Verdict::kDeny);
   EXPECT_EQ(d.key, 0);
-  // A blocked key is refused before counting: nothing was counted for it.
+  // A blocked key is refused before counting: nothing counted, the refusal recorded.
   for (const SlotView& v : Snapshot(s.table(), kNow, 60)) {
-    EXPECT_NE(v.key, "SPAMMER@example.com");
+    if (v.key == "SPAMMER@example.com") {
+      EXPECT_EQ(v.minute, 0u);
+      EXPECT_EQ(v.refused, 1u);
+    }
     if (v.key == "postmaster@example.com") {
       EXPECT_EQ(v.minute, 200u);
     }
@@ -367,17 +370,17 @@ TEST(Table, SegmentIsReusedWithCountersAndReplacedWhenResized) {
   TestSegment s;
   s.Publish(Limits(5, 0));
   EXPECT_EQ(Admitted(s.table(), "f@x", 3), 3);
-  bool created = true;
+  SegmentOutcome outcome{};
   std::string error;
-  auto again = CreateSegment(s.spec, &created, &error);
+  auto again = CreateSegment(s.spec, &outcome, &error);
   ASSERT_TRUE(again) << error;
-  EXPECT_FALSE(created);
+  EXPECT_EQ(outcome, SegmentOutcome::kReused);
   EXPECT_EQ(Admitted(again->table, "f@x", 5), 2);
   SegmentSpec bigger = s.spec;
   bigger.capacity = 2048;
-  auto resized = CreateSegment(bigger, &created, &error);
+  auto resized = CreateSegment(bigger, &outcome, &error);
   ASSERT_TRUE(resized) << error;
-  EXPECT_TRUE(created);
+  EXPECT_EQ(outcome, SegmentOutcome::kReplaced);
   EXPECT_EQ(again->table.header->retired.load(), 1u);  // old mappings learn to re-attach
 }
 

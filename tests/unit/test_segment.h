@@ -28,11 +28,11 @@ struct TestSegment {
     spec.name = UniqueSegmentName();
     spec.capacity = capacity;
     spec.policy_capacity = policy_capacity;
-    bool created = false;
+    eg::SegmentOutcome outcome{};
     std::string error;
-    seg = CreateSegment(spec, &created, &error);
+    seg = CreateSegment(spec, &outcome, &error);
     EXPECT_TRUE(seg) << error;
-    EXPECT_TRUE(created);
+    EXPECT_EQ(outcome, SegmentOutcome::kCreated);
   }
   ~TestSegment() { RemoveSegment(spec.name); }
   const Table& table() const { return seg->table; }

@@ -1,0 +1,653 @@
+// config.cpp - see config.h. The validator is driven by kFields, the table of known keys below:
+// the walker visits every member of the JSON document, finds its row by key path ("*" in a
+// row's path matches any one key, for maps such as overrides), reports keys that have no row,
+// and lets the row read and check the value. Checks that span several keys run afterwards
+// (CrossChecks). ConfigToJson() is driven by the same table.
+
+#include "config.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "segment.h"
+
+namespace eg::sidecar {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr size_t kMaxConfigBytes = 1 << 20;
+constexpr const char* kMask = "********";
+
+// ---- Key paths in messages --------------------------------------------------------------------
+
+bool PlainSegment(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+std::string Quoted(std::string_view s) {
+  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+void AppendSegment(std::string* path, std::string_view segment) {
+  if (!path->empty()) *path += '.';
+  *path += PlainSegment(segment) ? std::string(segment) : Quoted(segment);
+}
+
+std::string RenderPath(const std::vector<std::string>& segments) {
+  std::string path;
+  for (const std::string& s : segments) AppendSegment(&path, s);
+  return path;
+}
+
+// `text` with control characters and non-ASCII bytes shown as \xNN (for parser messages that
+// quote raw input).
+std::string Printable(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b >= 0x20 && b < 0x7f) {
+      out += c;
+    } else {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", b);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// A value as it appears in "got ..." (JSON, cut at 60 characters).
+std::string Got(const Json& v) {
+  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+// ---- The walk over the document -------------------------------------------------------------
+
+struct Walk {
+  Config& config;
+  std::vector<std::string>& errors;
+  std::vector<std::string> segments;  // path of the value being read
+  std::vector<std::string> wild;      // the keys that '*' matched in that path
+
+  std::string Where() const { return RenderPath(segments); }
+  void FailAt(const std::string& where, const std::string& reason) {
+    errors.push_back("config " + config.path + ": " + where + ": " + reason);
+  }
+  void Fail(const std::string& reason) { FailAt(Where(), reason); }
+};
+
+// A JSON integer >= 0 (1.0, -1, "1" and true are not).
+bool ReadNonNegative(const Json& v, Walk& w, uint64_t* out) {
+  if (v.is_number_unsigned()) {
+    *out = v.get<uint64_t>();
+  } else if (v.is_number_integer() && v.get<int64_t>() >= 0) {  // "-0"
+    *out = static_cast<uint64_t>(v.get<int64_t>());
+  } else {
+    w.Fail("expected a non-negative integer, got " + Got(v));
+    return false;
+  }
+  return true;
+}
+
+bool ReadCount(const Json& v, Walk& w, uint32_t* out) {
+  uint64_t n = 0;
+  if (!ReadNonNegative(v, w, &n)) return false;
+  if (n > UINT32_MAX) {
+    w.Fail("expected at most 4294967295, got " + Got(v));
+    return false;
+  }
+  *out = static_cast<uint32_t>(n);
+  return true;
+}
+
+bool ReadPowerOfTwo(const Json& v, Walk& w, uint32_t lo, uint32_t hi, uint32_t* out) {
+  uint64_t n = 0;
+  if (!ReadNonNegative(v, w, &n)) return false;
+  if (n < lo || n > hi || (n & (n - 1)) != 0) {
+    w.Fail("expected a power of two from " + std::to_string(lo) + " to " + std::to_string(hi) +
+           ", got " + Got(v));
+    return false;
+  }
+  *out = static_cast<uint32_t>(n);
+  return true;
+}
+
+bool ReadString(const Json& v, Walk& w, std::string* out) {
+  if (!v.is_string()) {
+    w.Fail("expected a string, got " + Got(v));
+    return false;
+  }
+  *out = v.get<std::string>();
+  return true;
+}
+
+bool ReadBool(const Json& v, Walk& w, bool* out) {
+  if (!v.is_boolean()) {
+    w.Fail("expected true or false, got " + Got(v));
+    return false;
+  }
+  *out = v.get<bool>();
+  return true;
+}
+
+void ReadAbsolutePath(const Json& v, Walk& w, std::string* out) {
+  std::string s;
+  if (!ReadString(v, w, &s)) return;
+  const bool control = std::any_of(
+      s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  if (s.empty() || s[0] != '/' || control) {
+    w.Fail("expected an absolute path, got " + Got(v));
+    return;
+  }
+  *out = std::move(s);
+}
+
+// Reads a list of whitelist/blocklist keys.
+void ReadKeyList(const Json& v, Walk& w, std::vector<PolicyKey>* out) {
+  if (!v.is_array()) {
+    w.Fail("expected a list of strings, got " + Got(v));
+    return;
+  }
+  out->clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string where = w.Where() + "[" + std::to_string(i) + "]";
+    if (!v[i].is_string()) {
+      w.FailAt(where, "expected a string, got " + Got(v[i]));
+      continue;
+    }
+    PolicyKey key;
+    std::string why;
+    if (!ParsePolicyKey(v[i].get<std::string>(), &key, &why)) w.FailAt(where, why);
+    out->push_back(std::move(key));
+  }
+}
+
+Override* FindOverride(Config& c, const std::string& written) {
+  for (Override& o : c.overrides) {
+    if (o.key.written == written) return &o;
+  }
+  return nullptr;
+}
+
+Json ShowKeyList(const std::vector<PolicyKey>& keys) {
+  Json list = Json::array();
+  for (const PolicyKey& k : keys) list.push_back(k.written);
+  return list;
+}
+
+template <int kClass, bool kMinute>
+void ApplyLimit(const Json& v, Walk& w) {
+  Limit& l = w.config.limits[kClass];
+  ReadCount(v, w, kMinute ? &l.per_minute : &l.per_hour);
+}
+
+template <int kClass, bool kMinute>
+Json ShowLimit(const Config& c) {
+  return kMinute ? c.limits[kClass].per_minute : c.limits[kClass].per_hour;
+}
+
+template <bool kMinute>
+void ApplyOverrideLimit(const Json& v, Walk& w) {
+  uint32_t n = 0;
+  if (!ReadCount(v, w, &n)) return;
+  if (Override* o = FindOverride(w.config, w.wild.at(0)))
+    (kMinute ? o->per_minute : o->per_hour) = n;
+}
+
+// ---- The table of known keys ----------------------------------------------------------------
+
+enum class Shape : uint8_t {
+  kValue,   // apply() reads the whole value
+  kObject,  // must be an object; its members are looked up in the table in turn
+};
+
+struct Field {
+  std::string_view path;  // dotted; "*" matches any one key
+  Shape shape;
+  void (*apply)(const Json& v, Walk& w);  // reads and checks the value; may be null for kObject
+  Json (*show)(const Config& c);          // the effective value; null: shown by its parent/leaves
+};
+
+// Later issues add whm.*, telegram.*, slack.*, actions.*, dovecot_log, retention_days ... here.
+constexpr Field kFields[] = {
+    {"shm_name", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       std::string s;
+       if (!ReadString(v, w, &s)) return;
+       if (!ValidSegmentName(s)) {
+         w.Fail("expected \"/\" followed by 1 to 200 of A-Z a-z 0-9 . _ -, got " + Got(v));
+         return;
+       }
+       w.config.shm_name = s;
+     },
+     [](const Config& c) { return Json(c.shm_name); }},
+    {"state_dir", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadAbsolutePath(v, w, &w.config.state_dir); },
+     [](const Config& c) { return Json(c.state_dir); }},
+    {"exim_log", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadAbsolutePath(v, w, &w.config.exim_log); },
+     [](const Config& c) { return Json(c.exim_log); }},
+    {"exim_group", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       std::string s;
+       if (!ReadString(v, w, &s)) return;
+       if (s.empty() || getgrnam(s.c_str()) == nullptr) {
+         w.Fail("no group " + Got(v) + " on this system");
+         return;
+       }
+       w.config.exim_group = s;
+     },
+     [](const Config& c) { return Json(c.exim_group); }},
+    {"capacity", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadPowerOfTwo(v, w, 1024, 16777216, &w.config.capacity); },
+     [](const Config& c) { return Json(c.capacity); }},
+    {"policy_capacity", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadPowerOfTwo(v, w, 64, 1048576, &w.config.policy_capacity); },
+     [](const Config& c) { return Json(c.policy_capacity); }},
+    {"dry_run", Shape::kValue, [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.dry_run); },
+     [](const Config& c) { return Json(c.dry_run); }},
+    {"fail_mode", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       if (v == "open") {
+         w.config.fail_mode = FailMode::kOpen;
+       } else if (v == "defer") {
+         w.config.fail_mode = FailMode::kDefer;
+       } else {
+         w.Fail("expected \"open\" or \"defer\", got " + Got(v));
+       }
+     },
+     [](const Config& c) { return Json(FailModeName(c.fail_mode)); }},
+    {"limits", Shape::kObject, nullptr, nullptr},
+    {"limits.sender", Shape::kObject, nullptr, nullptr},
+    {"limits.sender.per_minute", Shape::kValue, ApplyLimit<0, true>, ShowLimit<0, true>},
+    {"limits.sender.per_hour", Shape::kValue, ApplyLimit<0, false>, ShowLimit<0, false>},
+    {"limits.cwd", Shape::kObject, nullptr, nullptr},
+    {"limits.cwd.per_minute", Shape::kValue, ApplyLimit<1, true>, ShowLimit<1, true>},
+    {"limits.cwd.per_hour", Shape::kValue, ApplyLimit<1, false>, ShowLimit<1, false>},
+    {"limits.uid", Shape::kObject, nullptr, nullptr},
+    {"limits.uid.per_minute", Shape::kValue, ApplyLimit<2, true>, ShowLimit<2, true>},
+    {"limits.uid.per_hour", Shape::kValue, ApplyLimit<2, false>, ShowLimit<2, false>},
+    {"overrides", Shape::kObject, nullptr,
+     [](const Config& c) {
+       Json map = Json::object();
+       for (const Override& o : c.overrides) {
+         const Limit l = EffectiveLimit(c, o);
+         map[o.key.written] = {{"per_minute", l.per_minute}, {"per_hour", l.per_hour}};
+       }
+       return map;
+     }},
+    {"overrides.*", Shape::kObject,
+     [](const Json&, Walk& w) {
+       Override o;
+       std::string why;
+       if (!ParsePolicyKey(w.wild.at(0), &o.key, &why)) w.Fail(why);
+       w.config.overrides.push_back(std::move(o));
+     },
+     nullptr},
+    {"overrides.*.per_minute", Shape::kValue, ApplyOverrideLimit<true>, nullptr},
+    {"overrides.*.per_hour", Shape::kValue, ApplyOverrideLimit<false>, nullptr},
+    {"whitelist", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadKeyList(v, w, &w.config.whitelist); },
+     [](const Config& c) { return ShowKeyList(c.whitelist); }},
+    {"blocklist", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadKeyList(v, w, &w.config.blocklist); },
+     [](const Config& c) { return ShowKeyList(c.blocklist); }},
+};
+
+std::vector<std::string> Split(std::string_view path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = path.find('.', start);
+    out.emplace_back(path.substr(start, dot - start));
+    if (dot == std::string_view::npos) return out;
+    start = dot + 1;
+  }
+}
+
+const std::vector<std::vector<std::string>>& FieldSegments() {
+  static const auto* segments = [] {
+    auto* s = new std::vector<std::vector<std::string>>();
+    for (const Field& f : kFields) s->push_back(Split(f.path));
+    return s;
+  }();
+  return *segments;
+}
+
+// The row for a key path, and the keys its '*' matched; nullptr for an unknown key.
+const Field* Match(const std::vector<std::string>& segments, std::vector<std::string>* wild) {
+  const auto& all = FieldSegments();
+  for (size_t f = 0; f < all.size(); ++f) {
+    const auto& pattern = all[f];
+    if (pattern.size() != segments.size()) continue;
+    std::vector<std::string> matched;
+    bool ok = true;
+    for (size_t i = 0; ok && i < pattern.size(); ++i) {
+      if (pattern[i] == "*") {
+        matched.push_back(segments[i]);
+      } else {
+        ok = pattern[i] == segments[i];
+      }
+    }
+    if (ok) {
+      *wild = std::move(matched);
+      return &kFields[f];
+    }
+  }
+  return nullptr;
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// A known key next to an unknown one that is spelled almost the same, or "".
+std::string Suggestion(const std::vector<std::string>& segments) {
+  std::string best;
+  size_t best_distance = 3;
+  const std::string& name = segments.back();
+  for (const auto& pattern : FieldSegments()) {
+    if (pattern.size() != segments.size() || pattern.back() == "*") continue;
+    bool sibling = true;
+    for (size_t i = 0; sibling && i + 1 < pattern.size(); ++i) {
+      sibling = pattern[i] == "*" || pattern[i] == segments[i];
+    }
+    if (!sibling) continue;
+    const size_t d = EditDistance(name, pattern.back());
+    const size_t allowed = pattern.back().size() >= 6 ? 2 : 1;  // "ip" is not a typo of "uid"
+    if (d <= allowed && d < best_distance) {
+      best_distance = d;
+      best = pattern.back();
+    }
+  }
+  return best;
+}
+
+void WalkObject(const Json& object, Walk& w) {
+  for (const auto& [key, value] : object.items()) {
+    w.segments.push_back(key);
+    std::vector<std::string> wild;
+    const Field* field = Match(w.segments, &wild);
+    if (field == nullptr) {
+      const std::string hint = Suggestion(w.segments);
+      w.Fail(hint.empty() ? "unknown key" : "unknown key (did you mean \"" + hint + "\"?)");
+    } else {
+      std::swap(w.wild, wild);
+      if (field->apply != nullptr) field->apply(value, w);
+      if (field->shape == Shape::kObject) {
+        if (value.is_object()) {
+          WalkObject(value, w);
+        } else {
+          w.Fail("expected an object, got " + Got(value));
+        }
+      }
+      std::swap(w.wild, wild);
+    }
+    w.segments.pop_back();
+  }
+}
+
+// ---- Checks across keys ---------------------------------------------------------------------
+
+void CrossChecks(Walk& w) {
+  Config& c = w.config;
+  std::map<std::string, size_t> whitelisted;  // identity -> index
+  for (size_t i = 0; i < c.whitelist.size(); ++i) whitelisted.emplace(Identity(c.whitelist[i]), i);
+  for (size_t i = 0; i < c.blocklist.size(); ++i) {
+    const PolicyKey& k = c.blocklist[i];
+    if (k.text.empty()) continue;  // already reported
+    auto it = whitelisted.find(Identity(k));
+    if (it != whitelisted.end()) {
+      w.FailAt("blocklist[" + std::to_string(i) + "]", Quoted(k.written) +
+                                                           " is also whitelisted (whitelist[" +
+                                                           std::to_string(it->second) + "])");
+    }
+  }
+  std::map<std::string, std::string> overridden;  // identity -> written
+  for (const Override& o : c.overrides) {
+    if (o.key.text.empty()) continue;
+    auto [it, inserted] = overridden.emplace(Identity(o.key), o.key.written);
+    if (!inserted) {
+      std::string here, there;
+      AppendSegment(&here, "overrides");
+      AppendSegment(&here, o.key.written);
+      AppendSegment(&there, "overrides");
+      AppendSegment(&there, it->second);
+      w.FailAt(here, "the same key as " + there);
+    }
+  }
+  std::set<std::string> rule_keys;
+  for (const PolicyKey& k : c.whitelist) rule_keys.insert(Identity(k));
+  for (const PolicyKey& k : c.blocklist) rule_keys.insert(Identity(k));
+  for (const Override& o : c.overrides) rule_keys.insert(Identity(o.key));
+  const size_t room = c.policy_capacity / 2;  // what eg::PublishPolicy accepts
+  if (rule_keys.size() > room) {
+    w.FailAt("policy_capacity", std::to_string(c.policy_capacity) + " holds at most " +
+                                    std::to_string(room) +
+                                    " whitelist/blocklist/override keys, the config has " +
+                                    std::to_string(rule_keys.size()));
+  }
+}
+
+// ---- Duplicate keys (the parser itself keeps the last one silently) -------------------------
+
+struct DuplicateFinder {
+  struct Frame {
+    bool object = true;
+    std::set<std::string> keys;
+    std::string key;
+    size_t index = 0;
+  };
+  std::vector<Frame> frames;
+  std::vector<std::string> duplicates;  // rendered paths
+
+  void AfterValue() {
+    if (!frames.empty() && !frames.back().object) ++frames.back().index;
+  }
+  std::string Path() const {
+    std::string path;
+    for (const Frame& f : frames) {
+      if (f.object) {
+        AppendSegment(&path, f.key);
+      } else {
+        path += "[" + std::to_string(f.index) + "]";
+      }
+    }
+    return path;
+  }
+  bool operator()(int, Json::parse_event_t event, Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+        frames.emplace_back();
+        break;
+      case Json::parse_event_t::array_start:
+        frames.emplace_back().object = false;
+        break;
+      case Json::parse_event_t::key: {
+        Frame& f = frames.back();
+        f.key = parsed.get<std::string>();
+        if (!f.keys.insert(f.key).second) duplicates.push_back(Path());
+        break;
+      }
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        frames.pop_back();
+        AfterValue();
+        break;
+      case Json::parse_event_t::value:
+        AfterValue();
+        break;
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+const char* FailModeName(FailMode mode) {
+  return mode == FailMode::kDefer ? "defer" : "open";
+}
+
+std::string DefaultEximGroup() {
+  for (const char* name : {"Debian-exim", "mailnull"}) {
+    if (getgrnam(name) != nullptr) return name;
+  }
+  return "mail";
+}
+
+Limit EffectiveLimit(const Config& config, const Override& o) {
+  const Limit& base = config.limits[static_cast<int>(o.key.klass)];
+  return {o.per_minute.value_or(base.per_minute), o.per_hour.value_or(base.per_hour)};
+}
+
+ConfigResult ParseConfig(std::string_view text, const std::string& path) {
+  ConfigResult r;
+  r.config.path = path;
+  const std::string prefix = "config " + path + ": ";
+  Json doc;
+  DuplicateFinder duplicates;
+  try {
+    doc = Json::parse(text.begin(), text.end(), std::ref(duplicates));
+  } catch (const Json::parse_error& e) {
+    std::string what = e.what();
+    const size_t bracket = what.find("] ");
+    if (bracket != std::string::npos) what.erase(0, bracket + 2);
+    if (what.starts_with("parse error at ")) {
+      what.replace(0, 15, "invalid JSON at ");
+    } else {
+      what = "invalid JSON: " + what;
+    }
+    r.errors.push_back(prefix + Printable(what));
+    return r;
+  }
+  for (const std::string& where : duplicates.duplicates) {
+    r.errors.push_back(prefix + where + ": duplicate key");
+  }
+  if (!doc.is_object()) {
+    r.errors.push_back(prefix + "expected a JSON object at the top level, got " + Got(doc));
+    return r;
+  }
+  Walk w{r.config, r.errors, {}, {}};
+  WalkObject(doc, w);
+  if (r.config.exim_group.empty()) r.config.exim_group = DefaultEximGroup();
+  CrossChecks(w);
+  return r;
+}
+
+ConfigResult LoadConfig(const std::string& path) {
+  ConfigResult r;
+  r.config.path = path;
+  const std::string prefix = "config " + path + ": ";
+  // O_NONBLOCK: opening a FIFO must not hang; it is refused below as not a regular file.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    r.errors.push_back(prefix + "cannot open: " + std::strerror(errno));
+    return r;
+  }
+  std::string text;
+  struct stat st {};
+  bool readable = false;
+  if (fstat(fd, &st) != 0) {
+    r.errors.push_back(prefix + "cannot stat: " + std::strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    r.errors.push_back(prefix + "not a regular file");
+  } else if (st.st_size > static_cast<off_t>(kMaxConfigBytes)) {
+    r.errors.push_back(prefix + "larger than 1 MiB");
+  } else {
+    readable = true;
+    if ((st.st_mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      r.errors.push_back(prefix + "mode " + mode +
+                         " gives group or others access to it; run chmod 600 " + path);
+    }
+    // Whoever owns the file decides the policy and, later, holds the API tokens: only root (or
+    // the user running eximguard, for tests and unprivileged trials) may own it.
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+      r.errors.push_back(prefix + "owned by uid " + std::to_string(st.st_uid) +
+                         ", not root: run chown root " + path);
+    }
+  }
+  while (readable) {
+    char buf[8192];
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      r.errors.push_back(prefix + "cannot read: " + std::strerror(errno));
+      readable = false;
+    }
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      r.errors.push_back(prefix + "larger than 1 MiB");
+      readable = false;
+    }
+  }
+  close(fd);
+  if (!readable) return r;
+  ConfigResult parsed = ParseConfig(text, path);
+  r.config = std::move(parsed.config);
+  r.errors.insert(r.errors.end(), parsed.errors.begin(), parsed.errors.end());
+  return r;
+}
+
+nlohmann::ordered_json ConfigToJson(const Config& config) {
+  Json out = Json::object();
+  const auto& segments = FieldSegments();
+  for (size_t f = 0; f < segments.size(); ++f) {
+    if (kFields[f].show == nullptr) continue;
+    Json* node = &out;
+    for (const std::string& s : segments[f]) node = &(*node)[s];
+    *node = kFields[f].show(config);
+  }
+  return out;
+}
+
+bool IsSecretKey(std::string_view name) {
+  return name == "token" || name == "password" || name == "secret" || name.ends_with("_token") ||
+         name.ends_with("_password") || name.ends_with("_secret");
+}
+
+void MaskSecrets(nlohmann::ordered_json& json) {
+  if (json.is_array()) {
+    for (auto& v : json) MaskSecrets(v);
+    return;
+  }
+  if (!json.is_object()) return;
+  for (auto& [key, value] : json.items()) {
+    if (value.is_structured()) {
+      MaskSecrets(value);
+    } else if (IsSecretKey(key) && !(value.is_string() && value.get<std::string>().empty())) {
+      value = kMask;
+    }
+  }
+}
+
+}  // namespace eg::sidecar

@@ -1,0 +1,52 @@
+// publish.cpp - see publish.h.
+
+#include "publish.h"
+
+#include "policy_from_config.h"
+
+namespace eg::sidecar {
+
+bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out,
+                   std::string* error) {
+  SegmentSpec spec;
+  spec.name = config.shm_name;
+  spec.capacity = config.capacity;
+  spec.policy_capacity = config.policy_capacity;
+  spec.group = config.exim_group;
+  spec.mode = 0660;
+  SegmentOutcome outcome{};
+  out->segment = CreateSegment(spec, &outcome, error);
+  if (!out->segment) return false;
+  out->created = outcome != SegmentOutcome::kReused;
+  out->replaced = outcome == SegmentOutcome::kReplaced;
+  const Policy policy = PolicyFromConfig(config);
+  const Table& table = out->segment->table;
+  if (!PublishPolicy(table, policy, error)) {
+    *error = "shared memory " + spec.name + ": " + *error;
+    return false;
+  }
+  out->rules = policy.rules.size();
+  out->generation = table.header->generation.load(std::memory_order_acquire);
+  out->repaired = Repair(table, now_unix);
+  return true;
+}
+
+std::string Describe(const Config& config, const PublishResult& r) {
+  std::string line;
+  if (r.replaced) {
+    line = "replaced shared memory " + config.shm_name +
+           " (the old one had another size or layout; counters start from zero)";
+  } else if (r.created) {
+    line = "created shared memory " + config.shm_name + " (" + std::to_string(config.capacity) +
+           " keys, " + std::to_string(config.policy_capacity) + " policy entries, group " +
+           config.exim_group + ", mode 0660)";
+  } else {
+    line = "reused shared memory " + config.shm_name + " (counters kept)";
+  }
+  line += "; published policy generation " + std::to_string(r.generation) + " with " +
+          std::to_string(r.rules) + (r.rules == 1 ? " rule" : " rules") + "; repaired " +
+          std::to_string(r.repaired) + (r.repaired == 1 ? " slot" : " slots");
+  return line;
+}
+
+}  // namespace eg::sidecar

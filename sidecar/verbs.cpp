@@ -1,0 +1,90 @@
+// verbs.cpp - see verbs.h.
+
+#include "verbs.h"
+
+#include <ctime>
+#include <memory>
+
+#include "config.h"
+#include "publish.h"
+#include "segment.h"
+#include "top.h"
+
+namespace eg::sidecar {
+namespace {
+
+uint32_t NowUnix() {
+  return static_cast<uint32_t>(std::time(nullptr));
+}
+
+// Loads the config; on errors writes them all to err and returns false.
+bool Load(const std::string& path, ConfigResult* result, std::ostream& err) {
+  *result = LoadConfig(path);
+  for (const std::string& e : result->errors) err << e << "\n";
+  return result->ok();
+}
+
+std::string Limits(const Limit& l) {
+  return std::to_string(l.per_minute) + "/" + std::to_string(l.per_hour);
+}
+
+}  // namespace
+
+int RunVerb(const std::string& config_path, std::ostream& out, std::ostream& err) {
+  ConfigResult loaded;
+  if (!Load(config_path, &loaded, err)) return kExitFailure;
+  PublishResult result;
+  std::string error;
+  if (!PublishConfig(loaded.config, NowUnix(), &result, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  out << Describe(loaded.config, result) << "\n";
+  return kExitOk;
+}
+
+int TopVerb(const std::string& config_path, size_t max_rows, bool json, std::ostream& out,
+            std::ostream& err) {
+  ConfigResult loaded;
+  if (!Load(config_path, &loaded, err)) return kExitFailure;
+  const std::string& name = loaded.config.shm_name;
+  std::string error;
+  std::unique_ptr<Segment> segment = OpenSegment(name, &error);
+  if (!segment) {
+    err << error << " (`eximguard run` creates it)\n";
+    return kExitFailure;
+  }
+  const TopReport report = BuildTop(segment->table, name, NowUnix(), max_rows);
+  if (json) {
+    out << TopToJson(report).dump(2) << "\n";
+  } else {
+    out << FormatTopText(report);
+  }
+  return kExitOk;
+}
+
+int ConfigCheckVerb(const std::string& config_path, std::ostream& out, std::ostream& err) {
+  ConfigResult loaded;
+  if (!Load(config_path, &loaded, err)) return kExitFailure;
+  const Config& c = loaded.config;
+  out << "config OK: " << c.path << "\n"
+      << "  shared memory " << c.shm_name << ": " << c.capacity << " keys, " << c.policy_capacity
+      << " policy entries, group " << c.exim_group << "\n"
+      << "  limits per minute/hour (0 = unlimited): sender " << Limits(c.limits[0]) << ", cwd "
+      << Limits(c.limits[1]) << ", uid " << Limits(c.limits[2]) << "\n"
+      << "  " << c.overrides.size() << (c.overrides.size() == 1 ? " override, " : " overrides, ")
+      << c.whitelist.size() << " whitelisted, " << c.blocklist.size() << " blocked; fail mode "
+      << FailModeName(c.fail_mode) << "; dry run " << (c.dry_run ? "on" : "off") << "\n";
+  return kExitOk;
+}
+
+int ConfigShowVerb(const std::string& config_path, std::ostream& out, std::ostream& err) {
+  ConfigResult loaded;
+  if (!Load(config_path, &loaded, err)) return kExitFailure;
+  nlohmann::ordered_json json = ConfigToJson(loaded.config);
+  MaskSecrets(json);
+  out << json.dump(2) << "\n";
+  return kExitOk;
+}
+
+}  // namespace eg::sidecar

@@ -1,0 +1,545 @@
+// config_test.cpp - loading and validating the sidecar config (sidecar/config.h) and
+// classifying policy keys (sidecar/policy_key.h).
+
+#include "config.h"
+
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "policy_key.h"
+#include "sidecar_test_util.h"
+
+namespace eg::sidecar {
+namespace {
+
+using Errors = std::vector<std::string>;
+using testing::TempDir;
+using testing::WriteFile;
+
+const std::string kPath = "/t.json";
+
+Errors ErrorsOf(const std::string& text) {
+  return ParseConfig(text, kPath).errors;
+}
+std::string E(const std::string& message) {
+  return "config " + kPath + ": " + message;
+}
+
+Config Valid(const std::string& text) {
+  ConfigResult r = ParseConfig(text, kPath);
+  EXPECT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  return r.config;
+}
+
+// ---- Defaults ------------------------------------------------------------------------------
+
+TEST(ConfigDefaults, EmptyObjectGivesEveryDefault) {
+  const Config c = Valid("{}");
+  EXPECT_EQ(c.path, kPath);
+  EXPECT_EQ(c.shm_name, "/eximguard");
+  EXPECT_EQ(c.state_dir, "/var/lib/eximguard");
+  EXPECT_EQ(c.exim_log, "/var/log/exim_mainlog");
+  EXPECT_EQ(c.exim_group, DefaultEximGroup());
+  EXPECT_EQ(c.capacity, 65536u);
+  EXPECT_EQ(c.policy_capacity, 16384u);
+  EXPECT_FALSE(c.dry_run);
+  EXPECT_EQ(c.fail_mode, FailMode::kOpen);
+  EXPECT_EQ(c.limits[0].per_minute, 8u);
+  EXPECT_EQ(c.limits[0].per_hour, 100u);
+  EXPECT_EQ(c.limits[1].per_minute, 5u);
+  EXPECT_EQ(c.limits[1].per_hour, 60u);
+  EXPECT_EQ(c.limits[2].per_minute, 20u);
+  EXPECT_EQ(c.limits[2].per_hour, 300u);
+  EXPECT_TRUE(c.overrides.empty());
+  EXPECT_TRUE(c.whitelist.empty());
+  EXPECT_TRUE(c.blocklist.empty());
+}
+
+TEST(ConfigDefaults, EximGroupPrefersDebianEximThenMailnullThenMail) {
+  const std::string g = DefaultEximGroup();
+  if (getgrnam("Debian-exim") != nullptr) {
+    EXPECT_EQ(g, "Debian-exim");
+  } else if (getgrnam("mailnull") != nullptr) {
+    EXPECT_EQ(g, "mailnull");
+  } else {
+    EXPECT_EQ(g, "mail");
+  }
+}
+
+TEST(ConfigDefaults, PartialLimitsKeepTheOtherDefaults) {
+  const Config c = Valid(R"({"limits": {"sender": {"per_hour": 7}, "uid": {}}})");
+  EXPECT_EQ(c.limits[0].per_minute, 8u);
+  EXPECT_EQ(c.limits[0].per_hour, 7u);
+  EXPECT_EQ(c.limits[1].per_minute, 5u);
+  EXPECT_EQ(c.limits[2].per_hour, 300u);
+}
+
+TEST(ConfigParse, EveryKeySet) {
+  const std::string group = testing::OwnGroupName();
+  const Config c = Valid(R"({
+    "shm_name": "/eg.test_1-x", "state_dir": "/srv/state", "exim_log": "/srv/log/mainlog",
+    "exim_group": ")" + group +
+                         R"(",
+    "capacity": 1024, "policy_capacity": 64, "dry_run": true, "fail_mode": "defer",
+    "limits": { "sender": {"per_minute": 0, "per_hour": 4294967295},
+                "cwd":    {"per_minute": 1, "per_hour": 2},
+                "uid":    {"per_minute": 3, "per_hour": 4} },
+    "overrides": { "newsletter@example.com": {"per_minute": 50, "per_hour": 5000},
+                   "uid:0042": {"per_hour": 9} },
+    "whitelist": ["postmaster@example.com", "/home/acct/public_html/newsletter/"],
+    "blocklist": ["sender:spam@example.com", "uid:666"] })");
+  EXPECT_EQ(c.shm_name, "/eg.test_1-x");
+  EXPECT_EQ(c.state_dir, "/srv/state");
+  EXPECT_EQ(c.exim_log, "/srv/log/mainlog");
+  EXPECT_EQ(c.exim_group, group);
+  EXPECT_EQ(c.capacity, 1024u);
+  EXPECT_EQ(c.policy_capacity, 64u);
+  EXPECT_TRUE(c.dry_run);
+  EXPECT_EQ(c.fail_mode, FailMode::kDefer);
+  EXPECT_EQ(c.limits[0].per_minute, 0u);
+  EXPECT_EQ(c.limits[0].per_hour, 4294967295u);
+  EXPECT_EQ(c.limits[1].per_minute, 1u);
+  EXPECT_EQ(c.limits[1].per_hour, 2u);
+  EXPECT_EQ(c.limits[2].per_minute, 3u);
+  EXPECT_EQ(c.limits[2].per_hour, 4u);
+
+  ASSERT_EQ(c.overrides.size(), 2u);
+  EXPECT_EQ(c.overrides[0].key.written, "newsletter@example.com");
+  EXPECT_EQ(c.overrides[0].key.klass, KeyClass::kSender);
+  EXPECT_EQ(c.overrides[0].key.text, "newsletter@example.com");
+  EXPECT_EQ(c.overrides[0].per_minute, 50u);
+  EXPECT_EQ(c.overrides[0].per_hour, 5000u);
+  EXPECT_EQ(c.overrides[1].key.written, "uid:0042");
+  EXPECT_EQ(c.overrides[1].key.klass, KeyClass::kUid);
+  EXPECT_EQ(c.overrides[1].key.text, "42");
+  EXPECT_EQ(c.overrides[1].per_minute, std::nullopt);
+  EXPECT_EQ(c.overrides[1].per_hour, 9u);
+  EXPECT_EQ(EffectiveLimit(c, c.overrides[1]).per_minute, 3u);  // inherited from limits.uid
+  EXPECT_EQ(EffectiveLimit(c, c.overrides[1]).per_hour, 9u);
+
+  ASSERT_EQ(c.whitelist.size(), 2u);
+  EXPECT_EQ(c.whitelist[0].klass, KeyClass::kSender);
+  EXPECT_EQ(c.whitelist[0].text, "postmaster@example.com");
+  EXPECT_EQ(c.whitelist[1].klass, KeyClass::kCwd);
+  EXPECT_EQ(c.whitelist[1].text, "/home/acct/public_html/newsletter");
+  EXPECT_EQ(c.whitelist[1].written, "/home/acct/public_html/newsletter/");
+  ASSERT_EQ(c.blocklist.size(), 2u);
+  EXPECT_EQ(c.blocklist[0].klass, KeyClass::kSender);
+  EXPECT_EQ(c.blocklist[0].text, "spam@example.com");
+  EXPECT_EQ(c.blocklist[1].klass, KeyClass::kUid);
+  EXPECT_EQ(c.blocklist[1].text, "666");
+}
+
+TEST(ConfigParse, ShippedDefaultConfigIsValid) {
+  const std::string path = EG_SOURCE_DIR "/packaging/eximguard.json";
+  const std::string text = testing::ReadFile(path);
+  ASSERT_NE(text, "") << path;
+  const ConfigResult r = ParseConfig(text, path);
+  EXPECT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+}
+
+// ---- Validation: one problem at a time ------------------------------------------------------
+
+struct BadCase {
+  std::string json;
+  std::string error;  // without the "config <file>: " prefix
+};
+void PrintTo(const BadCase& c, std::ostream* os) {
+  *os << c.json;
+}
+
+class ConfigRejects : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigRejects, WithExactKeyPathAndReason) {
+  EXPECT_EQ(ErrorsOf(GetParam().json), Errors{E(GetParam().error)});
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Limits, ConfigRejects,
+    ::testing::Values(
+        BadCase{R"({"limits": {"sender": {"per_minute": "ten"}}})",
+                R"(limits.sender.per_minute: expected a non-negative integer, got "ten")"},
+        BadCase{R"({"limits": {"sender": {"per_hour": -1}}})",
+                "limits.sender.per_hour: expected a non-negative integer, got -1"},
+        BadCase{R"({"limits": {"cwd": {"per_minute": 4294967296}}})",
+                "limits.cwd.per_minute: expected at most 4294967295, got 4294967296"},
+        BadCase{R"({"limits": {"uid": {"per_hour": 1.5}}})",
+                "limits.uid.per_hour: expected a non-negative integer, got 1.5"},
+        BadCase{R"({"limits": {"uid": {"per_hour": true}}})",
+                "limits.uid.per_hour: expected a non-negative integer, got true"},
+        BadCase{R"({"limits": {"uid": {"per_hour": null}}})",
+                "limits.uid.per_hour: expected a non-negative integer, got null"},
+        BadCase{R"({"limits": {"sendr": {}}})",
+                R"(limits.sendr: unknown key (did you mean "sender"?))"},
+        BadCase{R"({"limits": {"sender": {"per_minut": 1}}})",
+                R"(limits.sender.per_minut: unknown key (did you mean "per_minute"?))"},
+        BadCase{R"({"limits": {"ip": {}}})", "limits.ip: unknown key"},
+        BadCase{R"({"limits": 5})", "limits: expected an object, got 5"},
+        BadCase{R"({"limits": {"cwd": [1, 2]}})", "limits.cwd: expected an object, got [1,2]"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Scalars, ConfigRejects,
+    ::testing::Values(
+        BadCase{R"({"capacity": 1000})",
+                "capacity: expected a power of two from 1024 to 16777216, got 1000"},
+        BadCase{R"({"capacity": 512})",
+                "capacity: expected a power of two from 1024 to 16777216, got 512"},
+        BadCase{R"({"capacity": 33554432})",
+                "capacity: expected a power of two from 1024 to 16777216, got 33554432"},
+        BadCase{R"({"capacity": 8589934592})",
+                "capacity: expected a power of two from 1024 to 16777216, got 8589934592"},
+        BadCase{R"({"capacity": 1024.0})", "capacity: expected a non-negative integer, got 1024.0"},
+        BadCase{R"({"capacity": "1024"})",
+                R"(capacity: expected a non-negative integer, got "1024")"},
+        BadCase{R"({"policy_capacity": 32})",
+                "policy_capacity: expected a power of two from 64 to 1048576, got 32"},
+        BadCase{R"({"policy_capacity": 100})",
+                "policy_capacity: expected a power of two from 64 to 1048576, got 100"},
+        BadCase{R"({"policy_capacity": 2097152})",
+                "policy_capacity: expected a power of two from 64 to 1048576, got 2097152"},
+        BadCase{
+            R"({"shm_name": "eximguard"})",
+            R"(shm_name: expected "/" followed by 1 to 200 of A-Z a-z 0-9 . _ -, got "eximguard")"},
+        BadCase{R"({"shm_name": "/"})",
+                R"(shm_name: expected "/" followed by 1 to 200 of A-Z a-z 0-9 . _ -, got "/")"},
+        BadCase{R"({"shm_name": "/a b"})",
+                R"(shm_name: expected "/" followed by 1 to 200 of A-Z a-z 0-9 . _ -, got "/a b")"},
+        BadCase{R"({"shm_name": "/a/b"})",
+                R"(shm_name: expected "/" followed by 1 to 200 of A-Z a-z 0-9 . _ -, got "/a/b")"},
+        BadCase{R"({"shm_name": 7})", "shm_name: expected a string, got 7"},
+        BadCase{R"({"fail_mode": "closed"})",
+                R"(fail_mode: expected "open" or "defer", got "closed")"},
+        BadCase{R"({"fail_mode": 1})", R"(fail_mode: expected "open" or "defer", got 1)"},
+        BadCase{R"({"dry_run": "yes"})", R"(dry_run: expected true or false, got "yes")"},
+        BadCase{R"({"state_dir": "var/lib"})",
+                R"(state_dir: expected an absolute path, got "var/lib")"},
+        BadCase{R"({"exim_log": ""})", R"(exim_log: expected an absolute path, got "")"},
+        BadCase{R"({"exim_group": "no-such-group-eg"})",
+                R"(exim_group: no group "no-such-group-eg" on this system)"},
+        BadCase{R"({"exim_group": ""})", R"(exim_group: no group "" on this system)"},
+        BadCase{R"({"shm": "/x"})", R"(shm: unknown key)"},
+        BadCase{R"({"capacty": 1024})", R"(capacty: unknown key (did you mean "capacity"?))"},
+        BadCase{R"({"whm": {"token": "x"}})", "whm: unknown key"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Keys, ConfigRejects,
+    ::testing::Values(
+        BadCase{R"({"whitelist": ""})", R"(whitelist: expected a list of strings, got "")"},
+        BadCase{R"({"whitelist": ["a@b", 5]})", "whitelist[1]: expected a string, got 5"},
+        BadCase{R"({"whitelist": [""]})", "whitelist[0]: empty key"},
+        BadCase{R"({"blocklist": ["sender:"]})", "blocklist[0]: empty key"},
+        BadCase{R"({"blocklist": ["uid:abc"]})",
+                "blocklist[0]: expected uid:N with N a decimal uid"},
+        BadCase{R"({"blocklist": ["uid:"]})", "blocklist[0]: expected uid:N with N a decimal uid"},
+        BadCase{R"({"blocklist": ["uid:4294967296"]})", "blocklist[0]: uid above 4294967295"},
+        BadCase{R"({"whitelist": ["a@b\nc"]})", "whitelist[0]: key contains a control character"},
+        BadCase{R"({"overrides": {"": {"per_minute": 1}}})", R"(overrides."": empty key)"},
+        BadCase{R"({"overrides": {"x@example.com": 5}})",
+                R"(overrides."x@example.com": expected an object, got 5)"},
+        BadCase{
+            R"({"overrides": {"x@example.com": {"per_minute": "many"}}})",
+            R"(overrides."x@example.com".per_minute: expected a non-negative integer, got "many")"},
+        BadCase{R"({"overrides": {"x@example.com": {"per_day": 5}}})",
+                R"(overrides."x@example.com".per_day: unknown key)"},
+        BadCase{R"({"overrides": []})", "overrides: expected an object, got []"},
+        BadCase{R"({"whitelist": ["Spam@Example.com"], "blocklist": ["spam@example.com"]})",
+                R"(blocklist[0]: "spam@example.com" is also whitelisted (whitelist[0]))"},
+        BadCase{R"({"whitelist": ["x", "/home/u/www/"], "blocklist": ["/home/u/www"]})",
+                R"(blocklist[0]: "/home/u/www" is also whitelisted (whitelist[1]))"},
+        BadCase{R"({"whitelist": ["uid:7"], "blocklist": ["uid:007"]})",
+                R"(blocklist[0]: "uid:007" is also whitelisted (whitelist[0]))"},
+        BadCase{R"({"overrides": {"a@b.c": {}, "A@B.C": {}}})",
+                R"(overrides."A@B.C": the same key as overrides."a@b.c")"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Document, ConfigRejects,
+    ::testing::Values(
+        BadCase{"{\n  \"capacity\": 1024,\n  \"dry_run\": }\n",
+                "invalid JSON at line 3, column 14: syntax error while parsing value - "
+                "unexpected '}'; expected '[', '{', or a literal"},
+        BadCase{"",
+                "invalid JSON at line 1, column 1: syntax error while parsing value - "
+                "unexpected end of input; expected '[', '{', or a literal"},
+        BadCase{"{\"a\": \"\xff\"}",
+                "invalid JSON at line 1, column 8: syntax error while parsing value - invalid "
+                "string: ill-formed UTF-8 byte; last read: '\"\\xff'"},
+        BadCase{"[1, 2]", "expected a JSON object at the top level, got [1,2]"},
+        BadCase{R"({"limits": {"sender": {"per_minute": 1, "per_minute": 2}}})",
+                "limits.sender.per_minute: duplicate key"}));
+
+// ---- Validation: everything at once ---------------------------------------------------------
+
+TEST(ConfigValidation, ReportsEveryErrorInFileOrder) {
+  const Errors errors = ErrorsOf(R"({
+    "shm_name": "nope",
+    "capacity": 3000,
+    "limits": { "sendr": {"per_minute": 1},
+                "sender": {"per_minute": "ten", "per_hour": -5},
+                "uid": {"per_minute": 99999999999} },
+    "fail_mode": "closed",
+    "overrides": { "": {"per_minute": 1}, "big@example.com": {"per_minute": [] } },
+    "whitelist": ["ok@example.com", "", "/home/u/x/"],
+    "blocklist": ["OK@example.com", "uid:x", "/home/u/x"],
+    "telegram": {}
+  })");
+  EXPECT_EQ(
+      errors,
+      (Errors{
+          E(R"(shm_name: expected "/" followed by 1 to 200 of A-Z a-z 0-9 . _ -, got "nope")"),
+          E("capacity: expected a power of two from 1024 to 16777216, got 3000"),
+          E(R"(limits.sendr: unknown key (did you mean "sender"?))"),
+          E(R"(limits.sender.per_minute: expected a non-negative integer, got "ten")"),
+          E("limits.sender.per_hour: expected a non-negative integer, got -5"),
+          E("limits.uid.per_minute: expected at most 4294967295, got 99999999999"),
+          E(R"(fail_mode: expected "open" or "defer", got "closed")"),
+          E(R"(overrides."": empty key)"),
+          E(R"(overrides."big@example.com".per_minute: expected a non-negative integer, got [])"),
+          E("whitelist[1]: empty key"),
+          E("blocklist[1]: expected uid:N with N a decimal uid"),
+          E("telegram: unknown key"),
+          E(R"(blocklist[0]: "OK@example.com" is also whitelisted (whitelist[0]))"),
+          E(R"(blocklist[2]: "/home/u/x" is also whitelisted (whitelist[2]))"),
+      }));
+}
+
+TEST(ConfigValidation, ShmNameOfTwoHundredCharactersIsTheLongestAccepted) {
+  const std::string name200 = "/" + std::string(200, 'a');
+  EXPECT_EQ(Valid(R"({"shm_name": ")" + name200 + R"("})").shm_name, name200);
+  EXPECT_EQ(ErrorsOf(R"({"shm_name": "/)" + std::string(201, 'a') + R"("})").size(), 1u);
+}
+
+TEST(ConfigValidation, BoundariesAreAccepted) {
+  const Config c = Valid(
+      R"({"capacity": 16777216, "policy_capacity": 1048576,
+          "limits": {"sender": {"per_minute": 4294967295, "per_hour": 0}}})");
+  EXPECT_EQ(c.capacity, 16777216u);
+  EXPECT_EQ(c.policy_capacity, 1048576u);
+  EXPECT_EQ(c.limits[0].per_minute, 4294967295u);
+  EXPECT_EQ(c.limits[0].per_hour, 0u);
+  EXPECT_EQ(Valid(R"({"capacity": 1024, "policy_capacity": 64})").capacity, 1024u);
+  EXPECT_EQ(Valid(R"({"limits": {"cwd": {"per_minute": -0}}})").limits[1].per_minute, 0u);
+}
+
+TEST(ConfigValidation, MorePolicyKeysThanHalfThePolicyCapacityAreRefused) {
+  std::string list;
+  for (int i = 0; i < 33; ++i) list += std::string(i ? "," : "") + "\"u" + std::to_string(i) + "\"";
+  EXPECT_EQ(ErrorsOf(R"({"policy_capacity": 64, "whitelist": [)" + list + "]}"),
+            Errors{E("policy_capacity: 64 holds at most 32 whitelist/blocklist/override keys, "
+                     "the config has 33")});
+  // Two spellings of one key count once.
+  std::string list32;
+  for (int i = 0; i < 32; ++i) list32 += "\"u" + std::to_string(i) + "\",";
+  EXPECT_TRUE(
+      ParseConfig(R"({"policy_capacity": 64, "whitelist": [)" + list32 + "\"U0\"]}", kPath).ok());
+}
+
+TEST(ConfigValidation, DuplicateKeysAnywhereAreReported) {
+  EXPECT_EQ(ErrorsOf(R"({"dry_run": true, "whitelist": [{"a": 1, "a": 2}], "dry_run": false})"),
+            (Errors{E("whitelist[0].a: duplicate key"), E("dry_run: duplicate key"),
+                    E("whitelist[0]: expected a string, got {\"a\":2}")}));
+}
+
+// ---- The file --------------------------------------------------------------------------------
+
+TEST(ConfigFile, ModeGivingGroupOrOthersAccessIsRefused) {
+  TempDir dir;
+  for (const mode_t mode : {0644, 0640, 0604, 0660, 0602, 0601, 0610, 0666}) {
+    const std::string path = dir.File("c.json");
+    WriteFile(path, "{}", mode);
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+    EXPECT_EQ(LoadConfig(path).errors,
+              Errors{"config " + path + ": mode " + octal +
+                     " gives group or others access to it; run chmod 600 " + path});
+  }
+}
+
+TEST(ConfigFile, FileOwnedBySomeoneElseIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to chown the file";
+  TempDir dir;
+  const std::string path = dir.File("c.json");
+  WriteFile(path, "{}", 0600);
+  ASSERT_EQ(chown(path.c_str(), 65534, static_cast<gid_t>(-1)), 0);
+  EXPECT_EQ(LoadConfig(path).errors,
+            Errors{"config " + path + ": owned by uid 65534, not root: run chown root " + path});
+}
+
+TEST(ConfigFile, OwnerOnlyModesAreAccepted) {
+  TempDir dir;
+  for (const mode_t mode : {0600, 0400, 0700}) {
+    const std::string path = dir.File("c.json");
+    WriteFile(path, R"({"dry_run": true})", mode);
+    const ConfigResult r = LoadConfig(path);
+    EXPECT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+    EXPECT_TRUE(r.config.dry_run);
+    EXPECT_EQ(r.config.path, path);
+  }
+}
+
+TEST(ConfigFile, BadModeAndBadContentAreBothReported) {
+  TempDir dir;
+  const std::string path = dir.File("c.json");
+  WriteFile(path, R"({"dry_run": 1})", 0644);
+  EXPECT_EQ(LoadConfig(path).errors,
+            (Errors{"config " + path +
+                        ": mode 0644 gives group or others access to it; run chmod "
+                        "600 " +
+                        path,
+                    "config " + path + ": dry_run: expected true or false, got 1"}));
+}
+
+TEST(ConfigFile, MissingFileAndDirectoryAreRefused) {
+  TempDir dir;
+  const std::string missing = dir.File("none.json");
+  EXPECT_EQ(LoadConfig(missing).errors,
+            Errors{"config " + missing + ": cannot open: No such file or directory"});
+  EXPECT_EQ(LoadConfig(dir.path()).errors, Errors{"config " + dir.path() + ": not a regular file"});
+}
+
+TEST(ConfigFile, LargerThanOneMebibyteIsRefused) {
+  TempDir dir;
+  const std::string path = dir.File("big.json");
+  WriteFile(path, "{\"whitelist\": [\"" + std::string(1 << 20, 'a') + "\"]}");
+  EXPECT_EQ(LoadConfig(path).errors, Errors{"config " + path + ": larger than 1 MiB"});
+}
+
+// ---- Key classification ----------------------------------------------------------------------
+
+struct KeyCase {
+  std::string written;
+  KeyClass klass;
+  std::string text;
+};
+void PrintTo(const KeyCase& c, std::ostream* os) {
+  *os << ::testing::PrintToString(c.written);
+}
+
+class PolicyKeyClassifies : public ::testing::TestWithParam<KeyCase> {};
+
+TEST_P(PolicyKeyClassifies, AsTheTableSeesIt) {
+  PolicyKey key;
+  std::string why;
+  ASSERT_TRUE(ParsePolicyKey(GetParam().written, &key, &why)) << why;
+  EXPECT_EQ(key.written, GetParam().written);
+  EXPECT_EQ(key.klass, GetParam().klass);
+  EXPECT_EQ(key.text, GetParam().text);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, PolicyKeyClassifies,
+    ::testing::Values(
+        KeyCase{"user@example.com", KeyClass::kSender, "user@example.com"},
+        KeyCase{"User@Example.COM", KeyClass::kSender, "User@Example.COM"},
+        KeyCase{"cpaneluser", KeyClass::kSender, "cpaneluser"},
+        KeyCase{"sender:a@b", KeyClass::kSender, "a@b"},
+        KeyCase{"sender:/home/x", KeyClass::kSender, "/home/x"},
+        KeyCase{"sender:uid:5", KeyClass::kSender, "uid:5"},
+        KeyCase{"UID:5", KeyClass::kSender, "UID:5"}, KeyCase{"uid:1000", KeyClass::kUid, "1000"},
+        KeyCase{"uid:0", KeyClass::kUid, "0"}, KeyCase{"uid:000", KeyClass::kUid, "0"},
+        KeyCase{"uid:4294967295", KeyClass::kUid, "4294967295"},
+        KeyCase{"/home/u/public_html", KeyClass::kCwd, "/home/u/public_html"},
+        KeyCase{"/home/u/public_html///", KeyClass::kCwd, "/home/u/public_html"},
+        KeyCase{"/", KeyClass::kCwd, "/"}, KeyCase{"//", KeyClass::kCwd, "/"},
+        KeyCase{"j\xc3\xb6rg@example.com", KeyClass::kSender, "j\xc3\xb6rg@example.com"}));
+
+TEST(PolicyKey, RefusesBadKeysWithReason) {
+  PolicyKey key;
+  std::string why;
+  EXPECT_FALSE(ParsePolicyKey("", &key, &why));
+  EXPECT_EQ(why, "empty key");
+  EXPECT_FALSE(ParsePolicyKey("sender:", &key, &why));
+  EXPECT_EQ(why, "empty key");
+  EXPECT_FALSE(ParsePolicyKey("uid:-1", &key, &why));
+  EXPECT_EQ(why, "expected uid:N with N a decimal uid");
+  EXPECT_FALSE(ParsePolicyKey("uid:12345678901", &key, &why));
+  EXPECT_EQ(why, "expected uid:N with N a decimal uid");
+  EXPECT_FALSE(ParsePolicyKey("uid:9999999999", &key, &why));
+  EXPECT_EQ(why, "uid above 4294967295");
+  EXPECT_FALSE(ParsePolicyKey(std::string("a\0b", 3), &key, &why));
+  EXPECT_EQ(why, "key contains a control character");
+  EXPECT_FALSE(ParsePolicyKey("a\x7f", &key, &why));
+  EXPECT_EQ(why, "key contains a control character");
+}
+
+TEST(PolicyKey, IdentityMatchesTheTablesNotionOfSameKey) {
+  auto id = [](const std::string& w) {
+    PolicyKey k;
+    std::string why;
+    EXPECT_TRUE(ParsePolicyKey(w, &k, &why)) << w;
+    return Identity(k);
+  };
+  EXPECT_EQ(id("A@B.c"), id("sender:a@b.C"));
+  EXPECT_EQ(id("/home/x/"), id("/home/x"));
+  EXPECT_EQ(id("uid:01"), id("uid:1"));
+  EXPECT_NE(id("/Home/x"), id("/home/x"));  // directories are case-sensitive
+  EXPECT_NE(id("sender:/home/x"), id("/home/x"));
+  EXPECT_NE(id("sender:uid:1"), id("uid:1"));
+}
+
+// ---- Showing the config ----------------------------------------------------------------------
+
+TEST(ConfigShow, DefaultsAreFilledInInTableOrder) {
+  const Config c = Valid("{}");
+  const std::string expected = R"({"shm_name":"/eximguard","state_dir":"/var/lib/eximguard",)"
+                               R"("exim_log":"/var/log/exim_mainlog","exim_group":")" +
+                               DefaultEximGroup() +
+                               R"(","capacity":65536,"policy_capacity":16384,"dry_run":false,)"
+                               R"("fail_mode":"open","limits":{"sender":{"per_minute":8,)"
+                               R"("per_hour":100},"cwd":{"per_minute":5,"per_hour":60},)"
+                               R"("uid":{"per_minute":20,"per_hour":300}},"overrides":{},)"
+                               R"("whitelist":[],"blocklist":[]})";
+  EXPECT_EQ(ConfigToJson(c).dump(), expected);
+}
+
+TEST(ConfigShow, OverridesShowTheirEffectiveLimitsAndKeysAsWritten) {
+  const Config c = Valid(
+      R"({"limits": {"cwd": {"per_minute": 3}}, "overrides": {"/home/u/": {"per_hour": 7}},
+          "whitelist": ["Sender:x"], "blocklist": ["uid:0010"]})");
+  const nlohmann::ordered_json j = ConfigToJson(c);
+  EXPECT_EQ(j["overrides"].dump(), R"({"/home/u/":{"per_minute":3,"per_hour":7}})");
+  EXPECT_EQ(j["whitelist"].dump(), R"(["Sender:x"])");
+  EXPECT_EQ(j["blocklist"].dump(), R"(["uid:0010"])");
+}
+
+TEST(ConfigShow, RoundTripsThroughTheParser) {
+  const Config c = Valid(R"({
+    "shm_name": "/eg-x", "capacity": 2048, "dry_run": true, "fail_mode": "defer",
+    "limits": {"uid": {"per_minute": 0}},
+    "overrides": {"newsletter@example.com": {"per_minute": 50, "per_hour": 5000}, "uid:5": {}},
+    "whitelist": ["postmaster@example.com", "/home/acct/public_html/newsletter"],
+    "blocklist": ["bad@example.com"]})");
+  const std::string shown = ConfigToJson(c).dump(2);
+  const Config again = Valid(shown);
+  EXPECT_EQ(ConfigToJson(again).dump(2), shown);
+}
+
+TEST(ConfigShow, SecretKeyNames) {
+  for (const char* name : {"token", "bot_token", "api_token", "password", "secret", "smtp_password",
+                           "signing_secret"}) {
+    EXPECT_TRUE(IsSecretKey(name)) << name;
+  }
+  for (const char* name :
+       {"tokens", "token_file", "user", "secretary", "base_url", "", "_tokenx"}) {
+    EXPECT_FALSE(IsSecretKey(name)) << name;
+  }
+}
+
+TEST(ConfigShow, MaskSecretsAtAnyDepth) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(R"({
+    "token": "t0p", "shm_name": "/eximguard",
+    "whm": {"api_token": "abc", "host": "h", "password": ""},
+    "telegram": {"bots": [{"bot_token": 12345, "chat": 1}]},
+    "slack": {"secret": {"nested": "kept"}}})");
+  MaskSecrets(j);
+  EXPECT_EQ(j.dump(), R"({"token":"********","shm_name":"/eximguard",)"
+                      R"("whm":{"api_token":"********","host":"h","password":""},)"
+                      R"("telegram":{"bots":[{"bot_token":"********","chat":1}]},)"
+                      R"("slack":{"secret":{"nested":"kept"}}})");
+}
+
+}  // namespace
+}  // namespace eg::sidecar

@@ -1,0 +1,136 @@
+// sidecar_test_util.h - helpers for the sidecar tests: a temporary directory, config files with
+// a chosen mode, unique segment names removed afterwards, and running the built `eximguard`.
+#ifndef EXIMGUARD_TESTS_SIDECAR_SIDECAR_TEST_UTIL_H_
+#define EXIMGUARD_TESTS_SIDECAR_SIDECAR_TEST_UTIL_H_
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "segment.h"
+
+extern char** environ;
+
+namespace eg::sidecar::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base ? base : "/tmp") + "/eg-sidecar-test-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0600) {
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + path);
+  }
+  if (chmod(path.c_str(), mode) != 0) throw std::runtime_error("cannot chmod " + path);
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::string UniqueSegmentName() {
+  static std::atomic<int> counter{0};
+  return "/eg-sidecar-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+}
+
+// A unique segment name whose segment is removed at the end of the scope.
+struct ScopedSegmentName {
+  std::string name = UniqueSegmentName();
+  ~ScopedSegmentName() { RemoveSegment(name); }
+};
+
+// The name of our effective group, so segments can be given to it without privileges.
+inline std::string OwnGroupName() {
+  const struct group* g = getgrgid(getegid());
+  return g ? g->gr_name : "";
+}
+
+struct CliResult {
+  int exit_code = -1;  // -1: killed by a signal or timed out
+  std::string out;
+  std::string err;
+};
+
+// Runs the built eximguard with `args`, stdout/stderr captured through files, 30 s at most.
+inline CliResult RunCli(const std::vector<std::string>& args) {
+  TempDir dir;
+  const std::string out_path = dir.File("stdout");
+  const std::string err_path = dir.File("stderr");
+  std::vector<std::string> argv_strings{EG_SIDECAR_BIN};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("cannot start " EG_SIDECAR_BIN);
+
+  CliResult result;
+  int status = 0;
+  bool timed_out = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (waitpid(pid, &status, WNOHANG) != pid) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = ReadFile(out_path);
+  result.err = ReadFile(err_path);
+  return result;
+}
+
+}  // namespace eg::sidecar::testing
+
+#endif  // EXIMGUARD_TESTS_SIDECAR_SIDECAR_TEST_UTIL_H_
