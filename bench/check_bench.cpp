@@ -55,10 +55,10 @@ struct Fixture {
     eg::SegmentSpec spec;
     spec.name = name;
     spec.capacity = 262144;
-    bool created = false;
+    eg::SegmentOutcome outcome{};
     std::string error;
     eg::RemoveSegment(name);
-    seg = eg::CreateSegment(spec, &created, &error);
+    seg = eg::CreateSegment(spec, &outcome, &error);
     eg::Policy p;
     p.class_limits[0] = {4000000000u, 4000000000u};
     p.rules.push_back({eg::KeyClass::kSender, "full@example.com", eg::kFlagOverride, {1, 1}});
