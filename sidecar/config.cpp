@@ -516,7 +516,9 @@ const char* FailModeName(FailMode mode) {
 }
 
 std::string DefaultEximGroup() {
-  for (const char* name : {"Debian-exim", "mailnull"}) {
+  // Debian/Ubuntu: Debian-exim. RHEL/Fedora's exim package: exim. cPanel runs Exim as user
+  // mailnull with group mail. `exim -bP exim_group` tells for sure.
+  for (const char* name : {"Debian-exim", "exim"}) {
     if (getgrnam(name) != nullptr) return name;
   }
   return "mail";

@@ -2,8 +2,8 @@
 //
 // SUMMARY
 //   LoadConfig() reads the file (default /etc/eximguard/eximguard.json), checks that it is a
-//   regular file of at most 1 MiB that neither group nor others may access (mode & 077 == 0;
-//   the owner is not checked), parses it (strict JSON, duplicate keys refused) and validates every
+//   regular file of at most 1 MiB that neither group nor others may access (mode & 077 == 0)
+//   and that root (or the user running eximguard) owns, parses it (strict JSON, duplicate keys refused) and validates every
 //   key against the table of known keys in config.cpp. Every key is optional; missing ones take the
 //   defaults below. ConfigToJson() gives the effective config back (defaults filled in), and
 //   MaskSecrets() hides secret values in it before it is shown.
@@ -77,7 +77,7 @@ ConfigResult LoadConfig(const std::string& path);
 // at any file (so no mode check).
 ConfigResult ParseConfig(std::string_view text, const std::string& path);
 
-// "Debian-exim" if that group exists, else "mailnull", else "mail".
+// "Debian-exim" if that group exists, else "exim", else "mail" (cPanel's Exim group).
 std::string DefaultEximGroup();
 
 // The effective config, keys in table order, defaults filled in, override limits resolved.

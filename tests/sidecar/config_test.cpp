@@ -59,12 +59,12 @@ TEST(ConfigDefaults, EmptyObjectGivesEveryDefault) {
   EXPECT_TRUE(c.blocklist.empty());
 }
 
-TEST(ConfigDefaults, EximGroupPrefersDebianEximThenMailnullThenMail) {
+TEST(ConfigDefaults, EximGroupPrefersDebianEximThenEximThenMail) {
   const std::string g = DefaultEximGroup();
   if (getgrnam("Debian-exim") != nullptr) {
     EXPECT_EQ(g, "Debian-exim");
-  } else if (getgrnam("mailnull") != nullptr) {
-    EXPECT_EQ(g, "mailnull");
+  } else if (getgrnam("exim") != nullptr) {
+    EXPECT_EQ(g, "exim");
   } else {
     EXPECT_EQ(g, "mail");
   }
