@@ -75,7 +75,9 @@ struct Fixture {
 
 Fixture* g_fixture = nullptr;
 
-void Setup(const benchmark::State& state) { g_fixture = new Fixture(state.range(0)); }
+void Setup(const benchmark::State& state) {
+  g_fixture = new Fixture(state.range(0));
+}
 void Teardown(const benchmark::State&) {
   delete g_fixture;
   g_fixture = nullptr;
@@ -91,7 +93,14 @@ void BM_Check(benchmark::State& state) {
     benchmark::DoNotOptimize(eg::Check(g_fixture->seg->table, &k, 1, 1, now, eg::Verdict::kDefer));
   }
 }
-BENCHMARK(BM_Check)->Arg(1000)->Arg(100000)->Threads(1)->Threads(2)->Setup(Setup)->Teardown(Teardown)->UseRealTime();
+BENCHMARK(BM_Check)
+    ->Arg(1000)
+    ->Arg(100000)
+    ->Threads(1)
+    ->Threads(2)
+    ->Setup(Setup)
+    ->Teardown(Teardown)
+    ->UseRealTime();
 
 void BM_CheckFull(benchmark::State& state) {
   const uint32_t now = static_cast<uint32_t>(time(nullptr));
@@ -114,11 +123,10 @@ void BM_GuardRcpt(benchmark::State& state) {
   char auth[64];
   for (auto _ : state) {
     KeyText(rng() % n, auth);
-    unsigned char* argv[5] = {reinterpret_cast<unsigned char*>(seg.data()),
-                              reinterpret_cast<unsigned char*>(auth),
-                              reinterpret_cast<unsigned char*>(sender.data()),
-                              reinterpret_cast<unsigned char*>(host.data()),
-                              reinterpret_cast<unsigned char*>(to.data())};
+    unsigned char* argv[5] = {
+        reinterpret_cast<unsigned char*>(seg.data()), reinterpret_cast<unsigned char*>(auth),
+        reinterpret_cast<unsigned char*>(sender.data()),
+        reinterpret_cast<unsigned char*>(host.data()), reinterpret_cast<unsigned char*>(to.data())};
     unsigned char* yield = nullptr;
     benchmark::DoNotOptimize(rcpt(&yield, 5, argv));
   }

@@ -167,7 +167,8 @@ const eg::Table* Attach(const char* name, uint32_t now, const char** why) {
                                                   : "invalid segment name";
     if (error.find("layout") != std::string::npos) {
       g_attached.error = "segment has an unknown layout version";
-    } else if (error.find("magic") != std::string::npos || error.find("size") != std::string::npos) {
+    } else if (error.find("magic") != std::string::npos ||
+               error.find("size") != std::string::npos) {
       g_attached.error = "segment is not a valid eximguard table";
     }
     *why = g_attached.error;
@@ -236,7 +237,8 @@ int Rcpt(unsigned char** yield, int argc, unsigned char* argv[]) {
 
 int Local(unsigned char** yield, int argc, unsigned char* argv[]) {
   const uint32_t now = NowUnix();
-  if (argc != 5 || argv == nullptr) return FailOpen(yield, "eximguard_local needs 5 arguments", now);
+  if (argc != 5 || argv == nullptr)
+    return FailOpen(yield, "eximguard_local needs 5 arguments", now);
   const char* why = nullptr;
   const eg::Table* t = Attach(Arg(argv, 0), now, &why);
   if (t == nullptr) return FailOpen(yield, why, now);

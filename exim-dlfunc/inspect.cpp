@@ -72,19 +72,26 @@ StatTotals Totals(const Table& t) {
 
 const char* VerdictName(Verdict v) {
   switch (v) {
-    case Verdict::kOk: return "ok";
-    case Verdict::kDefer: return "defer";
-    case Verdict::kHold: return "hold";
-    case Verdict::kDeny: return "deny";
+    case Verdict::kOk:
+      return "ok";
+    case Verdict::kDefer:
+      return "defer";
+    case Verdict::kHold:
+      return "hold";
+    case Verdict::kDeny:
+      return "deny";
   }
   return "ok";
 }
 
 const char* KeyClassName(KeyClass k) {
   switch (k) {
-    case KeyClass::kSender: return "sender";
-    case KeyClass::kCwd: return "cwd";
-    case KeyClass::kUid: return "uid";
+    case KeyClass::kSender:
+      return "sender";
+    case KeyClass::kCwd:
+      return "cwd";
+    case KeyClass::kUid:
+      return "uid";
   }
   return "sender";
 }

@@ -8,10 +8,10 @@
 //   does not know.
 //
 // MEMORY
-//   header 256 B + 16 statistics shards of 64 B + 2 policy blocks of (64 + 24 * policy_capacity) B + capacity * 320 B
-//   (a 32-byte hot slot and a 288-byte cold slot per key).
-//   Defaults (65,536 slots, 16,384 policy entries): 20.0 MiB + 0.75 MiB. Pages are touched only
-//   when used, so an idle table costs little resident memory.
+//   header 256 B + 16 statistics shards of 64 B + 2 policy blocks of (64 + 24 * policy_capacity) B
+//   + capacity * 320 B (a 32-byte hot slot and a 288-byte cold slot per key). Defaults (65,536
+//   slots, 16,384 policy entries): 20.0 MiB + 0.75 MiB. Pages are touched only when used, so an
+//   idle table costs little resident memory.
 //
 // CONCURRENCY
 //   Every field that is written after creation is a std::atomic of a lock-free, address-free type,
@@ -40,8 +40,8 @@ constexpr int kKeyClasses = 3;
 
 // Sliding windows: each window is kBuckets finished buckets plus the current one (see window.h).
 constexpr uint32_t kBuckets = 12;
-constexpr uint32_t kMinuteBucketSeconds = 5;    // 12 x 5 s   = 60 s of history + current bucket
-constexpr uint32_t kHourBucketSeconds = 300;    // 12 x 300 s = 3600 s of history + current bucket
+constexpr uint32_t kMinuteBucketSeconds = 5;  // 12 x 5 s   = 60 s of history + current bucket
+constexpr uint32_t kHourBucketSeconds = 300;  // 12 x 300 s = 3600 s of history + current bucket
 
 // A limit of kUnlimited never refuses. In the config, 0 means unlimited and is stored as this.
 constexpr uint32_t kUnlimited = UINT32_MAX;
@@ -67,8 +67,8 @@ struct HotSlot {
 };
 static_assert(sizeof(HotSlot) == 32, "HotSlot layout changed: bump kLayoutVersion");
 
-constexpr size_t kLabelWords = 12;                     // 96 bytes of label
-constexpr size_t kLabelChars = kLabelWords * 8 - 2;    // class byte + text + NUL
+constexpr size_t kLabelWords = 12;                   // 96 bytes of label
+constexpr size_t kLabelChars = kLabelWords * 8 - 2;  // class byte + text + NUL
 
 // The part touched only when a head changes bucket, a key is claimed, or `top` looks.
 struct ColdSlot {
@@ -98,7 +98,7 @@ constexpr uint64_t kOptionFailDefer = 2;  // internal trouble after attach answe
 
 // A policy block is followed in memory by policy_capacity PolicyEntry (open addressing).
 struct alignas(64) PolicyBlock {
-  std::atomic<uint64_t> seq;  // odd while the sidecar writes this block
+  std::atomic<uint64_t> seq;                        // odd while the sidecar writes this block
   std::atomic<uint64_t> class_limits[kKeyClasses];  // per_minute << 32 | per_hour
   std::atomic<uint64_t> options;
   std::atomic<uint64_t> entries_used;
@@ -129,7 +129,7 @@ struct alignas(64) Header {
   uint64_t hot_offset;   // HotSlot[capacity]
   uint64_t cold_offset;  // ColdSlot[capacity]
   uint64_t created_unix;
-  std::atomic<uint32_t> retired;     // set when the sidecar replaced this segment: re-attach
+  std::atomic<uint32_t> retired;  // set when the sidecar replaced this segment: re-attach
   uint32_t pad0;
   std::atomic<uint64_t> generation;  // policy generation; block generation % 2 is live
 };

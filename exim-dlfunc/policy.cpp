@@ -17,7 +17,9 @@ namespace eg {
 namespace {
 
 // 0 means unlimited in the config; so does a limit the window counts cannot reach.
-uint32_t Stored(uint32_t limit) { return limit == 0 || limit >= kMaxWindowCount ? kUnlimited : limit; }
+uint32_t Stored(uint32_t limit) {
+  return limit == 0 || limit >= kMaxWindowCount ? kUnlimited : limit;
+}
 
 // Finds the entry for hash in a block, or nullptr. Bounded by kMaxPolicyProbes.
 const PolicyEntry* Find(const Table& t, int block, uint64_t hash) {
@@ -44,8 +46,8 @@ bool ReadPolicy(const Table& t, const uint64_t* hashes, const KeyClass* classes,
     out->generation = gen;
     out->options = block.options.load(std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) {
-      const uint64_t cl = block.class_limits[static_cast<int>(classes[i])].load(
-          std::memory_order_relaxed);
+      const uint64_t cl =
+          block.class_limits[static_cast<int>(classes[i])].load(std::memory_order_relaxed);
       KeyPolicy kp{MinuteOf(cl), HourOf(cl), 0};
       if (hashes[i] != 0) {
         if (const PolicyEntry* e = Find(t, b, hashes[i])) {
@@ -79,8 +81,7 @@ bool PublishPolicy(const Table& t, const Policy& p, std::string* error) {
   const uint64_t capacity = uint64_t{t.policy_mask} + 1;
   if (merged.size() > capacity / 2) {
     *error = "too many whitelist/blocklist/override keys (" + std::to_string(merged.size()) +
-             "); the table holds " + std::to_string(capacity / 2) +
-             ": raise policy_capacity";
+             "); the table holds " + std::to_string(capacity / 2) + ": raise policy_capacity";
     return false;
   }
 

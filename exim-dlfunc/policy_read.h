@@ -35,8 +35,12 @@ bool ReadPolicy(const Table& t, const uint64_t* hashes, const KeyClass* classes,
 constexpr uint64_t PackLimits(uint32_t per_minute, uint32_t per_hour) {
   return uint64_t{per_minute} << 32 | per_hour;
 }
-constexpr uint32_t MinuteOf(uint64_t packed) { return static_cast<uint32_t>(packed >> 32); }
-constexpr uint32_t HourOf(uint64_t packed) { return static_cast<uint32_t>(packed); }
+constexpr uint32_t MinuteOf(uint64_t packed) {
+  return static_cast<uint32_t>(packed >> 32);
+}
+constexpr uint32_t HourOf(uint64_t packed) {
+  return static_cast<uint32_t>(packed);
+}
 
 }  // namespace eg
 

@@ -110,9 +110,9 @@ std::unique_ptr<Segment> CreateOrReplace(const SegmentSpec& spec, SegmentOutcome
           *error = "cannot read random bytes for the hash seed";
           return nullptr;
         }
-        if (const char* e = Format(seg->region.get_address(), seg->region.get_size(),
-                                   spec.capacity, spec.policy_capacity, seed,
-                                   static_cast<uint64_t>(std::time(nullptr)))) {
+        if (const char* e =
+                Format(seg->region.get_address(), seg->region.get_size(), spec.capacity,
+                       spec.policy_capacity, seed, static_cast<uint64_t>(std::time(nullptr)))) {
           *error = std::string("config: ") + e;
           return nullptr;
         }

@@ -31,7 +31,7 @@ namespace eg {
 
 struct SegmentSpec {
   std::string name = "/eximguard";
-  uint32_t capacity = 65536;        // counter slots (keys), a power of two
+  uint32_t capacity = 65536;         // counter slots (keys), a power of two
   uint32_t policy_capacity = 16384;  // policy entries, a power of two
   std::string group;                 // owner group; empty: leave the creator's group
   mode_t mode = 0660;

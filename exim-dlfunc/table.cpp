@@ -14,7 +14,9 @@ namespace {
 // replaces the idlest key of the run when none is free, so a full table keeps counting.
 constexpr uint32_t kProbe = 16;
 
-bool IsPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+bool IsPowerOfTwo(uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 void WriteLabel(ColdSlot& s, KeyClass klass, const char* text, size_t len) {
   char buf[kLabelWords * 8] = {};
@@ -78,8 +80,12 @@ uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) 
   return kNoSlot;
 }
 
-WindowRef MinuteWindow(const Table& t, uint32_t i) { return {&t.hot[i].minute, t.cold[i].minute_hist}; }
-WindowRef HourWindow(const Table& t, uint32_t i) { return {&t.hot[i].hour, t.cold[i].hour_hist}; }
+WindowRef MinuteWindow(const Table& t, uint32_t i) {
+  return {&t.hot[i].minute, t.cold[i].minute_hist};
+}
+WindowRef HourWindow(const Table& t, uint32_t i) {
+  return {&t.hot[i].hour, t.cold[i].hour_hist};
+}
 
 struct Reservation {
   WindowRef window;

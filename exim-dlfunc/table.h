@@ -36,9 +36,9 @@ struct Table {
   Header* header = nullptr;
   PolicyBlock* policy[2] = {nullptr, nullptr};
   PolicyEntry* entries[2] = {nullptr, nullptr};
-  HotSlot* hot = nullptr;    // capacity entries; index i of both arrays is one key
+  HotSlot* hot = nullptr;  // capacity entries; index i of both arrays is one key
   ColdSlot* cold = nullptr;
-  Stats* stats = nullptr;    // kStatShards shards, picked by key hash
+  Stats* stats = nullptr;  // kStatShards shards, picked by key hash
   uint32_t slot_mask = 0;
   uint32_t policy_mask = 0;
   uint64_t seed[2] = {0, 0};
@@ -67,11 +67,11 @@ struct KeyRef {
 struct Decision {
   Verdict verdict = Verdict::kOk;
   Verdict would = Verdict::kOk;  // the refusal, also when dry_run turned it into kOk
-  int key = -1;             // index of the key that decided a refusal, -1 if none
-  uint32_t limit = 0;       // the limit that was reached
-  bool hour = false;        // true: the hour window was full, false: the minute window
-  bool dry_run = false;     // over a limit, but the policy is dry-run: verdict stays kOk
-  bool failed = false;      // internal trouble (contention, torn policy): verdict is the fail mode
+  int key = -1;                  // index of the key that decided a refusal, -1 if none
+  uint32_t limit = 0;            // the limit that was reached
+  bool hour = false;             // true: the hour window was full, false: the minute window
+  bool dry_run = false;          // over a limit, but the policy is dry-run: verdict stays kOk
+  bool failed = false;  // internal trouble (contention, torn policy): verdict is the fail mode
 };
 
 // Counts `count` recipients on every key, or refuses: kDeny if a key is blocked, else
@@ -121,11 +121,11 @@ Policy LivePolicyHead(const Table& t);
 // One used slot, as `top` shows it.
 struct SlotView {
   KeyClass klass = KeyClass::kSender;
-  std::string key;        // as stored (truncated to kLabelChars, may hold any bytes)
+  std::string key;  // as stored (truncated to kLabelChars, may hold any bytes)
   uint64_t key_hash = 0;
-  uint32_t minute = 0;    // recipients counted in the sliding minute
-  uint32_t hour = 0;      // recipients counted in the sliding hour
-  uint32_t refused = 0;   // recipients refused since the slot was claimed
+  uint32_t minute = 0;   // recipients counted in the sliding minute
+  uint32_t hour = 0;     // recipients counted in the sliding hour
+  uint32_t refused = 0;  // recipients refused since the slot was claimed
   uint32_t last_seen = 0;
 };
 

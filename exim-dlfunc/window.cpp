@@ -44,12 +44,20 @@ Head Unpack(uint64_t word, uint32_t now_epoch) {
           static_cast<uint32_t>(word) & kMaxWindowCount};
 }
 
-uint32_t Saturate(uint64_t v) { return v > kMaxWindowCount ? kMaxWindowCount : static_cast<uint32_t>(v); }
+uint32_t Saturate(uint64_t v) {
+  return v > kMaxWindowCount ? kMaxWindowCount : static_cast<uint32_t>(v);
+}
 
 // ---- hist: epoch(32) | count(32) ----
-constexpr uint64_t PackHist(uint32_t epoch, uint32_t count) { return uint64_t{epoch} << 32 | count; }
-constexpr uint32_t HistEpoch(uint64_t word) { return static_cast<uint32_t>(word >> 32); }
-constexpr uint32_t HistCount(uint64_t word) { return static_cast<uint32_t>(word); }
+constexpr uint64_t PackHist(uint32_t epoch, uint32_t count) {
+  return uint64_t{epoch} << 32 | count;
+}
+constexpr uint32_t HistEpoch(uint64_t word) {
+  return static_cast<uint32_t>(word >> 32);
+}
+constexpr uint32_t HistCount(uint64_t word) {
+  return static_cast<uint32_t>(word);
+}
 
 // Sum of the finished buckets in [end - kBuckets, end - 1], skipping epoch `skip`.
 uint64_t FinishedSum(const std::atomic<uint64_t>* hist, uint32_t end, uint32_t skip) {

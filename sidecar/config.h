@@ -3,10 +3,10 @@
 // SUMMARY
 //   LoadConfig() reads the file (default /etc/eximguard/eximguard.json), checks that it is a
 //   regular file of at most 1 MiB that neither group nor others may access (mode & 077 == 0)
-//   and that root (or the user running eximguard) owns, parses it (strict JSON, duplicate keys refused) and validates every
-//   key against the table of known keys in config.cpp. Every key is optional; missing ones take the
-//   defaults below. ConfigToJson() gives the effective config back (defaults filled in), and
-//   MaskSecrets() hides secret values in it before it is shown.
+//   and that root (or the user running eximguard) owns, parses it (strict JSON, duplicate keys
+//   refused) and validates every key against the table of known keys in config.cpp. Every key is
+//   optional; missing ones take the defaults below. ConfigToJson() gives the effective config back
+//   (defaults filled in), and MaskSecrets() hides secret values in it before it is shown.
 //
 // CONTRACT
 //   - Callers: every CLI verb, first thing. LoadConfig()/ParseConfig() never throw for bad

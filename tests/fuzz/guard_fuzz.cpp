@@ -24,7 +24,9 @@ namespace {
 std::string g_name;
 std::unique_ptr<eg::Segment> g_seg;
 
-void RemoveAtExit() { eg::RemoveSegment(g_name); }
+void RemoveAtExit() {
+  eg::RemoveSegment(g_name);
+}
 
 }  // namespace
 

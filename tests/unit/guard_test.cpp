@@ -70,7 +70,8 @@ TEST(Guard, RcptCountsTheAuthenticatedAccountElseTheSender) {
   Guard g;
   EXPECT_EQ(g.Rcpt(s.spec.name, "acct@example.com", "forged@else.where"), "ok");
   EXPECT_EQ(g.Rcpt(s.spec.name, "acct@example.com", "other@else.where"), "ok");
-  EXPECT_EQ(g.Rcpt(s.spec.name, "acct@example.com", "x@y"), "defer sender acct@example.com 2/minute");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "acct@example.com", "x@y"),
+            "defer sender acct@example.com 2/minute");
   // Unauthenticated (relay host): the envelope sender is the key.
   EXPECT_EQ(g.Rcpt(s.spec.name, "", "app@example.com"), "ok");
   EXPECT_EQ(g.Rcpt(s.spec.name, "", "app@example.com"), "ok");

@@ -33,7 +33,8 @@ TEST(Table, SenderGetsExactlyItsMinuteLimitThenDefer) {
   TestSegment s;
   s.Publish(Limits(5, 100));
   const KeyRef k = Sender("user@example.com");
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(Check(s.table(), &k, 1, 1, kNow, Verdict::kDefer).verdict, Verdict::kOk);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(Check(s.table(), &k, 1, 1, kNow, Verdict::kDefer).verdict, Verdict::kOk);
   const Decision d = Check(s.table(), &k, 1, 1, kNow, Verdict::kDefer);
   EXPECT_EQ(d.verdict, Verdict::kDefer);
   EXPECT_EQ(d.key, 0);
@@ -157,7 +158,8 @@ TEST(Table, WhitelistedCwdDoesNotExemptTheUid) {
   const KeyRef keys[2] = {{KeyClass::kCwd, cwd.data(), cwd.size()},
                           {KeyClass::kUid, uid.data(), uid.size()}};
   int ok = 0;
-  for (int i = 0; i < 5; ++i) ok += Check(s.table(), keys, 2, 1, kNow, Verdict::kHold).verdict == Verdict::kOk;
+  for (int i = 0; i < 5; ++i)
+    ok += Check(s.table(), keys, 2, 1, kNow, Verdict::kHold).verdict == Verdict::kOk;
   EXPECT_EQ(ok, 2);
 }
 
@@ -358,7 +360,8 @@ TEST(Table, RepairFixesUnlabelledSlotsAndFutureStamps) {
 TEST(Table, PublishRefusesMoreRulesThanFit) {
   TestSegment s(1024, 64);
   Policy p = Limits(1, 1);
-  for (int i = 0; i < 40; ++i) p.rules.push_back({KeyClass::kSender, "w" + std::to_string(i), kFlagWhitelist, {}});
+  for (int i = 0; i < 40; ++i)
+    p.rules.push_back({KeyClass::kSender, "w" + std::to_string(i), kFlagWhitelist, {}});
   std::string error;
   const uint64_t g = s.table().header->generation.load();
   EXPECT_FALSE(PublishPolicy(s.table(), p, &error));

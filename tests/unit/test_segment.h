@@ -53,7 +53,9 @@ inline Policy Limits(uint32_t sender_min, uint32_t sender_hour, uint32_t cwd_min
 }
 
 // The KeyRef points into `s`: pass a literal or a string that outlives the KeyRef.
-inline KeyRef Sender(std::string_view s) { return {KeyClass::kSender, s.data(), s.size()}; }
+inline KeyRef Sender(std::string_view s) {
+  return {KeyClass::kSender, s.data(), s.size()};
+}
 
 }  // namespace eg::testing
 

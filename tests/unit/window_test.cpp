@@ -29,8 +29,8 @@ TEST_F(WindowTest, AdmitsExactlyTheLimitInOneBucket) {
 }
 
 TEST_F(WindowTest, BurstStraddlingABucketBoundaryIsCaught) {
-  EXPECT_EQ(Admit(1000, 3, 5), 3);  // end of one bucket
-  EXPECT_EQ(Admit(1001, 10, 5), 2); // start of the next: only the remainder
+  EXPECT_EQ(Admit(1000, 3, 5), 3);   // end of one bucket
+  EXPECT_EQ(Admit(1001, 10, 5), 2);  // start of the next: only the remainder
   EXPECT_EQ(WindowCount(w, 1001), 5u);
 }
 
