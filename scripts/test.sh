@@ -8,26 +8,45 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+passed=0
+failed=0
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+# Runs ctest in build dir $1, adding its counts to the totals (the run itself fails the script).
+run_ctest() {
+  local dir=$1 out=$logs/$(basename "$1").log
+  shift
+  env "$@" ctest --test-dir "$dir" --output-on-failure --timeout 300 | tee "$out"
+  local line
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$out" | tail -n 1)
+  local total=${line##* out of }
+  local bad=${line#*tests passed, }
+  bad=${bad%% tests failed*}
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+}
 
 scripts/install-deps.sh
 
 echo "== plain build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure --timeout 300
+run_ctest build
 
 echo "== ASan+UBSan build"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEG_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure --timeout 300
+run_ctest build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 
 echo "== libFuzzer (guard arguments)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEG_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j"$jobs"
-corpus=$(mktemp -d)
-trap 'rm -rf "$corpus"' EXIT
+corpus=$logs/corpus
+mkdir -p "$corpus"
 cp tests/fuzz/corpus/* "$corpus"/
 build-fuzz/tests/fuzz/guard_fuzz -max_total_time="${FUZZ_SECONDS:-30}" -timeout=5 \
   -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
+passed=$((passed + 1))  # the fuzzer ran without a crash (set -e stops the script on one)
 echo "all test stages passed"
+echo "$passed passed, $failed failed"
