@@ -8,7 +8,7 @@
 //   does not know.
 //
 // MEMORY
-//   header 256 B + 256 statistics shards of 64 B (16 KiB) + 2 policy blocks of (64 + 24 * policy_capacity) B
+//   header 256 B + 16 statistics shards of 64 B + 2 policy blocks of (64 + 24 * policy_capacity) B
 //   + capacity * 320 B (a 32-byte hot slot and a 288-byte cold slot per key). Defaults (65,536
 //   slots, 16,384 policy entries): 20.0 MiB + 0.75 MiB. Pages are touched only when used, so an
 //   idle table costs little resident memory.
