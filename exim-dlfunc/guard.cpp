@@ -165,7 +165,9 @@ const eg::Table* Attach(const char* name, uint32_t now, const char** why) {
     g_attached.retry_at = now + kAttachRetrySeconds;
     g_attached.error = eg::ValidSegmentName(name) ? "cannot attach the shared-memory segment"
                                                   : "invalid segment name";
-    if (error.find("layout") != std::string::npos) {
+    if (error.find("not trusted") != std::string::npos) {
+      g_attached.error = "segment has an unsafe owner or mode";
+    } else if (error.find("layout") != std::string::npos) {
       g_attached.error = "segment has an unknown layout version";
     } else if (error.find("magic") != std::string::npos ||
                error.find("size") != std::string::npos) {
@@ -181,11 +183,11 @@ int Judge(unsigned char** yield, const eg::Table& t, const eg::KeyRef* keys, int
           uint32_t count, uint32_t now, eg::Verdict over_limit) {
   const eg::Decision d = eg::Check(t, keys, nkeys, count, now, over_limit);
   Writer w;
-  if (d.failed) {
-    LogOnce("table contended or policy unreadable", now);
+  if (d.failed != nullptr) {
+    LogOnce(d.failed, now);
     w.Put(eg::VerdictName(d.verdict));
-    w.Put(d.verdict == eg::Verdict::kOk ? " fail-open" : " fail-closed");
-    w.Put(" table contended or policy unreadable");
+    w.Put(d.verdict == eg::Verdict::kOk ? " fail-open " : " fail-closed ");
+    w.Put(d.failed);
     return Answer(yield);
   }
   w.Put(eg::VerdictName(d.verdict));

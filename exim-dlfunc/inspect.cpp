@@ -44,8 +44,9 @@ int Repair(const Table& t, uint32_t now_unix) {
     if (s.key.load(std::memory_order_acquire) == 0) continue;
     bool fixed = false;
     // A claimer killed before writing the label: the byte after the class byte is still 0.
-    if ((c.label[0].load(std::memory_order_relaxed) >> 8) == 0) {
-      c.label[0].store(uint64_t{'?'} << 8, std::memory_order_relaxed);
+    const uint64_t label0 = c.label[0].load(std::memory_order_relaxed);
+    if ((label0 >> 8) == 0) {
+      c.label[0].store((label0 & 0xff) | uint64_t{'?'} << 8, std::memory_order_relaxed);
       fixed = true;
     }
     fixed |= WindowRepair({&s.minute, c.minute_hist}, now_unix / kMinuteBucketSeconds);

@@ -90,7 +90,10 @@ bool PublishPolicy(const Table& t, const Policy& p, std::string* error) {
   PolicyBlock& block = *t.policy[b];
   PolicyEntry* entries = t.entries[b];
 
-  block.seq.fetch_add(1, std::memory_order_relaxed);  // odd: being written
+  // Odd while being written. A writer killed here before left it odd already: stay odd, so the
+  // parity (and with it every later publish into this block) is right again.
+  const uint64_t writing = (block.seq.load(std::memory_order_relaxed) + 1) | 1;
+  block.seq.store(writing, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   for (uint64_t i = 0; i < capacity; ++i) entries[i].key.store(0, std::memory_order_relaxed);
   for (int c = 0; c < kKeyClasses; ++c) {
@@ -117,7 +120,7 @@ bool PublishPolicy(const Table& t, const Policy& p, std::string* error) {
     e.key.store(hash, std::memory_order_relaxed);
   }
   block.entries_used.store(merged.size(), std::memory_order_relaxed);
-  block.seq.fetch_add(1, std::memory_order_release);  // even: complete
+  block.seq.store(writing + 1, std::memory_order_release);  // even: complete
   if (!fits) {
     // The block is complete but unusable; the live generation was not switched.
     *error = "policy keys cluster too much for policy_capacity: raise policy_capacity";

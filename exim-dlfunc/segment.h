@@ -7,6 +7,18 @@
 //   one. Either way it enforces the owner group and mode (0660 by default), so the Exim user can
 //   attach and nobody else can. eximguard.so and `top` call OpenSegment().
 //
+// SECURITY
+//   /dev/shm is world-writable, so a local user could create the name first. Both calls trust
+//   an object only if root (or the calling user) owns it and others have no access; the sidecar
+//   replaces an untrusted object, the guard refuses it (and fails open). A process of the Exim
+//   group can still write the table or shrink it (the guard would then die of SIGBUS): the Exim
+//   user is trusted with mail anyway, and POSIX shared memory cannot be sealed.
+//
+// ONE WRITER
+//   The Segment returned by CreateSegment() holds an exclusive flock(2) on the object until it
+//   is destroyed or UnlockSegment() is called; a second CreateSegment() waits up to 10 seconds for
+//   it, then fails. So two `eximguard run` never format or publish at the same time.
+//
 // FAILURE
 //   Every function reports failure through *error (a sentence naming the segment and the cause)
 //   and never throws. A Segment keeps its mapping until destroyed; destroying it never removes
@@ -21,6 +33,7 @@
 #include <sys/types.h>
 
 #include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,6 +51,7 @@ struct SegmentSpec {
 };
 
 struct Segment {
+  boost::interprocess::shared_memory_object shm;  // open (and locked) only for CreateSegment
   boost::interprocess::mapped_region region;
   Table table;
 };
@@ -51,6 +65,9 @@ enum class SegmentOutcome : uint8_t {
 // The sidecar's open-or-create; *outcome says which of the three happened.
 std::unique_ptr<Segment> CreateSegment(const SegmentSpec& spec, SegmentOutcome* outcome,
                                        std::string* error);
+
+// Gives up the writer's lock of a Segment from CreateSegment (the mapping stays usable).
+void UnlockSegment(Segment& seg);
 
 // Attaches to an existing segment, read-write.
 std::unique_ptr<Segment> OpenSegment(const std::string& name, std::string* error);

@@ -11,8 +11,10 @@ namespace eg {
 namespace {
 
 // Slots probed from a key's home slot. A key lives in the first free slot of its probe run, or
-// replaces the idlest key of the run when none is free, so a full table keeps counting.
+// takes over the idlest key of the run that has been silent for longer than the hour window
+// (its counts have all expired), so a full table keeps counting new senders.
 constexpr uint32_t kProbe = 16;
+constexpr uint32_t kEvictAfterSeconds = (kBuckets + 1) * kHourBucketSeconds;
 
 bool IsPowerOfTwo(uint64_t v) {
   return v != 0 && (v & (v - 1)) == 0;
@@ -30,14 +32,21 @@ void WriteLabel(ColdSlot& s, KeyClass klass, const char* text, size_t len) {
   }
 }
 
-void Claimed(const Table& t, uint32_t i, const KeyRef& k, uint32_t now) {
+void Claimed(const Table& t, uint32_t i, const KeyRef& k, uint32_t now, bool taken_over) {
   t.hot[i].last_seen.store(now, std::memory_order_relaxed);
   t.hot[i].refused.store(0, std::memory_order_relaxed);
+  if (taken_over) {  // the old key was silent for over an hour: its windows hold nothing live
+    t.hot[i].minute.store(0, std::memory_order_relaxed);
+    t.hot[i].hour.store(0, std::memory_order_relaxed);
+    for (auto& b : t.cold[i].minute_hist) b.store(0, std::memory_order_relaxed);
+    for (auto& b : t.cold[i].hour_hist) b.store(0, std::memory_order_relaxed);
+  }
   WriteLabel(t.cold[i], k.klass, k.text, k.len);
 }
 
-// The slot index counting `hash`, claiming or taking over one if needed. kNoSlot only if the
-// probe run changed under us many times in a row.
+// The slot index counting `hash`, claiming or taking over one if needed. kNoSlot if every slot
+// of the probe run is held by a key seen within the hour (the table is far too small: fail
+// open), or if the run changed under us many times in a row.
 constexpr uint32_t kNoSlot = UINT32_MAX;
 
 uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) {
@@ -53,7 +62,7 @@ uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) 
       if (key == hash) return i;
       if (key == 0) {  // slots are never emptied, so the key is not further along: claim this
         if (s.key.compare_exchange_strong(key, hash, std::memory_order_acq_rel)) {
-          Claimed(t, i, k, now);
+          Claimed(t, i, k, now, false);
           return i;
         }
         if (key == hash) return i;
@@ -66,13 +75,13 @@ uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) 
         victim_key = key;
       }
     }
-    if (victim == kNoSlot) continue;
-    // Take over the idlest key. Its windows are kept: counts older than an hour have expired
-    // anyway, and counts of a recently active victim make us strict, never lenient.
+    // Only a key silent for longer than the hour window may be taken over: taking an active
+    // one would lose its counts (a spammer evicted mid-hour would start afresh).
+    if (victim == kNoSlot || now < oldest || now - oldest <= kEvictAfterSeconds) return kNoSlot;
     uint64_t expected = victim_key;
     if (t.hot[victim].key.compare_exchange_strong(expected, hash, std::memory_order_acq_rel)) {
       t.stats[hash % kStatShards].evictions.fetch_add(1, std::memory_order_relaxed);
-      Claimed(t, victim, k, now);
+      Claimed(t, victim, k, now, true);
       return victim;
     }
     if (expected == hash) return victim;
@@ -101,9 +110,11 @@ const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy
     return "policy_capacity must be a power of two >= 64";
   }
   if (size < SegmentBytes(capacity, policy_capacity)) return "segment too small for capacity";
+  // The memory is zero-filled (fresh ftruncate pages), and zero is an empty slot, an empty
+  // policy entry and a zero statistic: only the header and the two policy heads are written, so
+  // creating a table does not make its megabytes resident.
   auto* bytes = static_cast<unsigned char*>(base);
   auto* h = new (base) Header();
-  h->magic = kMagic;
   h->layout_version = kLayoutVersion;
   h->slot_size = sizeof(HotSlot) << 16 | sizeof(ColdSlot);
   h->total_size = SegmentBytes(capacity, policy_capacity);
@@ -121,19 +132,18 @@ const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy
     for (int c = 0; c < kKeyClasses; ++c) {
       block->class_limits[c].store(PackLimits(kUnlimited, kUnlimited), std::memory_order_relaxed);
     }
-    new (bytes + h->policy_offset[b] + sizeof(PolicyBlock)) PolicyEntry[policy_capacity]();
   }
-  new (bytes + kHeaderBytes) Stats[kStatShards]();
-  new (bytes + h->hot_offset) HotSlot[capacity]();
-  new (bytes + h->cold_offset) ColdSlot[capacity]();
-  std::atomic_thread_fence(std::memory_order_release);
+  // Last: a guard that attaches meanwhile sees no magic and fails open, never a half header.
+  std::atomic_ref<uint64_t>(h->magic).store(kMagic, std::memory_order_release);
   return nullptr;
 }
 
 const char* Bind(void* base, uint64_t size, Table* t) {
   if (base == nullptr || size < kHeaderBytes) return "segment smaller than its header";
   auto* h = static_cast<Header*>(base);
-  if (h->magic != kMagic) return "not an eximguard segment (bad magic)";
+  if (std::atomic_ref<uint64_t>(h->magic).load(std::memory_order_acquire) != kMagic) {
+    return "not an eximguard segment (bad magic)";
+  }
   if (h->layout_version != kLayoutVersion) return "unknown segment layout version";
   if (h->slot_size != (sizeof(HotSlot) << 16 | sizeof(ColdSlot))) {
     return "segment slot size mismatch";
@@ -187,7 +197,7 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
   Stats& stats = t.stats[any_hash % kStatShards];
   PolicySnapshot pol;
   if (!ReadPolicy(t, hashes, classes, nkeys, &pol)) {
-    d.failed = true;
+    d.failed = "policy unreadable";
     stats.fail_open.fetch_add(1, std::memory_order_relaxed);
     return d;  // cannot know the fail mode without a policy: open
   }
@@ -203,8 +213,8 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
       d.verdict = v;
     }
   };
-  auto fail = [&]() {
-    d.failed = true;
+  auto fail = [&](const char* why) {
+    d.failed = why;
     d.verdict = (pol.options & kOptionFailDefer) ? over_limit : Verdict::kOk;
     stats.fail_open.fetch_add(1, std::memory_order_relaxed);
   };
@@ -230,7 +240,7 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
     if (hashes[i] == 0) continue;
     slots[i] = FindSlot(t, hashes[i], keys[i], now_unix);
     if (slots[i] == kNoSlot) {
-      fail();
+      fail("table full");
       return d;
     }
     HotSlot& hot = t.hot[slots[i]];
@@ -282,7 +292,7 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
         d.hour = (w == 1);
         d.limit = limits[w];
       } else {
-        fail();
+        fail("table contended");
       }
       stats.verdicts[static_cast<int>(d.verdict)].fetch_add(1, std::memory_order_relaxed);
       return d;

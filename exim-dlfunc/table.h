@@ -44,9 +44,10 @@ struct Table {
   uint64_t seed[2] = {0, 0};
 };
 
-// Writes a fresh header and empty policy into `base` (size bytes, zero-filled by the caller's
-// ftruncate). capacity and policy_capacity must be powers of two; the size must be enough.
-// Returns nullptr on success, else a static string saying what is wrong.
+// Writes a fresh header and empty policy into `base` (size bytes, which must be zero-filled, as
+// ftruncate leaves them; the magic number is stored last). capacity and policy_capacity must be
+// powers of two; the size must be enough. Returns nullptr on success, else a static string saying
+// what is wrong.
 const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy_capacity,
                    const uint64_t seed[2], uint64_t now_unix);
 
@@ -71,7 +72,7 @@ struct Decision {
   uint32_t limit = 0;            // the limit that was reached
   bool hour = false;             // true: the hour window was full, false: the minute window
   bool dry_run = false;          // over a limit, but the policy is dry-run: verdict stays kOk
-  bool failed = false;  // internal trouble (contention, torn policy): verdict is the fail mode
+  const char* failed = nullptr;  // internal trouble, in words: the verdict is the fail mode
 };
 
 // Counts `count` recipients on every key, or refuses: kDeny if a key is blocked, else

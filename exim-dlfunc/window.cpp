@@ -39,7 +39,11 @@ Head Unpack(uint64_t word, uint32_t now_epoch) {
   // A head with nothing in it is as good as stale: its epoch bits mean nothing, so it must not
   // pass for the current or a future bucket.
   if ((word & ((uint64_t{1} << 40) - 1)) == 0) return {false, 0, 0, 0};
-  return {true, now_epoch - static_cast<uint32_t>(Age(word, now_epoch)),
+  // Stamped more than a bucket ahead: the clock was stepped back. Keeping it "current" would
+  // freeze the window until the clock catches up (hours); forgetting it errs once, leniently.
+  const int32_t age = Age(word, now_epoch);
+  if (age < -1) return {false, 0, 0, 0};
+  return {true, now_epoch - static_cast<uint32_t>(age),
           static_cast<uint32_t>(word >> 20) & kMaxWindowCount,
           static_cast<uint32_t>(word) & kMaxWindowCount};
 }
@@ -71,14 +75,16 @@ uint64_t FinishedSum(const std::atomic<uint64_t>* hist, uint32_t end, uint32_t s
 }
 
 // Copies the bucket (epoch, count) that the head is about to leave into hist. Only ever raises
-// the stored count for that epoch, so a late or repeated copy cannot lower it. False: gave up.
-bool Retire(std::atomic<uint64_t>* hist, uint32_t epoch, uint32_t count) {
+// the stored count for that epoch, so a late or repeated copy cannot lower it; an entry stamped
+// after now + 1 (left by a clock that was ahead) is garbage and is overwritten. False: gave up.
+bool Retire(std::atomic<uint64_t>* hist, uint32_t epoch, uint32_t count, uint32_t now_epoch) {
   if (count == 0) return true;  // an empty bucket contributes nothing; stale entries age out
   auto& bucket = hist[epoch % kBuckets];
   uint64_t cur = bucket.load(std::memory_order_acquire);
   for (int i = 0; i < kMaxRaces; ++i) {
     const uint32_t e = HistEpoch(cur);
-    if (e > epoch || (e == epoch && HistCount(cur) >= count)) return true;
+    const bool garbage = e > now_epoch + 1;
+    if (!garbage && (e > epoch || (e == epoch && HistCount(cur) >= count))) return true;
     if (bucket.compare_exchange_weak(cur, PackHist(epoch, count), std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       return true;
@@ -112,7 +118,7 @@ Reserve WindowReserve(WindowRef w, uint32_t now_epoch, uint32_t n, uint32_t limi
       next = PackHead(h.epoch, Saturate(uint64_t{h.count} + n), h.sum);
       *counted_epoch = h.epoch;
     } else {  // the head is stale: retire it, then start the current bucket
-      if (h.used && !Retire(w.hist, h.epoch, h.count)) return Reserve::kContended;
+      if (h.used && !Retire(w.hist, h.epoch, h.count, now_epoch)) return Reserve::kContended;
       const uint64_t sum = FinishedSum(w.hist, now_epoch, now_epoch);
       total = sum + n;
       next = PackHead(now_epoch, Saturate(n), Saturate(sum));
@@ -152,17 +158,24 @@ void WindowRelease(WindowRef w, uint32_t epoch, uint32_t n) {
 }
 
 bool WindowRepair(WindowRef w, uint32_t now_epoch) {
-  const uint64_t word = w.head->load(std::memory_order_acquire);
-  if (word == 0) return false;
-  const int32_t age = Age(word, now_epoch);
-  bool future_hist = false;
-  for (uint32_t i = 0; i < kBuckets; ++i) {
-    future_hist |= HistEpoch(w.hist[i].load(std::memory_order_relaxed)) > now_epoch + 1;
+  uint64_t word = w.head->load(std::memory_order_acquire);
+  bool changed = false;
+  if (word != 0) {
+    const int32_t age = Age(word, now_epoch);
+    // Ahead of the clock, or too old for its 24-bit epoch: clear it, unless a guard just moved it.
+    if ((age < -1 || age >= kMaxHeadAge / 2) &&
+        w.head->compare_exchange_strong(word, 0, std::memory_order_acq_rel)) {
+      changed = true;
+    }
   }
-  if (age >= -1 && age < kMaxHeadAge / 2 && !future_hist) return false;
-  w.head->store(0, std::memory_order_release);
-  for (uint32_t i = 0; i < kBuckets; ++i) w.hist[i].store(0, std::memory_order_release);
-  return true;
+  for (uint32_t i = 0; i < kBuckets; ++i) {
+    uint64_t v = w.hist[i].load(std::memory_order_relaxed);
+    if (HistEpoch(v) > now_epoch + 1 &&
+        w.hist[i].compare_exchange_strong(v, 0, std::memory_order_acq_rel)) {
+      changed = true;
+    }
+  }
+  return changed;
 }
 
 }  // namespace eg

@@ -81,6 +81,7 @@ class PublishedPolicy : public ::testing::Test {
     eg::SegmentOutcome outcome{};
     std::string error;
     seg_ = CreateSegment(spec, &outcome, &error);
+    if (seg_) UnlockSegment(*seg_);
     ASSERT_TRUE(seg_) << error;
     ASSERT_TRUE(PublishPolicy(seg_->table, PolicyFromConfig(Valid(config_text)), &error)) << error;
   }

@@ -108,6 +108,7 @@ class TopOfTable : public ::testing::Test {
     eg::SegmentOutcome outcome{};
     std::string error;
     seg_ = CreateSegment(spec, &outcome, &error);
+    if (seg_) UnlockSegment(*seg_);
     ASSERT_TRUE(seg_) << error;
     ConfigResult config = ParseConfig(
         R"({"limits": {"sender": {"per_minute": 3, "per_hour": 50}, "cwd": {"per_minute": 0}},

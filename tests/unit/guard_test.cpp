@@ -2,6 +2,8 @@
 // it: exported symbols, argument handling, verdict strings, fail-open paths, hostile input.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
@@ -147,6 +149,28 @@ TEST(Guard, FailsOpenOnUnknownLayoutAndReattachesWhenReplaced) {
   fresh->table.header->layout_version = kLayoutVersion + 7;
   fresh->table.header->retired.store(1);  // make the guard look again
   EXPECT_EQ(g.Rcpt(s.spec.name, "r@x", ""), "ok fail-open segment has an unknown layout version");
+}
+
+TEST(Guard, RefusesASegmentSomebodyElseMadeAndTheSidecarReplacesIt) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to give the segment away";
+  TestSegment s;
+  s.Publish(Limits(1, 0));
+  // A local user got there first (e.g. before the sidecar started at boot): their object.
+  const std::string path = "/dev/shm" + s.spec.name;
+  ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0);
+  Guard g;
+  EXPECT_EQ(g.Rcpt(s.spec.name, "x@y", ""), "ok fail-open segment has an unsafe owner or mode");
+  std::string error;
+  EXPECT_EQ(OpenSegment(s.spec.name, &error), nullptr);
+  EXPECT_NE(error.find("owned by uid 65534"), std::string::npos) << error;
+  SegmentOutcome outcome{};
+  auto fresh = CreateSegment(s.spec, &outcome, &error);
+  ASSERT_TRUE(fresh) << error;
+  EXPECT_EQ(outcome, SegmentOutcome::kReplaced);
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
 }
 
 TEST(Guard, HostileArgumentsAreHandledSafely) {

@@ -33,6 +33,7 @@ struct TestSegment {
     seg = CreateSegment(spec, &outcome, &error);
     EXPECT_TRUE(seg) << error;
     EXPECT_EQ(outcome, SegmentOutcome::kCreated);
+    if (seg) UnlockSegment(*seg);  // tests create the same segment again to check reuse
   }
   ~TestSegment() { RemoveSegment(spec.name); }
   const Table& table() const { return seg->table; }

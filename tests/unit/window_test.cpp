@@ -71,12 +71,21 @@ TEST_F(WindowTest, ReleaseGivesBackInCurrentAndRetiredBucket) {
   EXPECT_EQ(WindowCount(w, 12), 1u);
 }
 
-TEST_F(WindowTest, ClockGoingBackKeepsCountingThenRepairResets) {
+TEST_F(WindowTest, ClockSteppedBackOneBucketStillCounts) {
   EXPECT_EQ(Admit(1000, 5, 5), 5);
-  EXPECT_EQ(Admit(900, 5, 5), 0);  // the clock stepped back: the window is still full
-  EXPECT_TRUE(WindowRepair(w, 900));
-  EXPECT_EQ(Admit(900, 5, 5), 5);
-  EXPECT_FALSE(WindowRepair(w, 900));
+  EXPECT_EQ(Admit(999, 5, 5), 0);  // a bucket back (clock jitter): the window is still full
+}
+
+TEST_F(WindowTest, ClockSteppedBackFarForgetsTheFutureInsteadOfFreezing) {
+  EXPECT_EQ(Admit(1000, 5, 5), 5);
+  EXPECT_EQ(Admit(1001, 1, 5), 0);  // bucket 1000 retired into hist
+  // Stepped back 100 buckets: heads and buckets stamped in the future are ignored, not kept as
+  // "current" (which would freeze the key until the clock caught up).
+  EXPECT_EQ(Admit(901, 10, 5), 5);
+  EXPECT_EQ(Admit(902, 10, 5), 0);    // and the new counts hold
+  EXPECT_TRUE(WindowRepair(w, 902));  // clears the stale future bucket in hist
+  EXPECT_FALSE(WindowRepair(w, 902));
+  EXPECT_EQ(WindowCount(w, 902), 5u);
 }
 
 TEST_F(WindowTest, UnlimitedCountsSaturateInsteadOfWrapping) {
