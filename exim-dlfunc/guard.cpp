@@ -34,8 +34,9 @@
 //   Only the two entry points are exported (see exports.map).
 //
 // FAILURE
-//   Fail open, always: no segment, an unknown layout, a contended table or any internal error
-//   answer "ok fail-open ...", with at most one syslog line (LOG_MAIL) per process per minute.
+//   Fail open, always: no segment, a segment not owned by root (or open to others), an unknown
+//   layout, a full or contended table or any internal error answer "ok fail-open REASON" (or,
+//   with fail_mode "defer" and a readable policy, "defer fail-closed REASON"), with at most one syslog line (LOG_MAIL) per process per minute.
 //   After a failed attach the process tries again at most every 10 seconds.
 //
 // BUGS

@@ -29,7 +29,12 @@
 // LIMITS
 //   The head keeps the low 24 bits of the epoch: the full epoch is recovered relative to `now`,
 //   which is right while a head is less than 2^23 buckets old (485 days for the minute window).
-//   Repair() (run by the sidecar on every pass) clears heads older than that.
+//   WindowRepair() (run by every `eximguard run`) clears heads older than half that.
+//
+// CLOCK STEPS
+//   A head or finished bucket stamped more than one bucket after `now` (the wall clock was
+//   stepped back) is ignored and later overwritten: those counts are forgotten once, rather than
+//   freezing the key until the clock catches up.
 //
 // THREAD/PROCESS SAFETY
 //   All functions are safe to call concurrently from any number of processes. No allocation, no
