@@ -40,6 +40,8 @@
 //   After a failed attach the process tries again at most every 10 seconds.
 //
 // BUGS
+//   A process of the Exim group that shrinks the segment (ftruncate) makes the guard die of
+//   SIGBUS at its next check; POSIX shared memory cannot be sealed against its own group.
 //   One segment per process: calling with two different segment names in one process re-attaches
 //   at every switch. The verdict buffer is static, which is fine because Exim copies the result
 //   at once and a reception process is single-threaded.
