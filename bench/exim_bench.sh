@@ -201,8 +201,8 @@ int main(int argc, char** argv) {
     eg::SegmentSpec spec;
     spec.name = argv[2];
     spec.group = argv[3];
-    bool created = false;
-    auto seg = eg::CreateSegment(spec, &created, &error);
+    eg::SegmentOutcome outcome{};
+    auto seg = eg::CreateSegment(spec, &outcome, &error);
     if (!seg) { fprintf(stderr, "%s\n", error.c_str()); return 1; }
     eg::Policy p;
     for (auto& l : p.class_limits) l = {eg::kUnlimited, eg::kUnlimited};
