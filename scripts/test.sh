@@ -2,7 +2,8 @@
 # test.sh - installs what is needed, builds, and runs every test of eximguard:
 #   1. plain build (RelWithDebInfo): unit, sidecar, and end-to-end tests with a real Exim;
 #   2. ASan+UBSan build: every test that does not need Exim to load the module;
-#   3. clang libFuzzer build: the guard's argument fuzzer for FUZZ_SECONDS (default 30).
+#   3. clang libFuzzer build: the guard's argument fuzzer and the log-line parser's fuzzer, each
+#      for FUZZ_SECONDS (default 30).
 # Exits non-zero if anything fails. Needs root (apt-get, and the end-to-end tests create a
 # local user and run Exim). Build trees: build/, build-asan/, build-fuzz/.
 set -euo pipefail
@@ -48,5 +49,10 @@ cp tests/fuzz/corpus/* "$corpus"/
 build-fuzz/tests/fuzz/guard_fuzz -max_total_time="${FUZZ_SECONDS:-30}" -timeout=5 \
   -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
 passed=$((passed + 1))  # the fuzzer ran without a crash (set -e stops the script on one)
+echo "== libFuzzer (log-line parser)"
+mkdir -p "$logs/lines"
+build-fuzz/tests/fuzz/log_line_fuzz -max_total_time="${FUZZ_SECONDS:-30}" -timeout=5 \
+  -max_len=70000 -print_final_stats=1 "$logs/lines" 2>&1 | tail -n 3
+passed=$((passed + 1))
 echo "all test stages passed"
 echo "$passed passed, $failed failed"
