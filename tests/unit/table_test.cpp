@@ -78,6 +78,31 @@ TEST(Table, SenderKeysAreCaseInsensitiveAndClassesSeparate) {
   EXPECT_EQ(Check(s.table(), &as_cwd, 1, 1, kNow, Verdict::kHold).verdict, Verdict::kOk);
 }
 
+TEST(Table, KeyHashLowercasesExactlyAsciiLettersOfSenders) {
+  TestSegment s;
+  const Table& t = s.table();
+  auto h = [&](KeyClass k, const std::string& text) {
+    return KeyHash(t, k, text.data(), text.size());
+  };
+  // Every byte value at every position of a 3-word key: lowercasing agrees with a scalar tolower
+  // of ASCII letters only (bytes >= 0x80, '@', '[', '`', '{' stay as they are).
+  for (int pos = 0; pos < 20; pos += 3) {
+    for (int c = 0; c < 256; ++c) {
+      std::string a(20, 'q'), b(20, 'q');
+      a[pos] = static_cast<char>(c);
+      b[pos] = static_cast<char>((c >= 'A' && c <= 'Z') ? c + 32 : c);
+      EXPECT_EQ(h(KeyClass::kSender, a), h(KeyClass::kSender, b)) << pos << " " << c;
+      if (c != static_cast<unsigned char>(b[pos])) {
+        EXPECT_NE(h(KeyClass::kCwd, a), h(KeyClass::kCwd, b)) << "cwd keys are case-sensitive";
+      }
+    }
+  }
+  EXPECT_NE(h(KeyClass::kSender, "\xC1"), h(KeyClass::kSender, "\xE1"));
+  EXPECT_NE(h(KeyClass::kSender, "1001"), h(KeyClass::kUid, "1001"));  // classes never collide
+  EXPECT_NE(h(KeyClass::kSender, "abcdefgh"),
+            h(KeyClass::kSender, std::string("abcdefgh\0", 9)));  // length counts
+}
+
 TEST(Table, TrailingSlashOfScriptDirIsIgnored) {
   TestSegment s;
   s.Publish(Limits(0, 0, 1, 0));
