@@ -1,0 +1,568 @@
+// detectors.cpp - the abuse detectors (see detectors.h for the rules, the contract, the memory
+// bound and thread safety). Layout: a bucketed sliding window, an LRU map with idle eviction,
+// the per-key state, then Detectors::Impl with one handler per event kind.
+
+#include "detectors.h"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <list>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace eg::sidecar {
+namespace {
+
+enum Rule : int {
+  kRateMinute,
+  kRateHour,
+  kManyIps,
+  kManyLogins,
+  kAuthFailures,
+  kBounceStorm,
+  kRepeatedSubject,
+  kRuleCount
+};
+
+constexpr const char* kRuleNames[kRuleCount] = {"rate_per_minute", "rate_per_hour", "many_ips",
+                                                "many_logins",     "auth_failures", "bounce_storm",
+                                                "repeated_subject"};
+constexpr const char* kClassNames[kKeyClasses] = {"sender", "cwd", "uid"};
+
+constexpr int64_t kMinuteSpan = 60;
+constexpr int64_t kHourSpan = 3600;
+constexpr int64_t kNever = std::numeric_limits<int64_t>::min() / 2;
+constexpr size_t kMaxIps = 8;
+constexpr size_t kMaxSamples = 5;
+constexpr size_t kSubjectBytes = 200;
+
+// kWindowBuckets buckets of `width` seconds (the caller passes the same width every time, so it
+// is not stored); the sum covers the current bucket and the 12 before it.
+class Window {
+ public:
+  void Add(int64_t t, uint32_t n, int64_t width) {
+    if (t < 0 || n == 0) return;
+    const int64_t b = t / width;
+    Advance(b);
+    if (b <= head_ - kWindowBuckets) return;  // older than the window
+    buckets_[static_cast<size_t>(b % kWindowBuckets)] += n;
+    total_ += n;
+  }
+  uint64_t Sum(int64_t t, int64_t width) {
+    if (t >= 0) Advance(t / width);
+    return total_;
+  }
+
+ private:
+  void Advance(int64_t b) {
+    if (head_ < 0) {
+      head_ = b;
+      return;
+    }
+    if (b <= head_) return;
+    if (b - head_ >= kWindowBuckets) {
+      buckets_.fill(0);
+      total_ = 0;
+    } else {
+      for (int64_t i = head_ + 1; i <= b; ++i) {
+        uint32_t& slot = buckets_[static_cast<size_t>(i % kWindowBuckets)];
+        total_ -= slot;
+        slot = 0;
+      }
+    }
+    head_ = b;
+  }
+
+  std::array<uint32_t, kWindowBuckets> buckets_{};
+  int64_t head_ = -1;
+  uint64_t total_ = 0;
+};
+
+// A map from string keys to V, at most `cap` entries; the least recently used entry is evicted
+// when full, and entries idle for more than `idle` seconds of log time are evicted as new keys
+// come. Lookups take a string_view (no allocation); keys are owned by the list nodes.
+template <class V>
+class LruMap {
+ public:
+  LruMap(size_t cap, int64_t idle, uint64_t* evictions)
+      : cap_(std::max<size_t>(cap, 1)), idle_(idle), evictions_(evictions) {}
+
+  // The entry for `key`, created if absent (then *created is set). Marks it used at `now`.
+  V& Get(std::string_view key, int64_t now, bool* created) {
+    *created = false;
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      Touch(it->second, now);
+      return it->second->value;
+    }
+    EvictFor(now);
+    list_.push_front(Node{std::string(key), V{}, now});
+    index_.emplace(std::string_view(list_.front().key), list_.begin());
+    *created = true;
+    return list_.front().value;
+  }
+
+  V* Find(std::string_view key, int64_t now) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    Touch(it->second, now);
+    return &it->second->value;
+  }
+
+  size_t size() const { return index_.size(); }
+
+ private:
+  struct Node {
+    std::string key;
+    V value;
+    int64_t last;
+  };
+  using Iter = typename std::list<Node>::iterator;
+
+  void Touch(Iter node, int64_t now) {
+    node->last = std::max(node->last, now);
+    if (node != list_.begin()) list_.splice(list_.begin(), list_, node);
+  }
+  void EvictFor(int64_t now) {
+    // Idle ones first (at most a few per insertion, so the cost stays O(1) amortized), then
+    // the least recently used one if still full.
+    for (int i = 0; i < 4 && !list_.empty() && list_.back().last + idle_ < now; ++i) PopBack();
+    while (list_.size() >= cap_) PopBack();
+  }
+  void PopBack() {
+    index_.erase(std::string_view(list_.back().key));
+    list_.pop_back();
+    ++*evictions_;
+  }
+
+  size_t cap_;
+  int64_t idle_;
+  uint64_t* evictions_;
+  std::list<Node> list_;
+  std::unordered_map<std::string_view, Iter> index_;
+};
+
+// Up to kMaxSamples distinct strings, the newest replacing the oldest.
+void AddDistinct(std::vector<std::string>* v, std::string_view s, size_t* next) {
+  if (s.empty()) return;
+  for (const std::string& x : *v)
+    if (x == s) return;
+  if (v->size() < kMaxSamples) {
+    v->emplace_back(s);
+  } else {
+    (*v)[*next % kMaxSamples].assign(s);
+    ++*next;
+  }
+}
+
+struct KeyState {
+  bool whitelisted = false;
+  Limit limit;
+  Window rate_minute, rate_hour, logins, auth, outcomes, bounced;
+  std::vector<std::pair<std::string, int64_t>> ips;  // distinct, last seen; <= kMaxIps
+  std::vector<std::string> scripts, subjects;
+  size_t next_script = 0, next_subject = 0;
+  std::array<std::string, kMaxSamples> lines;
+  size_t lines_added = 0;
+  std::array<int64_t, kRuleCount> last_incident;
+  KeyState() { last_incident.fill(kNever); }
+};
+
+struct SubjectState {
+  Window hour;      // recipients
+  Window messages;  // messages
+};
+
+bool IsLoopback(std::string_view ip) {
+  return ip == "::1" || ip.substr(0, 4) == "127." || ip.substr(0, 11) == "::ffff:127.";
+}
+
+void Lower(std::string_view in, std::string* out) {
+  out->assign(in);
+  for (char& c : *out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+}
+
+}  // namespace
+
+struct Detectors::Impl {
+  explicit Impl(DetectorSettings s)
+      : settings(std::move(s)),
+        accounts(settings.max_keys, settings.idle_seconds, &stats.evictions),
+        cwds(settings.max_keys, settings.idle_seconds, &stats.evictions),
+        uids(settings.max_keys, settings.idle_seconds, &stats.evictions),
+        ips(settings.max_keys, settings.idle_seconds, &stats.evictions),
+        subjects(settings.max_keys, settings.idle_seconds, &stats.evictions),
+        messages(settings.max_messages, std::numeric_limits<int64_t>::max() / 4, &stats.evictions) {
+    for (const PolicyKey& k : settings.whitelist) whitelist.insert(Identity(k));
+    for (const RateOverride& o : settings.overrides) overrides[Identity(o.key)] = o.limit;
+    for (const std::string& d : settings.local_domains) {
+      std::string l;
+      Lower(d, &l);
+      local_domains.insert(std::move(l));
+    }
+  }
+
+  // ---- helpers ----
+
+  // The policy of a new key of class `klass` whose text is `key` (already normalized).
+  void InitPolicy(KeyState* s, KeyClass klass, std::string_view key) {
+    PolicyKey pk;
+    pk.klass = klass;
+    pk.text.assign(key);
+    const std::string id = Identity(pk);
+    s->whitelisted = whitelist.count(id) != 0;
+    auto it = overrides.find(id);
+    s->limit = it != overrides.end() ? it->second : settings.limits[static_cast<int>(klass)];
+  }
+
+  KeyState& State(LruMap<KeyState>& map, KeyClass klass, std::string_view key, int64_t t) {
+    bool created = false;
+    KeyState& s = map.Get(key, t, &created);
+    if (created) InitPolicy(&s, klass, key);
+    return s;
+  }
+
+  void AddLine(KeyState* s, std::string_view raw) {
+    while (!raw.empty() && (raw.back() == '\n' || raw.back() == '\r')) raw.remove_suffix(1);
+    s->lines[s->lines_added % kMaxSamples].assign(raw.substr(0, settings.sample_line_bytes));
+    ++s->lines_added;
+  }
+
+  void AddIp(KeyState* s, std::string_view ip, int64_t t) {
+    if (ip.empty()) return;
+    for (auto& [addr, last] : s->ips) {
+      if (addr == ip) {
+        last = std::max(last, t);
+        return;
+      }
+    }
+    if (s->ips.size() < kMaxIps) {
+      s->ips.emplace_back(std::string(ip), t);
+      return;
+    }
+    auto oldest = std::min_element(s->ips.begin(), s->ips.end(), [](const auto& a, const auto& b) {
+      return a.second < b.second;
+    });
+    oldest->first.assign(ip);
+    oldest->second = t;
+  }
+
+  bool Counted(std::string_view rcpt) const {
+    if (settings.count_internal) return true;
+    const size_t at = rcpt.rfind('@');
+    if (at == std::string_view::npos) return false;  // a local part only: local delivery
+    std::string_view domain = rcpt.substr(at + 1);
+    while (!domain.empty() && domain.back() == '>') domain.remove_suffix(1);
+    if (!local_domains.empty()) {
+      domain_buf.assign(domain);
+      for (char& c : domain_buf)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+      if (local_domains.count(domain_buf)) return false;
+    }
+    if (settings.is_local_domain && settings.is_local_domain(domain)) return false;
+    return true;
+  }
+
+  // True (and the cooldown started) when `rule` may fire for this key at `t`.
+  bool Cooled(int64_t* last, int64_t t) {
+    if (*last != kNever && t - *last < settings.cooldown_seconds) return false;  // also t < last
+    *last = t;
+    return true;
+  }
+
+  void Emit(const KeyState& s, std::string_view key, std::string_view klass, Rule rule, int64_t t,
+            int64_t span, uint64_t count, uint64_t threshold) {
+    Incident i;
+    i.key.assign(key);
+    i.key_class.assign(klass);
+    i.rule = kRuleNames[rule];
+    i.window_start = t - span;
+    i.window_end = t;
+    i.time = t;
+    i.count = count;
+    i.threshold = threshold;
+    for (const auto& ip : s.ips)
+      if (rule != kManyIps || ip.second > t - kHourSpan) i.ips.insert(ip.first);
+    i.scripts = s.scripts;
+    for (const std::string& subj : s.subjects) i.subjects.push_back(UnescapeExim(subj));
+    const size_t n = std::min(s.lines_added, kMaxSamples);
+    for (size_t k = s.lines_added - n; k < s.lines_added; ++k)
+      i.lines.push_back(s.lines[k % kMaxSamples]);
+    incidents.push_back(std::move(i));
+    ++stats.incidents;
+  }
+
+  void CheckRates(KeyState& s, std::string_view key, KeyClass klass, int64_t t) {
+    if (s.whitelisted) return;
+    const char* cname = kClassNames[static_cast<int>(klass)];
+    if (s.limit.per_minute != 0) {
+      const uint64_t n = s.rate_minute.Sum(t, kMinuteSpan / 12);
+      if (n > s.limit.per_minute && Cooled(&s.last_incident[kRateMinute], t))
+        Emit(s, key, cname, kRateMinute, t, kMinuteSpan, n, s.limit.per_minute);
+    }
+    if (s.limit.per_hour != 0) {
+      const uint64_t n = s.rate_hour.Sum(t, kHourSpan / 12);
+      if (n > s.limit.per_hour && Cooled(&s.last_incident[kRateHour], t))
+        Emit(s, key, cname, kRateHour, t, kHourSpan, n, s.limit.per_hour);
+    }
+  }
+
+  void CountRate(KeyState& s, std::string_view key, KeyClass klass, int64_t t, uint32_t n) {
+    s.rate_minute.Add(t, n, kMinuteSpan / 12);
+    s.rate_hour.Add(t, n, kHourSpan / 12);
+    CheckRates(s, key, klass, t);
+  }
+
+  void CheckIps(KeyState& s, std::string_view key, int64_t t) {
+    if (settings.max_ips_per_hour == 0) return;
+    uint64_t n = 0;
+    for (const auto& ip : s.ips)
+      if (ip.second > t - kHourSpan) ++n;
+    if (n > settings.max_ips_per_hour && Cooled(&s.last_incident[kManyIps], t))
+      Emit(s, key, "sender", kManyIps, t, kHourSpan, n, settings.max_ips_per_hour);
+  }
+
+  void AuthIp(std::string_view ip, KeyState& s, std::string_view key, int64_t t) {
+    if (ip.empty() || (settings.ignore_loopback_ips && IsLoopback(ip))) return;
+    AddIp(&s, ip, t);
+    CheckIps(s, key, t);
+  }
+
+  // ---- event handlers ----
+
+  void OnCwd(const LogEvent& e) {
+    if (e.cwd.empty()) return;
+    std::string_view cwd = e.cwd;
+    while (cwd.size() > 1 && cwd.back() == '/') cwd.remove_suffix(1);
+    if (pending_cwd.size() >= kMaxPendingCwd) pending_cwd.erase(pending_cwd.begin());
+    pending_cwd.push_back(PendingCwd{e.pid, e.time, std::string(cwd)});
+  }
+
+  // The script directory of a local arrival, or false.
+  bool TakeCwd(const LogEvent& e, std::string* out) {
+    // Drop stale entries.
+    while (!pending_cwd.empty() && pending_cwd.front().time + kCwdPairSeconds < e.time)
+      pending_cwd.erase(pending_cwd.begin());
+    for (size_t i = pending_cwd.size(); i-- > 0;) {
+      const PendingCwd& p = pending_cwd[i];
+      // Same pid; or, when either line has no pid, the most recent one.
+      if ((e.pid != 0 && p.pid == e.pid) || e.pid == 0 || p.pid == 0) {
+        *out = std::move(pending_cwd[i].cwd);
+        pending_cwd.erase(pending_cwd.begin() + static_cast<std::ptrdiff_t>(i));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void OnArrival(const LogEvent& e, std::string_view raw) {
+    const int64_t t = e.time;
+    uint32_t n = 0;
+    if (e.recipients.empty()) {
+      n = 1;
+    } else {
+      for (std::string_view r : e.recipients)
+        if (Counted(r)) ++n;
+    }
+    const bool local = e.protocol.substr(0, 5) == "local";
+    bool has_cwd = false;
+    if (local) has_cwd = TakeCwd(e, &cwd_buf);
+    std::string_view subject = e.subject.substr(0, kSubjectBytes);
+
+    Lower(e.auth_id.empty() ? e.sender : e.auth_id, &account_buf);
+    if (!account_buf.empty()) {
+      KeyState& s = State(accounts, KeyClass::kSender, account_buf, t);
+      AddLine(&s, raw);
+      AddDistinct(&s.subjects, subject, &s.next_subject);
+      if (has_cwd) AddDistinct(&s.scripts, cwd_buf, &s.next_script);
+      if (!e.message_id.empty()) {
+        bool created = false;
+        messages.Get(e.message_id, t, &created) = account_buf;
+      }
+      if (!e.auth_id.empty()) AuthIp(e.host_ip, s, account_buf, t);
+      CountRate(s, account_buf, KeyClass::kSender, t, n);
+
+      if (!subject.empty() && settings.repeated_subject_recipients != 0) {
+        subject_key.assign(account_buf);
+        subject_key += '\n';
+        subject_key.append(subject);
+        bool created = false;
+        SubjectState& ss = subjects.Get(subject_key, t, &created);
+        ss.hour.Add(t, n, kHourSpan / 12);
+        ss.messages.Add(t, 1, kHourSpan / 12);
+        const uint64_t c = ss.hour.Sum(t, kHourSpan / 12);
+        const uint64_t m = ss.messages.Sum(t, kHourSpan / 12);
+        if (!s.whitelisted && c >= settings.repeated_subject_recipients &&
+            m >= settings.repeated_subject_min_messages &&
+            Cooled(&s.last_incident[kRepeatedSubject], t)) {
+          Emit(s, account_buf, "sender", kRepeatedSubject, t, kHourSpan, c,
+               settings.repeated_subject_recipients);
+          incidents.back().subjects.assign(1, UnescapeExim(subject));
+        }
+      }
+    }
+    if (has_cwd) {
+      KeyState& s = State(cwds, KeyClass::kCwd, cwd_buf, t);
+      AddLine(&s, raw);
+      AddDistinct(&s.subjects, subject, &s.next_subject);
+      AddDistinct(&s.scripts, cwd_buf, &s.next_script);
+      CountRate(s, cwd_buf, KeyClass::kCwd, t, n);
+    }
+    if (local && !e.user.empty()) {
+      KeyState& s = State(uids, KeyClass::kUid, e.user, t);
+      AddLine(&s, raw);
+      AddDistinct(&s.subjects, subject, &s.next_subject);
+      if (has_cwd) AddDistinct(&s.scripts, cwd_buf, &s.next_script);
+      CountRate(s, e.user, KeyClass::kUid, t, n);
+    }
+  }
+
+  void OnOutcome(const LogEvent& e, std::string_view raw, bool bounced) {
+    if (settings.bounce_min_recipients == 0 || e.message_id.empty()) return;
+    if (!Counted(e.CountedRecipient())) return;
+    const int64_t t = e.time;
+    const std::string* account = messages.Find(e.message_id, t);
+    if (account == nullptr) return;
+    account_buf = *account;
+    KeyState* s = accounts.Find(account_buf, t);
+    if (s == nullptr) return;
+    s->outcomes.Add(t, 1, kHourSpan / 12);
+    if (!bounced) {
+      s->outcomes.Sum(t, kHourSpan / 12);
+      return;
+    }
+    AddLine(s, raw);
+    s->bounced.Add(t, 1, kHourSpan / 12);
+    const uint64_t total = s->outcomes.Sum(t, kHourSpan / 12);
+    const uint64_t b = s->bounced.Sum(t, kHourSpan / 12);
+    if (!s->whitelisted && total >= settings.bounce_min_recipients &&
+        b * 100 > total * settings.bounce_percent && Cooled(&s->last_incident[kBounceStorm], t))
+      Emit(*s, account_buf, "sender", kBounceStorm, t, kHourSpan, b,
+           settings.bounce_min_recipients);
+  }
+
+  void OnAuthFailure(const LogEvent& e, std::string_view raw, uint32_t n) {
+    if (settings.auth_failures == 0) return;
+    const int64_t t = e.time;
+    const int64_t width = std::max<int64_t>(1, settings.auth_failure_seconds / 12);
+    const int64_t span = settings.auth_failure_seconds;
+    if (!e.auth_id.empty()) {
+      Lower(e.auth_id, &account_buf);
+      KeyState& s = State(accounts, KeyClass::kSender, account_buf, t);
+      AddLine(&s, raw);
+      if (!e.host_ip.empty()) AddIp(&s, e.host_ip, t);
+      s.auth.Add(t, n, width);
+      const uint64_t c = s.auth.Sum(t, width);
+      if (c >= settings.auth_failures && Cooled(&s.last_incident[kAuthFailures], t))
+        Emit(s, account_buf, "sender", kAuthFailures, t, span, c, settings.auth_failures);
+    }
+    if (!e.host_ip.empty()) {
+      bool created = false;
+      KeyState& s = ips.Get(e.host_ip, t, &created);
+      AddLine(&s, raw);
+      AddIp(&s, e.host_ip, t);
+      s.auth.Add(t, n, width);
+      const uint64_t c = s.auth.Sum(t, width);
+      if (c >= settings.auth_failures && Cooled(&s.last_incident[kAuthFailures], t))
+        Emit(s, e.host_ip, "ip", kAuthFailures, t, span, c, settings.auth_failures);
+    }
+  }
+
+  void OnLogin(const LogEvent& e, std::string_view raw) {
+    if (e.auth_id.empty()) return;
+    const int64_t t = e.time;
+    Lower(e.auth_id, &account_buf);
+    KeyState& s = State(accounts, KeyClass::kSender, account_buf, t);
+    AddLine(&s, raw);
+    AuthIp(e.host_ip, s, account_buf, t);
+    if (settings.max_logins_per_hour == 0) return;
+    s.logins.Add(t, 1, kHourSpan / 12);
+    const uint64_t c = s.logins.Sum(t, kHourSpan / 12);
+    if (c > settings.max_logins_per_hour && Cooled(&s.last_incident[kManyLogins], t))
+      Emit(s, account_buf, "sender", kManyLogins, t, kHourSpan, c, settings.max_logins_per_hour);
+  }
+
+  void Feed(const LogEvent& e, std::string_view raw) {
+    if (e.time <= 0 || e.fragment) return;
+    ++stats.events;
+    switch (e.kind) {
+      case LineKind::kCwdArgs:
+        OnCwd(e);
+        break;
+      case LineKind::kArrival:
+        OnArrival(e, raw);
+        break;
+      case LineKind::kDelivery:
+        if (e.flag != "*>") OnOutcome(e, raw, false);
+        break;
+      case LineKind::kBounce:
+        OnOutcome(e, raw, true);
+        break;
+      case LineKind::kAuthFailed:
+        OnAuthFailure(e, raw, 1);
+        break;
+      case LineKind::kDovecotAuthFailed:
+        OnAuthFailure(e, raw, std::max<uint32_t>(1, e.attempts));
+        break;
+      case LineKind::kDovecotLogin:
+        OnLogin(e, raw);
+        break;
+      default:
+        break;
+    }
+  }
+
+  struct PendingCwd {
+    uint32_t pid;
+    int64_t time;
+    std::string cwd;
+  };
+
+  DetectorSettings settings;
+  DetectorStats stats;
+  std::unordered_set<std::string> whitelist;
+  std::unordered_map<std::string, Limit> overrides;
+  std::unordered_set<std::string> local_domains;
+  LruMap<KeyState> accounts, cwds, uids, ips;
+  LruMap<SubjectState> subjects;
+  LruMap<std::string> messages;
+  std::vector<PendingCwd> pending_cwd;
+  std::vector<Incident> incidents;
+  // Reused buffers (no allocation per event once warm).
+  std::string account_buf, cwd_buf, subject_key;
+  mutable std::string domain_buf;
+};
+
+Detectors::Detectors(DetectorSettings settings)
+    : impl_(std::make_unique<Impl>(std::move(settings))) {}
+Detectors::~Detectors() = default;
+
+void Detectors::Feed(const LogEvent& event, std::string_view raw_line) {
+  impl_->Feed(event, raw_line);
+}
+
+std::vector<Incident> Detectors::TakeIncidents() {
+  std::vector<Incident> out;
+  out.swap(impl_->incidents);
+  return out;
+}
+
+DetectorStats Detectors::Stats() const {
+  DetectorStats s = impl_->stats;
+  s.accounts = impl_->accounts.size();
+  s.cwds = impl_->cwds.size();
+  s.uids = impl_->uids.size();
+  s.ips = impl_->ips.size();
+  s.subjects = impl_->subjects.size();
+  s.messages = impl_->messages.size();
+  return s;
+}
+
+const DetectorSettings& Detectors::settings() const {
+  return impl_->settings;
+}
+
+}  // namespace eg::sidecar

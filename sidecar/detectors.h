@@ -1,0 +1,181 @@
+// detectors.h - the sidecar's abuse detectors: parsed log events in, incidents out.
+//
+// SUMMARY
+//   Detectors d(settings);
+//   for each line: ParseLine(line, &ev); d.Feed(ev, line);
+//   for (Incident& i : d.TakeIncidents()) { ...record, block, notify... }
+//
+//   Rules (Incident::rule), each judged per key over a sliding window of log time:
+//     rate_per_minute  recipients per minute of a key (classes sender, cwd, uid) > its limit
+//     rate_per_hour    recipients per hour of a key > its limit
+//                      limits: DetectorSettings::limits[class], or the key's override; 0 = none
+//     many_ips         an account authenticated (SMTP AUTH arrival or Dovecot login) from more
+//                      than max_ips_per_hour distinct IPs within the last hour
+//     many_logins      more than max_logins_per_hour Dovecot logins of one account in an hour
+//     auth_failures    auth_failures or more authentication failures of one account (class
+//                      "sender") or from one IP (class "ip") within auth_failure_seconds
+//     bounce_storm     of an account's recipient outcomes (=> -> >> and **) within an hour, at
+//                      least bounce_min_recipients, and more than bounce_percent % bounced (**)
+//     repeated_subject one account sent the same subject (T=) to repeated_subject_recipients or
+//                      more recipients, in repeated_subject_min_messages or more messages,
+//                      within an hour (one incident per account, whatever the subject)
+//
+// CONTRACT
+//   - Pure logic: no I/O, no clock, no SQLite, no shared memory. Time is the events' own
+//     LogEvent::time, so `replay` of an old log judges exactly as the live daemon did. Events
+//     may come slightly out of order; one older than a window is ignored by that window.
+//   - Keys. Account (class "sender"): the authenticated id (A=, set_id=, Dovecot user=), else
+//     the envelope sender; lowercased (the inline guard's table does the same). The null sender
+//     "<>" is no account. Script directory (class "cwd"): the `cwd=` of the `cwd=... args:` line
+//     that precedes a local arrival (P=local*): the one with the same [pid]; when the log has no
+//     pids, the most recent unpaired one (at most kCwdPairSeconds old). Trailing '/' dropped.
+//     Local uid (class "uid"): the log shows only the user NAME (U=user), and turning it into a
+//     numeric uid needs the passwd database, which is I/O and would differ on a replay host, so
+//     the uid-class key is the user name. A whitelist/override written as "uid:1000" therefore
+//     does not match here; write the user name with class uid (PolicyKey{kUid, "name"}).
+//   - Recipients: each address of the arrival's " for a b c" list counts one (per recipient,
+//     not per message); with count_internal false (the default) only external ones count (an
+//     address without '@', or whose domain is in local_domains or is_local_domain(domain),
+//     is internal). An arrival without a " for" list (no +received_recipients) counts 1.
+//   - Bounce storm outcomes are attributed to an account through the message id of the arrival
+//     (kept for max_messages messages, least recently used evicted); an outcome of a message
+//     not seen (older than the log, or evicted) is not counted.
+//   - Whitelisted keys never produce rate_*, repeated_subject or bounce_storm incidents (the
+//     volume rules: a whitelisted bulk sender is expected to send a lot). The security rules
+//     (many_ips, many_logins, auth_failures) still apply to them. Overrides replace the rate
+//     limits of one key.
+//   - One incident per key + rule per cooldown_seconds (in memory; a key evicted and seen again
+//     may repeat one - the persistent cooldown lives in SQLite, above this class).
+//   - Windows are bucketed like the inline guard's (exim-dlfunc/layout.h): kWindowBuckets
+//     buckets of span/12 seconds, the current one included, so a window covers between its span
+//     and span + span/12 of log time (minute: 60-65 s, hour: 60-65 min, auth: 5:00-5:25 min).
+//     many_ips uses exact last-seen times per IP.
+//   - Evidence: the key's IPs, script directories, up to 5 distinct recent subjects (unescaped)
+//     and up to 5 recent log lines (each cut at sample_line_bytes) as seen when the rule fired.
+//
+// BOUNDED MEMORY (the daemon must stay flat over a day)
+//   Each key space (accounts, script directories, users, IPs, account+subject pairs) is an LRU
+//   map of at most max_keys entries; a key idle for idle_seconds of log time, or the least
+//   recently used one when the map is full, is evicted (Stats() counts evictions). The message
+//   id -> account map holds at most max_messages entries; pending cwd= lines at most
+//   kMaxPendingCwd. Per key: ~7 fixed windows (~80 B each), <= 8 IPs, <= 5 scripts, <= 5
+//   subjects (<= 200 B each), <= 5 lines (<= sample_line_bytes each): about 1.5 KB plus the
+//   lines, so with the defaults (20 000 keys, 512 B lines) an account map peaks near 80 MB in
+//   the worst case, typically far less (most keys hold short lines). Incidents wait in
+//   TakeIncidents()'s vector; a caller that never takes them grows it (take after each batch).
+//
+// THREAD SAFETY
+//   None inside: one Detectors per thread (the daemon feeds it from its one follower thread).
+//   No global or static mutable state; separate instances are independent.
+
+#ifndef EXIMGUARD_SIDECAR_DETECTORS_H_
+#define EXIMGUARD_SIDECAR_DETECTORS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "layout.h"
+#include "log_line.h"
+#include "policy_key.h"
+#include "table.h"
+
+namespace eg::sidecar {
+
+inline constexpr int64_t kCwdPairSeconds = 60;
+inline constexpr size_t kMaxPendingCwd = 64;
+inline constexpr int kWindowBuckets = 13;  // 12 finished buckets + the current one
+
+// A per-key replacement of the class's rate limits.
+struct RateOverride {
+  PolicyKey key;  // klass + text (as ParsePolicyKey gives it)
+  Limit limit;    // 0 = unlimited
+};
+
+// Thresholds of every rule. The defaults are the documented defaults of the config keys that a
+// later step maps onto this struct.
+struct DetectorSettings {
+  // Recipients per minute/hour, indexed by KeyClass (sender, cwd, uid): same as Config::limits.
+  Limit limits[kKeyClasses] = {{8, 100}, {5, 60}, {20, 300}};
+  std::vector<RateOverride> overrides;
+  std::vector<PolicyKey> whitelist;
+
+  uint32_t max_ips_per_hour = 3;       // many_ips when MORE distinct IPs than this; 0 = off
+  bool ignore_loopback_ips = true;     // 127.0.0.0/8 and ::1 (webmail on the server) don't count
+  uint32_t max_logins_per_hour = 100;  // many_logins when MORE than this; 0 = off
+  uint32_t auth_failures = 5;          // auth_failures when this many OR MORE; 0 = off
+  uint32_t auth_failure_seconds = 300;
+  uint32_t bounce_min_recipients = 20;  // bounce_storm needs at least this many outcomes ...
+  uint32_t bounce_percent = 50;         // ... and more than this % of them bounced; 0 min = off
+  // repeated_subject when one account sent one subject to this many OR MORE recipients in an
+  // hour. 50: a compromised account's spam run easily exceeds it, while a person's mail to a
+  // team or a class rarely does; newsletters go from whitelisted senders. 0 = off.
+  uint32_t repeated_subject_recipients = 50;
+  // ... in at least this many messages (one message to a big list is one send, judged by the
+  // rate rules; the same text sent over and over is what this rule is about).
+  uint32_t repeated_subject_min_messages = 2;
+
+  bool count_internal = false;             // false: only external recipients count
+  std::vector<std::string> local_domains;  // compared case-insensitively
+  std::function<bool(std::string_view domain)> is_local_domain;  // optional, besides the list
+
+  int64_t cooldown_seconds = 3600;  // one incident per key + rule per this much log time
+  size_t max_keys = 20000;          // per key space (see BOUNDED MEMORY)
+  size_t max_messages = 100000;     // message id -> account, for bounces
+  int64_t idle_seconds = 7200;      // a key untouched this long (log time) is evicted
+  size_t sample_line_bytes = 512;
+};
+
+struct Incident {
+  std::string key;
+  std::string key_class;  // "sender", "cwd", "uid" or "ip"
+  std::string rule;       // see SUMMARY
+  int64_t window_start = 0;
+  int64_t window_end = 0;
+  int64_t time = 0;  // the log time of the event that made the rule fire
+  uint64_t count = 0;
+  uint64_t threshold = 0;  // the limit that `count` went over (or reached, for >= rules)
+  std::set<std::string> ips;
+  std::vector<std::string> scripts;   // script directories (cwd=)
+  std::vector<std::string> subjects;  // <= 5, unescaped
+  std::vector<std::string> lines;     // <= 5, oldest first
+};
+
+struct DetectorStats {
+  uint64_t events = 0;
+  uint64_t incidents = 0;
+  uint64_t evictions = 0;
+  size_t accounts = 0, cwds = 0, uids = 0, ips = 0, subjects = 0, messages = 0;
+  size_t TrackedKeys() const { return accounts + cwds + uids + ips + subjects; }
+};
+
+class Detectors {
+ public:
+  explicit Detectors(DetectorSettings settings = {});
+  ~Detectors();
+  Detectors(const Detectors&) = delete;
+  Detectors& operator=(const Detectors&) = delete;
+
+  // One parsed line; `raw_line` is the line itself (kept, cut, as evidence). Never throws
+  // except std::bad_alloc.
+  void Feed(const LogEvent& event, std::string_view raw_line);
+
+  // The incidents found since the last call, in the order they fired.
+  std::vector<Incident> TakeIncidents();
+
+  DetectorStats Stats() const;
+  const DetectorSettings& settings() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eg::sidecar
+
+#endif  // EXIMGUARD_SIDECAR_DETECTORS_H_
