@@ -18,6 +18,8 @@
 #include <string_view>
 #include <utility>
 
+#include "table.h"
+
 namespace eg::sidecar {
 namespace {
 
@@ -30,18 +32,6 @@ bool SetError(std::string* error, std::string_view op, std::string_view why) {
 
 bool SqlError(std::string* error, std::string_view op, sqlite3* db) {
   return SetError(error, op, db != nullptr ? sqlite3_errmsg(db) : "out of memory");
-}
-
-const char* ClassText(KeyClass k) {
-  switch (k) {
-    case KeyClass::kSender:
-      return "sender";
-    case KeyClass::kCwd:
-      return "cwd";
-    case KeyClass::kUid:
-      return "uid";
-  }
-  return "sender";
 }
 
 KeyClass ClassFromText(std::string_view s) {
@@ -440,8 +430,9 @@ bool StateStore::AddBlock(const StoredBlock& block, bool* added, std::string* er
   Stmt s(db,
          "INSERT OR IGNORE INTO blocks (key, key_class, kind, since, reason, by, active) "
          "VALUES (?, ?, ?, ?, ?, ?, 1)");
-  if (!s.Bind(1, block.key) || !s.Bind(2, ClassText(block.key_class)) || !s.Bind(3, block.kind) ||
-      !s.Bind(4, block.since) || !s.Bind(5, block.reason) || !s.Bind(6, block.by) || !s.Run()) {
+  if (!s.Bind(1, block.key) || !s.Bind(2, KeyClassName(block.key_class)) ||
+      !s.Bind(3, block.kind) || !s.Bind(4, block.since) || !s.Bind(5, block.reason) ||
+      !s.Bind(6, block.by) || !s.Run()) {
     return SqlError(error, op, db);
   }
   bool inserted = sqlite3_changes(db) > 0;
@@ -464,7 +455,7 @@ bool StateStore::RemoveBlock(KeyClass key_class, const std::string& key, const s
   Stmt s(db,
          "UPDATE blocks SET active = 0, removed_at = ?, removed_by = ? "
          "WHERE active = 1 AND key_class = ? AND key = ? AND (? = '' OR kind = ?)");
-  if (!s.Bind(1, now) || !s.Bind(2, by) || !s.Bind(3, ClassText(key_class)) || !s.Bind(4, key) ||
+  if (!s.Bind(1, now) || !s.Bind(2, by) || !s.Bind(3, KeyClassName(key_class)) || !s.Bind(4, key) ||
       !s.Bind(5, kind) || !s.Bind(6, kind) || !s.Run()) {
     return SqlError(error, op, db);
   }
