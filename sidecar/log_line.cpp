@@ -60,6 +60,12 @@ struct Scan {
     const size_t b = i;
     while (i < s.size() && s[i] != ' ' && s[i] != '"') ++i;  // the common case: no quote
     if (i == s.size() || s[i] == ' ') return s.substr(b, i - b);
+    SkipToUnquoted(' ');
+    return s.substr(b, i - b);
+  }
+  // Advances to the next `stop` outside double quotes (inside them a backslash escapes one
+  // byte), or to the end. Returns whether `stop` was found.
+  bool SkipToUnquoted(char stop) {
     bool quoted = false;
     while (i < s.size()) {
       const char c = s[i];
@@ -69,14 +75,14 @@ struct Scan {
           continue;
         }
         if (c == '"') quoted = false;
-      } else if (c == ' ') {
-        break;
+      } else if (c == stop) {
+        return true;
       } else if (c == '"') {
         quoted = true;
       }
       ++i;
     }
-    return s.substr(b, i - b);
+    return false;
   }
   // At '"': the text up to the closing unescaped '"' (exclusive); *closed says whether one came.
   string_view Quoted(bool* closed) {
@@ -103,23 +109,7 @@ struct Scan {
     *closed = false;
     if (!EatChar('<')) return Word();
     const size_t b = i;
-    bool quoted = false;
-    while (i < s.size()) {
-      const char c = s[i];
-      if (quoted) {
-        if (c == '\\') {
-          i = i + 2 <= s.size() ? i + 2 : s.size();
-          continue;
-        }
-        if (c == '"') quoted = false;
-      } else if (c == '>') {
-        *closed = true;
-        break;
-      } else if (c == '"') {
-        quoted = true;
-      }
-      ++i;
-    }
+    *closed = SkipToUnquoted('>');
     const string_view inner = s.substr(b, i - b);
     if (*closed) ++i;
     return inner;
