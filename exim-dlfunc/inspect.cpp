@@ -1,4 +1,5 @@
-// inspect.cpp - reading the table for `top` and repairing what killed writers leave (sidecar).
+// inspect.cpp - reading the table for `top`, repairing what killed writers leave, and crediting
+// back hour counts the log disproves (sidecar only: eximguard.so does not link this file in).
 
 #include <cstring>
 
@@ -60,6 +61,51 @@ int Repair(const Table& t, uint32_t now_unix) {
   return repaired;
 }
 
+namespace {
+
+// The slot holding key_hash, without claiming one; -1 if none.
+int64_t FindKeySlot(const Table& t, uint64_t key_hash) {
+  const uint32_t home = HomeSlot(t, key_hash);
+  for (uint32_t p = 0; p < kProbeSlots; ++p) {
+    const uint32_t i = (home + p) & t.slot_mask;
+    if (t.hot[i].key.load(std::memory_order_acquire) == key_hash) return i;
+  }
+  return -1;
+}
+
+WindowRef HourWindowOf(const Table& t, int64_t i) {
+  return {&t.hot[i].hour, t.cold[i].hour_hist};
+}
+
+}  // namespace
+
+bool ReadHourBuckets(const Table& t, uint64_t key_hash, uint32_t now_unix, HourBuckets* out) {
+  const uint32_t now_epoch = now_unix / kHourBucketSeconds;
+  *out = HourBuckets{};
+  out->first_epoch = now_epoch - kBuckets;
+  const int64_t i = FindKeySlot(t, key_hash);
+  if (i < 0) return false;
+  WindowBuckets(HourWindowOf(t, i), now_epoch, out->count);
+  return true;
+}
+
+bool ReadHourBuckets(const Table& t, KeyClass klass, std::string_view key, uint32_t now_unix,
+                     HourBuckets* out) {
+  return ReadHourBuckets(t, KeyHash(t, klass, key.data(), key.size()), now_unix, out);
+}
+
+uint32_t CreditHour(const Table& t, uint64_t key_hash, uint32_t epoch, uint32_t n,
+                    uint32_t now_unix) {
+  const int64_t i = FindKeySlot(t, key_hash);
+  if (i < 0) return 0;
+  return WindowRelease(HourWindowOf(t, i), epoch, n, now_unix / kHourBucketSeconds);
+}
+
+uint32_t CreditHour(const Table& t, KeyClass klass, std::string_view key, uint32_t epoch,
+                    uint32_t n, uint32_t now_unix) {
+  return CreditHour(t, KeyHash(t, klass, key.data(), key.size()), epoch, n, now_unix);
+}
+
 StatTotals Totals(const Table& t) {
   StatTotals out;
   for (uint32_t i = 0; i < kStatShards; ++i) {
@@ -69,32 +115,6 @@ StatTotals Totals(const Table& t) {
     out.evictions += s.evictions.load(std::memory_order_relaxed);
   }
   return out;
-}
-
-const char* VerdictName(Verdict v) {
-  switch (v) {
-    case Verdict::kOk:
-      return "ok";
-    case Verdict::kDefer:
-      return "defer";
-    case Verdict::kHold:
-      return "hold";
-    case Verdict::kDeny:
-      return "deny";
-  }
-  return "ok";
-}
-
-const char* KeyClassName(KeyClass k) {
-  switch (k) {
-    case KeyClass::kSender:
-      return "sender";
-    case KeyClass::kCwd:
-      return "cwd";
-    case KeyClass::kUid:
-      return "uid";
-  }
-  return "sender";
 }
 
 }  // namespace eg

@@ -13,7 +13,7 @@ namespace {
 // Slots probed from a key's home slot. A key lives in the first free slot of its probe run, or
 // takes over the idlest key of the run that has been silent for longer than the hour window
 // (its counts have all expired), so a full table keeps counting new senders.
-constexpr uint32_t kProbe = 16;
+constexpr uint32_t kProbe = kProbeSlots;
 constexpr uint32_t kEvictAfterSeconds = (kBuckets + 1) * kHourBucketSeconds;
 
 bool IsPowerOfTwo(uint64_t v) {
@@ -50,7 +50,7 @@ void Claimed(const Table& t, uint32_t i, const KeyRef& k, uint32_t now, bool tak
 constexpr uint32_t kNoSlot = UINT32_MAX;
 
 uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) {
-  const uint32_t home = static_cast<uint32_t>(hash >> 32) & t.slot_mask;
+  const uint32_t home = HomeSlot(t, hash);
   for (int round = 0; round < 8; ++round) {
     uint32_t victim = kNoSlot;
     uint64_t victim_key = 0;
@@ -98,7 +98,8 @@ WindowRef HourWindow(const Table& t, uint32_t i) {
 
 struct Reservation {
   WindowRef window;
-  uint32_t epoch;
+  uint32_t epoch;      // the bucket the count went into
+  uint32_t now_epoch;  // the bucket of now, as the reservation saw it
 };
 
 }  // namespace
@@ -283,10 +284,12 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
       uint32_t counted = 0;
       const Reserve r = WindowReserve(windows[w], epochs[w], count, limits[w], &counted);
       if (r == Reserve::kAdmitted) {
-        held[nheld++] = {windows[w], counted};
+        held[nheld++] = {windows[w], counted, epochs[w]};
         continue;
       }
-      for (int j = 0; j < nheld; ++j) WindowRelease(held[j].window, held[j].epoch, count);
+      for (int j = 0; j < nheld; ++j) {
+        WindowRelease(held[j].window, held[j].epoch, count, held[j].now_epoch);
+      }
       if (r == Reserve::kFull) {  // lost the race for the last places
         refuse(over_limit, i, slots[i]);
         d.hour = (w == 1);
@@ -300,6 +303,34 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
   }
   stats.verdicts[static_cast<int>(Verdict::kOk)].fetch_add(1, std::memory_order_relaxed);
   return d;
+}
+
+// Here, not in inspect.cpp: the guard names verdicts and classes, and pulling inspect.o into
+// eximguard.so would bring the sidecar's readers (and their allocations) with them.
+const char* VerdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kOk:
+      return "ok";
+    case Verdict::kDefer:
+      return "defer";
+    case Verdict::kHold:
+      return "hold";
+    case Verdict::kDeny:
+      return "deny";
+  }
+  return "ok";
+}
+
+const char* KeyClassName(KeyClass k) {
+  switch (k) {
+    case KeyClass::kSender:
+      return "sender";
+    case KeyClass::kCwd:
+      return "cwd";
+    case KeyClass::kUid:
+      return "uid";
+  }
+  return "sender";
 }
 
 }  // namespace eg

@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "layout.h"
@@ -80,6 +81,13 @@ struct Decision {
 // `now_unix` is wall-clock seconds.
 Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, uint32_t now_unix,
                Verdict over_limit);
+
+// A key lives in one of the kProbeSlots slots from its home slot (or nowhere: not counted yet,
+// or evicted after an idle hour).
+constexpr uint32_t kProbeSlots = 16;
+inline uint32_t HomeSlot(const Table& t, uint64_t key_hash) {
+  return static_cast<uint32_t>(key_hash >> 32) & t.slot_mask;
+}
 
 // Keyed hash of a key as the table sees it (sender keys are compared case-insensitively, a
 // trailing '/' of a script directory is ignored). Never returns 0.
@@ -136,6 +144,31 @@ std::vector<SlotView> Snapshot(const Table& t, uint32_t now_unix, uint32_t max_a
 // Repairs what a killed writer can leave: a claimed slot without a label, counters stamped in
 // the future (clock stepped back). Returns the number of slots repaired. Sidecar only.
 int Repair(const Table& t, uint32_t now_unix);
+
+// ---- Reconciliation with the log (sidecar only; inspect.cpp, not linked into the .so) -----
+// Only the hour window: the minute window forgets a count within 65 s, before the log can say
+// that a recipient never became a message.
+
+// One key's hour window, bucket by bucket.
+struct HourBuckets {
+  uint32_t first_epoch = 0;           // hour bucket (unix / kHourBucketSeconds) of count[0]
+  uint32_t count[kBuckets + 1] = {};  // bucket first_epoch + i; count[kBuckets]: the current one
+};
+
+// The hour buckets of the window ending at now_unix of the key with hash `key_hash` (KeyHash),
+// or of (klass, key) hashed as Check() hashes it. False if the key has no slot (all zeros).
+bool ReadHourBuckets(const Table& t, uint64_t key_hash, uint32_t now_unix, HourBuckets* out);
+bool ReadHourBuckets(const Table& t, KeyClass klass, std::string_view key, uint32_t now_unix,
+                     HourBuckets* out);
+
+// Takes back up to n recipients from hour bucket `epoch` of a key: a finished bucket of the
+// last kBuckets or the current one (WindowRelease in window.h: never below zero, the head's
+// cached sum kept consistent). Returns how many were taken back; 0 if the key has no slot. One
+// crediting process per segment at a time (the sidecar holds the segment's writer lock).
+uint32_t CreditHour(const Table& t, uint64_t key_hash, uint32_t epoch, uint32_t n,
+                    uint32_t now_unix);
+uint32_t CreditHour(const Table& t, KeyClass klass, std::string_view key, uint32_t epoch,
+                    uint32_t n, uint32_t now_unix);
 
 // The statistics of all shards added up.
 struct StatTotals {

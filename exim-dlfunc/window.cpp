@@ -133,27 +133,89 @@ Reserve WindowReserve(WindowRef w, uint32_t now_epoch, uint32_t n, uint32_t limi
   return Reserve::kContended;
 }
 
-void WindowRelease(WindowRef w, uint32_t epoch, uint32_t n) {
+uint32_t WindowRelease(WindowRef w, uint32_t epoch, uint32_t n, uint32_t now_epoch) {
+  // Only a bucket some window can still count: the current one (one ahead when the clock went
+  // back a little) or a finished one of the last kBuckets.
+  if (n == 0 || uint64_t{epoch} > uint64_t{now_epoch} + 1) return 0;
+  if (epoch < now_epoch && now_epoch - epoch > kBuckets) return 0;
+
+  auto& bucket = w.hist[epoch % kBuckets];
+
+  // The bucket is still the head: take it back there.
   uint64_t word = w.head->load(std::memory_order_acquire);
-  for (int i = 0; i < kMaxRaces; ++i) {
-    const Head h = Unpack(word, epoch);
-    if (!h.used || h.epoch != epoch) break;
-    const uint64_t next = PackHead(epoch, h.count - std::min(h.count, n), h.sum);
-    if (w.head->compare_exchange_weak(word, next, std::memory_order_acq_rel,
+  Head h = Unpack(word, now_epoch);
+  for (int i = 0; h.used && h.epoch == epoch; ++i) {
+    const uint32_t k = std::min(h.count, n);
+    if (k == 0 || i == kMaxRaces) return 0;
+    const uint32_t left = h.count - k;
+    if (w.head->compare_exchange_weak(word, PackHead(epoch, left, h.sum), std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
-      return;
+      // A process that found the head stale may already have copied the bucket into hist
+      // (every refused reservation of a full key does) and would keep that copy, as Retire only
+      // raises. Lower such a copy to what the head now holds: any later move of the head
+      // retires the head's own count first, which raises the copy again if the head grew.
+      uint64_t cur = bucket.load(std::memory_order_acquire);
+      for (int j = 0; j < kMaxRaces && HistEpoch(cur) == epoch && HistCount(cur) > left; ++j) {
+        if (bucket.compare_exchange_weak(cur, PackHist(epoch, left), std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+          break;
+        }
+      }
+      return k;
+    }
+    h = Unpack(word, now_epoch);
+  }
+
+  // The head moved on (or never reached the bucket): the bucket is in hist, if anywhere. `h` is
+  // the head as it was before hist is touched; its sum counted the bucket if the bucket is one
+  // of the kBuckets before it.
+  uint64_t cur = bucket.load(std::memory_order_acquire);
+  uint32_t k = 0;
+  for (int i = 0;; ++i) {
+    if (HistEpoch(cur) != epoch || i == kMaxRaces) return 0;
+    const uint32_t c = HistCount(cur);
+    k = std::min(c, n);
+    if (k == 0) return 0;
+    if (bucket.compare_exchange_weak(cur, PackHist(epoch, c - k), std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+      break;
     }
   }
-  // The head moved on, so the bucket was retired into hist before that: take it back there.
-  // (Heads that cached a sum including it stay strict for the rest of their bucket.)
-  auto& bucket = w.hist[epoch % kBuckets];
-  uint64_t cur = bucket.load(std::memory_order_acquire);
-  for (int i = 0; i < kMaxRaces && HistEpoch(cur) == epoch; ++i) {
-    const uint32_t c = HistCount(cur);
-    if (bucket.compare_exchange_weak(cur, PackHist(epoch, c - std::min(c, n)),
-                                     std::memory_order_acq_rel, std::memory_order_acquire)) {
-      return;
+
+  // Lower that head's cached sum too, while the head is still in the same bucket. A saturated
+  // sum is not a true sum: leave it (strict). The head cannot have left its bucket and come
+  // back with a fresh sum: a head is recomputed in place only from an empty word (count and sum
+  // both 0), and its sum held at least this bucket's k until the subtraction below.
+  if (!h.used || h.epoch <= epoch || h.epoch - epoch > kBuckets || h.sum == 0 ||
+      h.sum >= kMaxWindowCount) {
+    return k;
+  }
+  const uint32_t head_epoch = h.epoch;
+  for (int i = 0; i < kMaxRaces; ++i) {
+    const Head now = Unpack(word, now_epoch);
+    if (!now.used || now.epoch != head_epoch) break;
+    const uint64_t next = PackHead(head_epoch, now.count, now.sum - std::min(now.sum, k));
+    if (w.head->compare_exchange_weak(word, next, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      break;
     }
+  }
+  return k;
+}
+
+void WindowBuckets(WindowRef w, uint32_t now_epoch, uint32_t out[kBuckets + 1]) {
+  for (uint32_t i = 0; i <= kBuckets; ++i) out[i] = 0;
+  const Head h = Unpack(w.head->load(std::memory_order_acquire), now_epoch);
+  for (uint32_t i = 0; i < kBuckets; ++i) {
+    const uint64_t v = w.hist[i].load(std::memory_order_acquire);
+    const uint32_t e = HistEpoch(v);
+    // A copy of the head's bucket (retired by a process whose head move is in flight): the head
+    // is the truth for it, as in WindowCount.
+    if (h.used && e == h.epoch) continue;
+    if (e <= now_epoch && now_epoch - e <= kBuckets) out[kBuckets - (now_epoch - e)] = HistCount(v);
+  }
+  if (h.used && h.epoch <= now_epoch && now_epoch - h.epoch <= kBuckets) {
+    out[kBuckets - (now_epoch - h.epoch)] = h.count;
   }
 }
 

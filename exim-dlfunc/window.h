@@ -21,6 +21,12 @@
 //       ideal sliding window would make it wait. That is the error bound, and it only errs on
 //       the strict side.
 //
+// TAKING BACK
+//   WindowRelease() lowers a bucket (current or finished) and, for a finished one, the cached
+//   sum of the head it is part of. Lowering only ever undoes counts that were made: it never
+//   creates room beyond the counts it removes, so after a release the window holds exactly the
+//   recipients that were not taken back, and the 12*B bound holds for those.
+//
 // KILLED PROCESSES
 //   A process killed between copying a bucket to hist and its CAS leaves hist holding a value it
 //   would hold anyway. A process killed after reserving on one key and before releasing it (see
@@ -66,9 +72,29 @@ enum class Reserve : uint8_t { kAdmitted, kFull, kContended };
 Reserve WindowReserve(WindowRef w, uint32_t now_epoch, uint32_t n, uint32_t limit,
                       uint32_t* counted_epoch);
 
-// Takes back n recipients reserved in bucket `epoch` (a multi-key check lost a race on another
-// key). Best effort: if the bucket cannot be found any more the count stays (strict side).
-void WindowRelease(WindowRef w, uint32_t epoch, uint32_t n);
+// Takes back up to n recipients counted in bucket `epoch` of the window, seen at now_epoch: the
+// current bucket (a multi-key check lost a race on another key) or a finished one of the last
+// kBuckets (the sidecar reconciling with the log). Returns how many it took back (0..n).
+//   - Never below zero, never from another bucket: a bucket that left the window, or that hist
+//     no longer holds (overwritten by a newer epoch), gives back nothing.
+//   - A finished bucket is lowered in hist, and the head's cached sum with it if the head still
+//     sits in the bucket it sat in before hist was touched (its sum was computed from the old
+//     count). A head that moved on meanwhile is left alone: it computed its sum either after
+//     the change (exact) or just before it (strict by the amount, for the rest of its bucket);
+//     so a credit is never subtracted twice.
+//   - Best effort, strict side: a process that copied the bucket into hist before the change
+//     and finishes its (monotone-raising) copy after it may restore the old count (it had to
+//     stall between reading the head and writing hist); the return value then overstates what
+//     stuck. Callers that must know re-read the counts later (see WindowBuckets).
+//   Several processes may release at once; the sidecar must be the only one crediting finished
+//   buckets of a given window from a reconciliation (two reconcilers would each take the same
+//   excess).
+uint32_t WindowRelease(WindowRef w, uint32_t epoch, uint32_t n, uint32_t now_epoch);
+
+// Sidecar: recipients counted in each bucket of the window that ends in bucket now_epoch:
+// out[i] is bucket now_epoch - kBuckets + i, out[kBuckets] the current bucket. These are the
+// counts future heads will sum (the head's cached sum may be stricter for the rest of its bucket).
+void WindowBuckets(WindowRef w, uint32_t now_epoch, uint32_t out[kBuckets + 1]);
 
 // Sidecar: resets a window whose head is stamped after now_epoch + 1 (the clock went back) or
 // that is too old for its 24-bit epoch. Returns true if it changed anything.
