@@ -6,8 +6,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <limits>
-#include <list>
+#include <memory>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -80,99 +81,318 @@ class Window {
   uint64_t total_ = 0;
 };
 
+// A fast non-cryptographic hash of a key: 8 bytes at a time, then MurmurHash3's finalizer.
+// `seed` differs per map instance (its address), so crafted keys that collide in one process
+// do not collide in the next; no result depends on the hash, only the speed.
+inline uint64_t HashKey(std::string_view s, uint64_t seed) {
+  constexpr uint64_t kMul = 0x9fb21c651e98df25ULL;
+  uint64_t h = seed ^ (s.size() * 0xff51afd7ed558ccdULL);
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * kMul;
+    h ^= h >> 29;
+  }
+  if (n != 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * kMul;
+    h ^= h >> 29;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+// A string that keeps up to kInline bytes inside itself (message ids, most account names) and
+// longer ones in a heap buffer that it keeps for reuse. Saves a pointer chase per key compare
+// and an allocation per recycled entry.
+class ShortString {
+ public:
+  static constexpr size_t kInline = 32;
+  ShortString() = default;
+  ShortString(const ShortString&) = delete;
+  ShortString& operator=(const ShortString&) = delete;
+
+  void assign(std::string_view v) {
+    if (v.size() > kInline && v.size() > cap_) {
+      heap_ = std::make_unique<char[]>(v.size());
+      cap_ = v.size();
+    }
+    len_ = v.size();
+    if (len_ != 0) std::memcpy(data(), v.data(), len_);
+  }
+  void clear() { len_ = 0; }
+  std::string_view view() const { return {data(), len_}; }
+
+ private:
+  char* data() { return len_ <= kInline ? inline_ : heap_.get(); }
+  const char* data() const { return len_ <= kInline ? inline_ : heap_.get(); }
+
+  size_t len_ = 0;
+  char inline_[kInline];
+  std::unique_ptr<char[]> heap_;
+  size_t cap_ = 0;
+};
+
+inline void ResetValue(ShortString& v) {
+  v.clear();
+}
+
+// Every value type V of an LruMap has Reset(): back to a new entry's state, keeping the
+// capacity of its strings (entries are recycled in place, so a warm map allocates nothing).
+template <class V>
+void ResetValue(V& v) {
+  v.Reset();
+}
+
 // A map from string keys to V, at most `cap` entries; the least recently used entry is evicted
 // when full, and entries idle for more than `idle` seconds of log time are evicted as new keys
-// come. Lookups take a string_view (no allocation); keys are owned by the list nodes.
+// come. Lookups take a string_view (no allocation). Layout: entries live in chunks of slots that
+// never move (a returned reference stays valid until that entry is evicted), linked in an
+// intrusive LRU list by 32-bit indices; an open-addressing index (linear probing, load <= 1/2,
+// backward-shift deletion) maps the key's hash to the slot. An evicted slot is recycled with
+// its strings' capacity, so after warm-up Get() allocates only when a key or value outgrows
+// the slot it lands in.
 template <class V>
 class LruMap {
  public:
   LruMap(size_t cap, int64_t idle, uint64_t* evictions)
-      : cap_(std::max<size_t>(cap, 1)), idle_(idle), evictions_(evictions) {}
+      : cap_(std::min<size_t>(std::max<size_t>(cap, 1), kNil - 1)),
+        idle_(idle),
+        evictions_(evictions),
+        seed_(static_cast<uint64_t>(reinterpret_cast<uintptr_t>(this)) * 0x9e3779b97f4a7c15ULL) {}
+  LruMap(const LruMap&) = delete;
+  LruMap& operator=(const LruMap&) = delete;
 
   // The entry for `key`, created if absent (then *created is set). Marks it used at `now`.
   V& Get(std::string_view key, int64_t now, bool* created) {
-    *created = false;
-    auto it = index_.find(key);
-    if (it != index_.end()) {
-      Touch(it->second, now);
-      return it->second->value;
+    const uint64_t h = HashKey(key, seed_);
+    const uint32_t found = Lookup(key, h);
+    if (found != kNil) {
+      *created = false;
+      Touch(found, now);
+      return At(found).value;
     }
     EvictFor(now);
-    list_.push_front(Node{std::string(key), V{}, now});
-    index_.emplace(std::string_view(list_.front().key), list_.begin());
+    const uint32_t idx = NewSlot();
+    Slot& slot = At(idx);
+    slot.key.assign(key);
+    slot.hash = h;
+    slot.last = now;
+    PushFront(idx);
+    Insert(h, idx);
+    ++size_;
     *created = true;
-    return list_.front().value;
+    return slot.value;
   }
 
   V* Find(std::string_view key, int64_t now) {
-    auto it = index_.find(key);
-    if (it == index_.end()) return nullptr;
-    Touch(it->second, now);
-    return &it->second->value;
+    const uint32_t found = Lookup(key, HashKey(key, seed_));
+    if (found == kNil) return nullptr;
+    Touch(found, now);
+    return &At(found).value;
   }
 
-  size_t size() const { return index_.size(); }
+  size_t size() const { return size_; }
 
  private:
-  struct Node {
-    std::string key;
-    V value;
-    int64_t last;
-  };
-  using Iter = typename std::list<Node>::iterator;
+  static constexpr uint32_t kNil = 0xffffffffU;
+  static constexpr size_t kChunkBits = 9;  // 512 slots per chunk
+  static constexpr size_t kChunk = size_t{1} << kChunkBits;
 
-  void Touch(Iter node, int64_t now) {
-    node->last = std::max(node->last, now);
-    if (node != list_.begin()) list_.splice(list_.begin(), list_, node);
+  struct Slot {
+    ShortString key;
+    uint64_t hash = 0;
+    int64_t last = 0;
+    uint32_t prev = kNil, next = kNil;
+    V value{};
+  };
+
+  Slot& At(uint32_t idx) { return chunks_[idx >> kChunkBits][idx & (kChunk - 1)]; }
+
+  // Index entries: (low 32 bits of the hash) << 32 | (slot + 1); 0 is empty.
+  static uint64_t Entry(uint64_t h, uint32_t idx) { return (h << 32) | (uint64_t{idx} + 1); }
+
+  uint32_t Lookup(std::string_view key, uint64_t h) {
+    if (index_.empty()) return kNil;
+    const uint64_t tag = h & 0xffffffffULL;
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const uint64_t e = index_[i];
+      if (e == 0) return kNil;
+      if ((e >> 32) == tag) {
+        const uint32_t idx = static_cast<uint32_t>(e) - 1;
+        if (At(idx).key.view() == key) return idx;
+      }
+    }
+  }
+
+  void Insert(uint64_t h, uint32_t idx) {
+    if ((size_ + 1) * 2 > index_.size()) Grow();
+    size_t i = h & mask_;
+    while (index_[i] != 0) i = (i + 1) & mask_;
+    index_[i] = Entry(h, idx);
+  }
+
+  void Grow() {
+    std::vector<uint64_t> old;
+    old.swap(index_);
+    index_.assign(std::max<size_t>(16, old.size() * 2), 0);
+    mask_ = index_.size() - 1;
+    for (const uint64_t e : old) {
+      if (e == 0) continue;
+      size_t i = (e >> 32) & mask_;
+      while (index_[i] != 0) i = (i + 1) & mask_;
+      index_[i] = e;
+    }
+  }
+
+  void Erase(uint32_t idx) {
+    const uint64_t h = At(idx).hash;
+    const uint64_t want = Entry(h, idx);
+    size_t i = h & mask_;
+    while (index_[i] != want) i = (i + 1) & mask_;
+    // Backward shift: move up each later entry of the run that may live at the hole.
+    for (size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+      const uint64_t e = index_[j];
+      if (e == 0) break;
+      const size_t home = (e >> 32) & mask_;
+      if (((j - home) & mask_) >= ((j - i) & mask_)) {
+        index_[i] = e;
+        i = j;
+      }
+    }
+    index_[i] = 0;
+  }
+
+  uint32_t NewSlot() {
+    if (free_ != kNil) {
+      const uint32_t idx = free_;
+      free_ = At(idx).next;
+      ResetValue(At(idx).value);
+      return idx;
+    }
+    if ((slots_ & (kChunk - 1)) == 0) chunks_.push_back(std::make_unique<Slot[]>(kChunk));
+    return static_cast<uint32_t>(slots_++);
+  }
+
+  void Unlink(uint32_t idx) {
+    Slot& s = At(idx);
+    if (s.prev != kNil)
+      At(s.prev).next = s.next;
+    else
+      head_ = s.next;
+    if (s.next != kNil)
+      At(s.next).prev = s.prev;
+    else
+      tail_ = s.prev;
+  }
+  void PushFront(uint32_t idx) {
+    Slot& s = At(idx);
+    s.prev = kNil;
+    s.next = head_;
+    if (head_ != kNil)
+      At(head_).prev = idx;
+    else
+      tail_ = idx;
+    head_ = idx;
+  }
+  void Touch(uint32_t idx, int64_t now) {
+    Slot& s = At(idx);
+    s.last = std::max(s.last, now);
+    if (idx != head_) {
+      Unlink(idx);
+      PushFront(idx);
+    }
   }
   void EvictFor(int64_t now) {
     // Idle ones first (at most a few per insertion, so the cost stays O(1) amortized), then
     // the least recently used one if still full.
-    for (int i = 0; i < 4 && !list_.empty() && list_.back().last + idle_ < now; ++i) PopBack();
-    while (list_.size() >= cap_) PopBack();
+    for (int i = 0; i < 4 && tail_ != kNil && At(tail_).last + idle_ < now; ++i) PopBack();
+    while (size_ >= cap_) PopBack();
   }
   void PopBack() {
-    index_.erase(std::string_view(list_.back().key));
-    list_.pop_back();
+    const uint32_t idx = tail_;
+    Erase(idx);
+    Unlink(idx);
+    At(idx).next = free_;
+    free_ = idx;
+    --size_;
     ++*evictions_;
   }
 
   size_t cap_;
   int64_t idle_;
   uint64_t* evictions_;
-  std::list<Node> list_;
-  std::unordered_map<std::string_view, Iter> index_;
+  uint64_t seed_;
+  std::vector<std::unique_ptr<Slot[]>> chunks_;
+  size_t slots_ = 0;  // slots ever made (in use or on the free list)
+  size_t size_ = 0;
+  uint32_t head_ = kNil, tail_ = kNil, free_ = kNil;
+  std::vector<uint64_t> index_;
+  size_t mask_ = 0;
 };
 
-// Up to kMaxSamples distinct strings, the newest replacing the oldest.
-void AddDistinct(std::vector<std::string>* v, std::string_view s, size_t* next) {
-  if (s.empty()) return;
-  for (const std::string& x : *v)
-    if (x == s) return;
-  if (v->size() < kMaxSamples) {
-    v->emplace_back(s);
-  } else {
-    (*v)[*next % kMaxSamples].assign(s);
-    ++*next;
+// Up to kMaxSamples distinct strings, the newest replacing the oldest. Reset() keeps the
+// strings (and their capacity) for the next key that recycles this state; they are made only
+// when first needed, so a key that never has a script costs one empty vector.
+struct Samples {
+  std::vector<std::string> items;  // the first `size` are in use
+  size_t size = 0, next = 0;
+
+  void Add(std::string_view s) {
+    if (s.empty()) return;
+    for (size_t i = 0; i < size; ++i)
+      if (items[i] == s) return;
+    if (size < kMaxSamples) {
+      if (size < items.size())
+        items[size].assign(s);
+      else
+        items.emplace_back(s);
+      ++size;
+    } else {
+      items[next % kMaxSamples].assign(s);
+      ++next;
+    }
   }
-}
+  void Reset() { size = next = 0; }
+  std::vector<std::string> ToVector() const {
+    return std::vector<std::string>(items.begin(),
+                                    items.begin() + static_cast<std::ptrdiff_t>(size));
+  }
+};
 
 struct KeyState {
   bool whitelisted = false;
   Limit limit;
   Window rate_minute, rate_hour, logins, auth, outcomes, bounced;
   std::vector<std::pair<std::string, int64_t>> ips;  // distinct, last seen; <= kMaxIps
-  std::vector<std::string> scripts, subjects;
-  size_t next_script = 0, next_subject = 0;
+  Samples scripts, subjects;
   std::array<std::string, kMaxSamples> lines;
   size_t lines_added = 0;
   std::array<int64_t, kRuleCount> last_incident;
   KeyState() { last_incident.fill(kNever); }
+  void Reset() {
+    whitelisted = false;
+    limit = Limit{};
+    rate_minute = rate_hour = logins = auth = outcomes = bounced = Window{};
+    ips.clear();
+    scripts.Reset();
+    subjects.Reset();
+    lines_added = 0;
+    last_incident.fill(kNever);
+  }
 };
 
 struct SubjectState {
   Window hour;      // recipients
   Window messages;  // messages
+  void Reset() { hour = messages = Window{}; }
 };
 
 bool IsLoopback(std::string_view ip) {
@@ -209,6 +429,11 @@ struct Detectors::Impl {
 
   // The policy of a new key of class `klass` whose text is `key` (already normalized).
   void InitPolicy(KeyState* s, KeyClass klass, std::string_view key) {
+    if (whitelist.empty() && overrides.empty()) {  // the common case: no key text to build
+      s->whitelisted = false;
+      s->limit = settings.limits[static_cast<int>(klass)];
+      return;
+    }
     PolicyKey pk;
     pk.klass = klass;
     pk.text.assign(key);
@@ -286,8 +511,9 @@ struct Detectors::Impl {
     i.threshold = threshold;
     for (const auto& ip : s.ips)
       if (rule != kManyIps || ip.second > t - kHourSpan) i.ips.insert(ip.first);
-    i.scripts = s.scripts;
-    for (const std::string& subj : s.subjects) i.subjects.push_back(UnescapeExim(subj));
+    i.scripts = s.scripts.ToVector();
+    for (size_t k = 0; k < s.subjects.size; ++k)
+      i.subjects.push_back(UnescapeExim(s.subjects.items[k]));
     const size_t n = std::min(s.lines_added, kMaxSamples);
     for (size_t k = s.lines_added - n; k < s.lines_added; ++k)
       i.lines.push_back(s.lines[k % kMaxSamples]);
@@ -376,11 +602,11 @@ struct Detectors::Impl {
     if (!account_buf.empty()) {
       KeyState& s = State(accounts, KeyClass::kSender, account_buf, t);
       AddLine(&s, raw);
-      AddDistinct(&s.subjects, subject, &s.next_subject);
-      if (has_cwd) AddDistinct(&s.scripts, cwd_buf, &s.next_script);
+      s.subjects.Add(subject);
+      if (has_cwd) s.scripts.Add(cwd_buf);
       if (!e.message_id.empty()) {
         bool created = false;
-        messages.Get(e.message_id, t, &created) = account_buf;
+        messages.Get(e.message_id, t, &created).assign(account_buf);
       }
       if (!e.auth_id.empty()) AuthIp(e.host_ip, s, account_buf, t);
       CountRate(s, account_buf, KeyClass::kSender, t, n);
@@ -407,16 +633,31 @@ struct Detectors::Impl {
     if (has_cwd) {
       KeyState& s = State(cwds, KeyClass::kCwd, cwd_buf, t);
       AddLine(&s, raw);
-      AddDistinct(&s.subjects, subject, &s.next_subject);
-      AddDistinct(&s.scripts, cwd_buf, &s.next_script);
+      s.subjects.Add(subject);
+      s.scripts.Add(cwd_buf);
       CountRate(s, cwd_buf, KeyClass::kCwd, t, n);
     }
-    if (local && !e.user.empty()) {
+    const bool by_user = local && !e.user.empty();
+    if (by_user) {
       KeyState& s = State(uids, KeyClass::kUid, e.user, t);
       AddLine(&s, raw);
-      AddDistinct(&s.subjects, subject, &s.next_subject);
-      if (has_cwd) AddDistinct(&s.scripts, cwd_buf, &s.next_script);
+      s.subjects.Add(subject);
+      if (has_cwd) s.scripts.Add(cwd_buf);
       CountRate(s, e.user, KeyClass::kUid, t, n);
+    }
+    if (settings.on_arrival && (!account_buf.empty() || has_cwd || by_user)) {
+      CountedArrival a;
+      a.time = t;
+      a.message_id = e.message_id;
+      a.account = account_buf;
+      if (has_cwd) a.cwd = cwd_buf;
+      a.user = e.user;
+      a.local = local;
+      a.authenticated = !e.auth.empty() || !e.auth_id.empty();
+      a.recipients_all = e.recipients.empty() ? 1 : static_cast<uint32_t>(e.recipients.size());
+      a.recipients_counted = n;
+      a.has_recipient_list = !e.recipients.empty();
+      settings.on_arrival(a);
     }
   }
 
@@ -424,10 +665,11 @@ struct Detectors::Impl {
     if (settings.bounce_min_recipients == 0 || e.message_id.empty()) return;
     if (!Counted(e.CountedRecipient())) return;
     const int64_t t = e.time;
-    const std::string* account = messages.Find(e.message_id, t);
-    if (account == nullptr) return;
-    account_buf = *account;
-    KeyState* s = accounts.Find(account_buf, t);
+    const ShortString* found = messages.Find(e.message_id, t);
+    if (found == nullptr) return;
+    // Stays valid: nothing below touches `messages`.
+    const std::string_view account = found->view();
+    KeyState* s = accounts.Find(account, t);
     if (s == nullptr) return;
     s->outcomes.Add(t, 1, kHourSpan / 12);
     if (!bounced) {
@@ -440,8 +682,7 @@ struct Detectors::Impl {
     const uint64_t b = s->bounced.Sum(t, kHourSpan / 12);
     if (!s->whitelisted && total >= settings.bounce_min_recipients &&
         b * 100 > total * settings.bounce_percent && Cooled(&s->last_incident[kBounceStorm], t))
-      Emit(*s, account_buf, "sender", kBounceStorm, t, kHourSpan, b,
-           settings.bounce_min_recipients);
+      Emit(*s, account, "sender", kBounceStorm, t, kHourSpan, b, settings.bounce_min_recipients);
   }
 
   void OnAuthFailure(const LogEvent& e, std::string_view raw, uint32_t n) {
@@ -528,7 +769,7 @@ struct Detectors::Impl {
   std::unordered_set<std::string> local_domains;
   LruMap<KeyState> accounts, cwds, uids, ips;
   LruMap<SubjectState> subjects;
-  LruMap<std::string> messages;
+  LruMap<ShortString> messages;  // message id -> account
   std::vector<PendingCwd> pending_cwd;
   std::vector<Incident> incidents;
   // Reused buffers (no allocation per event once warm).

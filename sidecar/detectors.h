@@ -61,8 +61,15 @@
 //   kMaxPendingCwd. Per key: ~7 fixed windows (~80 B each), <= 8 IPs, <= 5 scripts, <= 5
 //   subjects (<= 200 B each), <= 5 lines (<= sample_line_bytes each): about 1.5 KB plus the
 //   lines, so with the defaults (20 000 keys, 512 B lines) an account map peaks near 80 MB in
-//   the worst case, typically far less (most keys hold short lines). Incidents wait in
-//   TakeIncidents()'s vector; a caller that never takes them grows it (take after each batch).
+//   the worst case, typically far less (most keys hold short lines). An evicted entry's slot is
+//   recycled for the next new key with its strings' capacity kept (no allocation per new key
+//   once warm), so a map's memory does not shrink when keys go idle; it never exceeds what its
+//   cap of full entries takes (slots are made 512 at a time, so up to 511 more than the cap;
+//   the index is <= 16 B per slot). Message map: ~100 B per entry (ids and accounts up to 32
+//   bytes are stored inline), ~10 MB at the default 100 000. Measured: a replay of a 1 million
+//   line day (5 000 accounts, 14 000+ distinct senders) peaks at ~75 MB RSS with the defaults,
+//   the 4 MB read buffer included (bench/README.md). Incidents wait in TakeIncidents()'s
+//   vector; a caller that never takes them grows it (take after each batch).
 //
 // THREAD SAFETY
 //   None inside: one Detectors per thread (the daemon feeds it from its one follower thread).
@@ -90,6 +97,25 @@ namespace eg::sidecar {
 inline constexpr int64_t kCwdPairSeconds = 60;
 inline constexpr size_t kMaxPendingCwd = 64;
 inline constexpr int kWindowBuckets = 13;  // 12 finished buckets + the current one
+
+// One arrival as the rate rules counted it, for DetectorSettings::on_arrival (the sidecar
+// reconciles the shared table's counters with it). Views point into the event's line or into
+// the detectors' buffers: valid only during the call.
+struct CountedArrival {
+  int64_t time = 0;                 // LogEvent::time
+  std::string_view message_id;      // "" if the line has none
+  std::string_view account;         // class sender key: lowercased A= id, else sender; "" if none
+  std::string_view cwd;             // class cwd key (paired cwd= line); "" if not a local arrival
+                                    // with a paired cwd= line
+  std::string_view user;            // U= name as logged; "" if none (class uid counts it only
+                                    // when `local`)
+  bool local = false;               // P=local*
+  bool authenticated = false;       // the line has A=
+  uint32_t recipients_all = 0;      // every address of the " for" list; 1 if there is no list
+  uint32_t recipients_counted = 0;  // what the rate rules added: the external ones (all with
+                                    // count_internal); 1 if there is no list
+  bool has_recipient_list = false;  // the line has a " for" list
+};
 
 // A per-key replacement of the class's rate limits.
 struct RateOverride {
@@ -129,6 +155,12 @@ struct DetectorSettings {
   size_t max_messages = 100000;     // message id -> account, for bounces
   int64_t idle_seconds = 7200;      // a key untouched this long (log time) is evicted
   size_t sample_line_bytes = 512;
+
+  // Optional: called from Feed() once per arrival (<= or (=) that some key's rate counted, i.e.
+  // that has an account, a paired cwd= or a local U= user, after the rules judged it. An empty
+  // function costs one test per arrival. It must not throw (an exception leaves Feed() with the
+  // arrival counted) and must not call back into this Detectors.
+  std::function<void(const CountedArrival&)> on_arrival;
 };
 
 struct Incident {

@@ -388,6 +388,84 @@ TEST(DetectorWindows, ByLogTimestampsSpreadOverMoreThanAnHour) {
   EXPECT_EQ(h.all().size(), 1u) << Keys(h);
 }
 
+// ---- on_arrival hook -----------------------------------------------------------------------
+
+struct SeenArrival {  // a CountedArrival with its views copied
+  int64_t time;
+  std::string message_id, account, cwd, user;
+  bool local, authenticated;
+  uint32_t all, counted;
+  bool has_list;
+};
+
+TEST(DetectorHook, OnArrivalSeesEachCountedArrivalWithItsKeys) {
+  DetectorSettings s = Harness::Defaults();
+  std::vector<SeenArrival> seen;
+  s.on_arrival = [&](const CountedArrival& a) {
+    seen.push_back({a.time, std::string(a.message_id), std::string(a.account), std::string(a.cwd),
+                    std::string(a.user), a.local, a.authenticated, a.recipients_all,
+                    a.recipients_counted, a.has_recipient_list});
+  };
+  Harness h(s);
+  // SMTP AUTH: the account is the lowercased A= id; local.example is internal.
+  const std::string id1 =
+      h.Smtp(10, "User@Ex.com", "a@ext.example b@Local.Example c@ext.example", "198.51.100.7");
+  // A PHP script: cwd= paired by pid, U= user.
+  const std::string id2 = h.Local(20, "www", "v@ext.example w@host.example", 555, "/home/www/x/");
+  // A local submission without cwd= or a " for" list.
+  h.Line(Ts(30) + " 1xV13h-777777-07 <= root@host.example U=root P=local S=10");
+  // A bounce message of Exim (null sender) counts for its user only.
+  h.Line(Ts(40) + " 1xV13h-777778-07 <= <> R=" + id1 +
+         " U=mailnull P=local S=1800 for user@ex.com");
+  // Not counted by any key: SMTP from the null sender, without auth. No call.
+  h.Line(Ts(50) +
+         " 1xV13h-777779-07 <= <> H=mx.ext.example [192.0.2.5]:25 P=esmtps S=900 for "
+         "user@ex.com");
+  ASSERT_EQ(seen.size(), 4u);
+
+  EXPECT_EQ(seen[0].time, kT0 + 10);
+  EXPECT_EQ(seen[0].message_id, id1);
+  EXPECT_EQ(seen[0].account, "user@ex.com");
+  EXPECT_EQ(seen[0].cwd, "");
+  EXPECT_EQ(seen[0].user, "");
+  EXPECT_FALSE(seen[0].local);
+  EXPECT_TRUE(seen[0].authenticated);
+  EXPECT_EQ(seen[0].all, 3u);
+  EXPECT_EQ(seen[0].counted, 2u);
+  EXPECT_TRUE(seen[0].has_list);
+
+  EXPECT_EQ(seen[1].message_id, id2);
+  EXPECT_EQ(seen[1].account, "www@host.example");
+  EXPECT_EQ(seen[1].cwd, "/home/www/x");  // as the cwd key: trailing '/' dropped
+  EXPECT_EQ(seen[1].user, "www");
+  EXPECT_TRUE(seen[1].local);
+  EXPECT_FALSE(seen[1].authenticated);
+  EXPECT_EQ(seen[1].all, 2u);
+  EXPECT_EQ(seen[1].counted, 1u);
+  EXPECT_TRUE(seen[1].has_list);
+
+  EXPECT_EQ(seen[2].account, "root@host.example");
+  EXPECT_EQ(seen[2].cwd, "");
+  EXPECT_EQ(seen[2].user, "root");
+  EXPECT_EQ(seen[2].all, 1u);
+  EXPECT_EQ(seen[2].counted, 1u);
+  EXPECT_FALSE(seen[2].has_list);
+
+  EXPECT_EQ(seen[3].account, "");
+  EXPECT_EQ(seen[3].user, "mailnull");
+  EXPECT_TRUE(seen[3].local);
+  EXPECT_EQ(seen[3].counted, 1u);
+
+  // count_internal: every recipient counts.
+  DetectorSettings all = Harness::Defaults();
+  all.count_internal = true;
+  uint32_t counted = 0;
+  all.on_arrival = [&](const CountedArrival& a) { counted = a.recipients_counted; };
+  Harness hi(all);
+  hi.Smtp(10, "u@ex.com", "a@ext.example b@local.example");
+  EXPECT_EQ(counted, 2u);
+}
+
 // ---- Memory bound --------------------------------------------------------------------------
 
 TEST(DetectorMemory, MillionDistinctSendersStayUnderTheCap) {
