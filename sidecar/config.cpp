@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -210,6 +211,64 @@ void ApplyOverrideLimit(const Json& v, Walk& w) {
     (kMinute ? o->per_minute : o->per_hour) = n;
 }
 
+template <auto kMember>
+void ApplyRuleCount(const Json& v, Walk& w) {
+  ReadCount(v, w, &(w.config.detectors.*kMember));
+}
+
+template <auto kMember>
+Json ShowRule(const Config& c) {
+  return c.detectors.*kMember;
+}
+
+// A list of strings, each checked by `valid` (which returns "" or the reason).
+void ReadStringList(const Json& v, Walk& w, std::vector<std::string>* out,
+                    std::string (*valid)(const std::string&)) {
+  if (!v.is_array()) {
+    w.Fail("expected a list of strings, got " + Got(v));
+    return;
+  }
+  out->clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string where = w.Where() + "[" + std::to_string(i) + "]";
+    if (!v[i].is_string()) {
+      w.FailAt(where, "expected a string, got " + Got(v[i]));
+      continue;
+    }
+    const std::string s = v[i].get<std::string>();
+    const std::string why = valid(s);
+    if (!why.empty()) {
+      w.FailAt(where, why);
+      continue;
+    }
+    out->push_back(s);
+  }
+}
+
+std::string ValidDomain(const std::string& s) {
+  const bool ok = !s.empty() && s.size() <= 253 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  });
+  return ok ? "" : "expected a domain name, got " + Quoted(s);
+}
+
+std::string ValidRule(const std::string& s) {
+  if (IsRuleName(s)) return "";
+  std::string known;
+  for (const char* r : kRuleNames) known += std::string(known.empty() ? "" : ", ") + r;
+  return "unknown rule " + Quoted(s) + " (known: " + known + ")";
+}
+
+std::string AnyString(const std::string& s) {
+  return s.find('\0') == std::string::npos ? "" : "contains a NUL byte";
+}
+
+Json ShowStrings(const std::vector<std::string>& list) {
+  Json out = Json::array();
+  for (const std::string& s : list) out.push_back(s);
+  return out;
+}
+
 // ---- The table of known keys ----------------------------------------------------------------
 
 enum class Shape : uint8_t {
@@ -224,7 +283,7 @@ struct Field {
   Json (*show)(const Config& c);          // the effective value; null: shown by its parent/leaves
 };
 
-// Later issues add whm.*, telegram.*, slack.*, actions.*, dovecot_log, retention_days ... here.
+// Later issues add whm.*, telegram.*, slack.* ... here.
 constexpr Field kFields[] = {
     {"shm_name", Shape::kValue,
      [](const Json& v, Walk& w) {
@@ -308,6 +367,119 @@ constexpr Field kFields[] = {
     {"blocklist", Shape::kValue,
      [](const Json& v, Walk& w) { ReadKeyList(v, w, &w.config.blocklist); },
      [](const Config& c) { return ShowKeyList(c.blocklist); }},
+    {"dovecot_log", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       if (v == "") {
+         w.config.dovecot_log.clear();
+       } else {
+         ReadAbsolutePath(v, w, &w.config.dovecot_log);
+       }
+     },
+     [](const Config& c) { return Json(c.dovecot_log); }},
+    {"log_utc", Shape::kValue, [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.log_utc); },
+     [](const Config& c) { return Json(c.log_utc); }},
+    {"count_internal", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.count_internal); },
+     [](const Config& c) { return Json(c.count_internal); }},
+    {"local_domains", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadStringList(v, w, &w.config.local_domains, ValidDomain);
+       for (std::string& d : w.config.local_domains) {
+         for (char& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+       }
+     },
+     [](const Config& c) { return ShowStrings(c.local_domains); }},
+    {"local_domains_file", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       if (v == "") {
+         w.config.local_domains_file.clear();
+       } else {
+         ReadAbsolutePath(v, w, &w.config.local_domains_file);
+       }
+     },
+     [](const Config& c) { return Json(c.local_domains_file); }},
+    {"notify_only", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.notify_only); },
+     [](const Config& c) { return Json(c.notify_only); }},
+    {"retention_days", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       uint32_t n = 0;
+       if (!ReadCount(v, w, &n)) return;
+       if (n < 1 || n > 3650) {
+         w.Fail("expected 1 to 3650 days, got " + Got(v));
+         return;
+       }
+       w.config.retention_days = n;
+     },
+     [](const Config& c) { return Json(c.retention_days); }},
+    {"detectors", Shape::kObject, nullptr, nullptr},
+    {"detectors.max_ips_per_hour", Shape::kValue, ApplyRuleCount<&RuleSettings::max_ips_per_hour>,
+     ShowRule<&RuleSettings::max_ips_per_hour>},
+    {"detectors.ignore_loopback_ips", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.detectors.ignore_loopback_ips); },
+     ShowRule<&RuleSettings::ignore_loopback_ips>},
+    {"detectors.max_logins_per_hour", Shape::kValue,
+     ApplyRuleCount<&RuleSettings::max_logins_per_hour>,
+     ShowRule<&RuleSettings::max_logins_per_hour>},
+    {"detectors.auth_failures", Shape::kValue, ApplyRuleCount<&RuleSettings::auth_failures>,
+     ShowRule<&RuleSettings::auth_failures>},
+    {"detectors.auth_failure_seconds", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       uint32_t n = 0;
+       if (!ReadCount(v, w, &n)) return;
+       if (n < 12 || n > 86400) {
+         w.Fail("expected 12 to 86400 seconds, got " + Got(v));
+         return;
+       }
+       w.config.detectors.auth_failure_seconds = n;
+     },
+     ShowRule<&RuleSettings::auth_failure_seconds>},
+    {"detectors.bounce_min_recipients", Shape::kValue,
+     ApplyRuleCount<&RuleSettings::bounce_min_recipients>,
+     ShowRule<&RuleSettings::bounce_min_recipients>},
+    {"detectors.bounce_percent", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       uint32_t n = 0;
+       if (!ReadCount(v, w, &n)) return;
+       if (n > 99) {
+         w.Fail("expected a percentage from 0 to 99, got " + Got(v));
+         return;
+       }
+       w.config.detectors.bounce_percent = n;
+     },
+     ShowRule<&RuleSettings::bounce_percent>},
+    {"detectors.repeated_subject_recipients", Shape::kValue,
+     ApplyRuleCount<&RuleSettings::repeated_subject_recipients>,
+     ShowRule<&RuleSettings::repeated_subject_recipients>},
+    {"detectors.repeated_subject_min_messages", Shape::kValue,
+     ApplyRuleCount<&RuleSettings::repeated_subject_min_messages>,
+     ShowRule<&RuleSettings::repeated_subject_min_messages>},
+    {"detectors.cooldown_seconds", Shape::kValue, ApplyRuleCount<&RuleSettings::cooldown_seconds>,
+     ShowRule<&RuleSettings::cooldown_seconds>},
+    {"actions", Shape::kObject, nullptr, nullptr},
+    {"actions.block", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadStringList(v, w, &w.config.actions.block, ValidRule); },
+     [](const Config& c) { return ShowStrings(c.actions.block); }},
+    {"actions.command", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadStringList(v, w, &w.config.actions.command, AnyString);
+       const auto& cmd = w.config.actions.command;
+       if (!cmd.empty() && (cmd[0].empty() || cmd[0][0] != '/')) {
+         w.Fail("the program (first element) must be an absolute path, got " + Quoted(cmd[0]));
+       }
+     },
+     [](const Config& c) { return ShowStrings(c.actions.command); }},
+    {"actions.timeout_seconds", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       uint32_t n = 0;
+       if (!ReadCount(v, w, &n)) return;
+       if (n < 1 || n > 600) {
+         w.Fail("expected 1 to 600 seconds, got " + Got(v));
+         return;
+       }
+       w.config.actions.timeout_seconds = n;
+     },
+     [](const Config& c) { return Json(c.actions.timeout_seconds); }},
 };
 
 std::vector<std::string> Split(std::string_view path) {
@@ -510,6 +682,13 @@ struct DuplicateFinder {
 };
 
 }  // namespace
+
+bool IsRuleName(std::string_view name) {
+  for (const char* r : kRuleNames) {
+    if (name == r) return true;
+  }
+  return false;
+}
 
 const char* FailModeName(FailMode mode) {
   return mode == FailMode::kDefer ? "defer" : "open";

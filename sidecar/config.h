@@ -47,6 +47,37 @@ struct Override {
   std::optional<uint32_t> per_hour;
 };
 
+// Thresholds of the sidecar's log rules (the key "detectors"; detectors.h says what each does).
+struct RuleSettings {
+  uint32_t max_ips_per_hour = 3;
+  bool ignore_loopback_ips = true;
+  uint32_t max_logins_per_hour = 100;
+  uint32_t auth_failures = 5;
+  uint32_t auth_failure_seconds = 300;
+  uint32_t bounce_min_recipients = 20;
+  uint32_t bounce_percent = 50;
+  uint32_t repeated_subject_recipients = 50;
+  uint32_t repeated_subject_min_messages = 2;
+  uint32_t cooldown_seconds = 3600;
+};
+
+// Rule names, as incidents carry them.
+inline constexpr const char* kRuleNames[] = {"rate_per_minute", "rate_per_hour", "many_ips",
+                                             "many_logins",     "auth_failures", "bounce_storm",
+                                             "repeated_subject"};
+bool IsRuleName(std::string_view name);
+
+// What the sidecar does on an incident (the key "actions").
+struct Actions {
+  // Rules whose incidents block the key in the shared table (class sender, cwd or uid). The
+  // default is every rule but auth_failures: failed logins say someone is guessing a password,
+  // not that the account is sending spam, and blocking its mail would punish its owner.
+  std::vector<std::string> block = {"rate_per_minute", "rate_per_hour", "many_ips",
+                                    "many_logins",     "bounce_storm",  "repeated_subject"};
+  std::vector<std::string> command;  // argv of the custom action; empty: none
+  uint32_t timeout_seconds = 10;
+};
+
 struct Config {
   std::string path;  // the file it was read from
   std::string shm_name = "/eximguard";
@@ -62,6 +93,17 @@ struct Config {
   std::vector<Override> overrides;
   std::vector<PolicyKey> whitelist;
   std::vector<PolicyKey> blocklist;
+
+  // The sidecar engine.
+  std::string dovecot_log;  // "" = not followed
+  bool log_utc = false;     // the logs' timestamps are UTC (Exim's timezone = UTC), not local
+  bool count_internal = false;
+  std::vector<std::string> local_domains;                // lowercased
+  std::string local_domains_file = "/etc/localdomains";  // cPanel's list; a missing file is fine
+  bool notify_only = false;                              // record and notify, never block
+  uint32_t retention_days = 30;
+  RuleSettings detectors;
+  Actions actions;
 };
 
 struct ConfigResult {

@@ -321,9 +321,10 @@ bool LogFollower::ReadAvailable(std::vector<FollowedLine>* out, bool* grew) {
   if (fstat(fd_, &st) != 0) return false;
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   bool truncated = size < read_offset_;
-  if (!truncated && size > read_offset_ && committed_.offset > 0) {
+  if (!truncated && size >= read_offset_ && committed_.offset > 0) {
     uint64_t h = 0;
-    // Truncated and refilled past our offset before we looked: the line we stopped after is gone.
+    // Truncated and refilled up to or past our offset before we looked: the line we stopped
+    // after is gone (a refill to exactly our offset shows no growth, only this).
     truncated = HashAt(fd_, committed_.offset, &h) && h != committed_.last_line_hash;
   }
   if (truncated) {

@@ -1,18 +1,31 @@
 // main.cpp - the `eximguard` command line: parses arguments with CLI11 and calls one verb
-// (verbs.h). Exit codes: 0 ok, 1 failure, 2 usage error (anything CLI11 refuses).
+// (verbs.h, daemon.h). Exit codes: 0 ok, 1 failure, 2 usage error (anything CLI11 refuses).
+// Every verb takes --config FILE (default /etc/eximguard/eximguard.json) and --help.
 //
-//   eximguard run          [--config FILE]
-//   eximguard top          [--config FILE] [-n N] [--json]
-//   eximguard config check [--config FILE]
-//   eximguard config show  [--config FILE]
+//   eximguard start                       follow the logs, detect, block, act (the service)
+//   eximguard run                         one pass over the new log lines, then exit (cron)
+//   eximguard rerun YYYY-MM-DD            a past day again, .gz rotations included
+//   eximguard skip                        move the checkpoints to the ends of the logs
+//   eximguard replay [--json] LOG...      what-if: the detectors over any logs, no action
+//   eximguard incidents [--json] [--since S]
+//   eximguard why KEY
+//   eximguard suspend KEY [--reason R]    block KEY in the shared table now
+//   eximguard unsuspend KEY
+//   eximguard list [--json]               blocked keys
+//   eximguard whitelist add KEY [--note N] | remove KEY | list
+//   eximguard top [-n N] [--json]
+//   eximguard status [--json]
+//   eximguard config check | show
 
 #include <CLI/CLI.hpp>
 #include <cstddef>
 #include <exception>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "config.h"
+#include "daemon.h"
 #include "verbs.h"
 
 namespace {
@@ -23,6 +36,9 @@ CLI::Option* AddConfigOption(CLI::App* verb, std::string* path) {
       ->capture_default_str();
 }
 
+const char* kKeyHelp =
+    "a key: an address (sender), a script directory (/home/u/public_html) or uid:N";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -32,19 +48,76 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::string config_path = kDefaultConfigPath;
-  CLI::App* run = app.add_subcommand(
-      "run", "Create or reuse the shared-memory table and publish the policy from the config.");
-  AddConfigOption(run, &config_path);
+  auto verb = [&](const char* name, const char* help) {
+    CLI::App* v = app.add_subcommand(name, help);
+    AddConfigOption(v, &config_path);
+    return v;
+  };
+
+  CLI::App* start = verb("start",
+                         "Follow the Exim (and Dovecot) logs, detect abuse, block and act; stops "
+                         "on SIGTERM, reloads on SIGHUP.");
+  CLI::App* run = verb("run",
+                       "Publish the policy, process the log lines appended since the last pass, "
+                       "then exit (cron mode).");
+
+  std::string date;
+  CLI::App* rerun = verb("rerun", "Process one past day of the logs again (rotated .gz too).");
+  rerun->add_option("DATE", date, "the day, YYYY-MM-DD")->required();
+
+  CLI::App* skip = verb("skip", "Move the checkpoints to the ends of the logs.");
+
+  std::vector<std::string> files;
+  bool json = false;
+  CLI::App* replay = verb("replay",
+                          "Run the detectors over log files (any kind, .gz too) and print the "
+                          "incidents; no action is taken.");
+  replay->add_option("LOG", files, "log files")->required()->check(CLI::ExistingFile);
+  replay->add_flag("--json", json, "one JSON object per incident");
+
+  std::string since = "24h";
+  CLI::App* incidents = verb("incidents", "List recorded incidents.");
+  incidents->add_option("--since", since, "all, N[smhd], YYYY-MM-DD[ HH:MM] or a unix time")
+      ->capture_default_str();
+  incidents->add_flag("--json", json, "print JSON");
+
+  std::string key;
+  CLI::App* why = verb("why", "Show what eximguard knows about a key, with the evidence.");
+  why->add_option("KEY", key, kKeyHelp)->required();
+
+  std::string reason;
+  CLI::App* suspend = verb("suspend", "Block a key in the shared table now.");
+  suspend->add_option("KEY", key, kKeyHelp)->required();
+  suspend->add_option("--reason", reason, "why (kept in the audit trail)");
+  CLI::App* unsuspend = verb("unsuspend", "Lift a block.");
+  unsuspend->add_option("KEY", key, kKeyHelp)->required();
+
+  CLI::App* list = verb("list", "List blocked keys.");
+  list->add_flag("--json", json, "print JSON");
+
+  CLI::App* whitelist = app.add_subcommand("whitelist", "Add, remove or list whitelisted keys.");
+  whitelist->require_subcommand(1);
+  std::string note;
+  CLI::App* wl_add = whitelist->add_subcommand("add", "Never limit a key.");
+  AddConfigOption(wl_add, &config_path);
+  wl_add->add_option("KEY", key, kKeyHelp)->required();
+  wl_add->add_option("--note", note, "why (kept with the entry)");
+  CLI::App* wl_remove = whitelist->add_subcommand("remove", "Remove a key from the whitelist.");
+  AddConfigOption(wl_remove, &config_path);
+  wl_remove->add_option("KEY", key, kKeyHelp)->required();
+  CLI::App* wl_list = whitelist->add_subcommand("list", "List the whitelist.");
+  AddConfigOption(wl_list, &config_path);
 
   size_t rows = 20;
-  bool json = false;
-  CLI::App* top = app.add_subcommand("top", "Show the busiest senders, scripts and uids.");
-  AddConfigOption(top, &config_path);
+  CLI::App* top = verb("top", "Show the busiest senders, scripts and uids.");
   top->add_option("-n", rows, "number of keys to show (0: all)")
       ->type_name("N")
       ->check(CLI::NonNegativeNumber)  // CLI11 2.1 would wrap "-1" into a size_t
       ->capture_default_str();
   top->add_flag("--json", json, "print JSON instead of a table");
+
+  CLI::App* status = verb("status", "Is eximguard following the logs; counters and totals.");
+  status->add_flag("--json", json, "print JSON");
 
   CLI::App* config = app.add_subcommand("config", "Check or show the configuration.");
   config->require_subcommand(1);
@@ -61,10 +134,32 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*run) return RunVerb(config_path, std::cout, std::cerr);
-    if (*top) return TopVerb(config_path, rows, json, std::cout, std::cerr);
-    if (*check) return ConfigCheckVerb(config_path, std::cout, std::cerr);
-    if (*show) return ConfigShowVerb(config_path, std::cout, std::cerr);
+    std::ostream& out = std::cout;
+    std::ostream& err = std::cerr;
+    if (*start) return RunDaemon(config_path, {}, out, err);
+    if (*run) {
+      DaemonOptions once;
+      once.once = true;
+      return RunDaemon(config_path, once, out, err);
+    }
+    if (*rerun) return RerunVerb(config_path, date, out, err);
+    if (*skip) return SkipVerb(config_path, out, err);
+    if (*replay) {
+      const bool named = replay->get_option("--config")->count() > 0;
+      return ReplayVerb(config_path, named, files, json, out, err);
+    }
+    if (*incidents) return IncidentsVerb(config_path, since, json, out, err);
+    if (*why) return WhyVerb(config_path, key, out, err);
+    if (*suspend) return SuspendVerb(config_path, key, reason, out, err);
+    if (*unsuspend) return UnsuspendVerb(config_path, key, out, err);
+    if (*list) return ListVerb(config_path, json, out, err);
+    if (*wl_add) return WhitelistVerb(config_path, "add", key, note, out, err);
+    if (*wl_remove) return WhitelistVerb(config_path, "remove", key, note, out, err);
+    if (*wl_list) return WhitelistVerb(config_path, "list", key, note, out, err);
+    if (*top) return TopVerb(config_path, rows, json, out, err);
+    if (*status) return StatusVerb(config_path, json, out, err);
+    if (*check) return ConfigCheckVerb(config_path, out, err);
+    if (*show) return ConfigShowVerb(config_path, out, err);
   } catch (const std::exception& e) {
     std::cerr << "eximguard: " << e.what() << "\n";
     return kExitFailure;

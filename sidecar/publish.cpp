@@ -3,11 +3,12 @@
 #include "publish.h"
 
 #include "policy_from_config.h"
+#include "policy_from_state.h"
 
 namespace eg::sidecar {
 
-bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out,
-                   std::string* error) {
+bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out, std::string* error,
+                   const std::vector<PolicyRule>& extra_rules) {
   SegmentSpec spec;
   spec.name = config.shm_name;
   spec.capacity = config.capacity;
@@ -19,7 +20,8 @@ bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out,
   if (!out->segment) return false;
   out->created = outcome != SegmentOutcome::kReused;
   out->replaced = outcome == SegmentOutcome::kReplaced;
-  const Policy policy = PolicyFromConfig(config);
+  Policy policy = PolicyFromConfig(config);
+  policy.rules.insert(policy.rules.end(), extra_rules.begin(), extra_rules.end());
   const Table& table = out->segment->table;
   if (!PublishPolicy(table, policy, error)) {
     *error = "shared memory " + spec.name + ": " + *error;
@@ -28,6 +30,20 @@ bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out,
   out->rules = policy.rules.size();
   out->generation = table.header->generation.load(std::memory_order_acquire);
   out->repaired = Repair(table, now_unix);
+  return true;
+}
+
+bool PublishFromStore(const Config& config, StateStore& store, uint32_t now_unix,
+                      PublishResult* out, std::string* error, std::vector<std::string>* notes) {
+  std::vector<StoredBlock> blocks;
+  std::vector<WhitelistEntry> whitelist;
+  if (!store.ActiveBlocks(&blocks, error) || !store.ListWhitelist(&whitelist, error)) {
+    *error = store.path() + ": " + *error;
+    return false;
+  }
+  const std::vector<PolicyRule> extra = RulesFromState(blocks, whitelist, notes);
+  if (!PublishConfig(config, now_unix, out, error, extra)) return false;
+  UnlockSegment(*out->segment);
   return true;
 }
 

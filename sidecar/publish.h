@@ -15,9 +15,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "segment.h"
+#include "state_store.h"
 
 namespace eg::sidecar {
 
@@ -30,7 +32,17 @@ struct PublishResult {
   int repaired = 0;  // slots eg::Repair fixed
 };
 
-bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out, std::string* error);
+// `extra_rules` (the state store's blocks and whitelist: RulesFromState()) are published after the
+// config's own rules; several rules for one key merge (flags or'ed, so a block wins in the guard).
+bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out, std::string* error,
+                   const std::vector<PolicyRule>& extra_rules = {});
+
+// PublishConfig() with the store's active blocks and whitelist (policy_from_state.h), then gives up
+// the segment's writer lock (the mapping in out->segment stays usable), so CLI verbs and the
+// daemon can publish in turn. *notes (may be null) gets whitelist entries that were skipped.
+bool PublishFromStore(const Config& config, StateStore& store, uint32_t now_unix,
+                      PublishResult* out, std::string* error,
+                      std::vector<std::string>* notes = nullptr);
 
 // One line for the operator, e.g. "reused shared memory /eximguard (counters kept); published
 // policy generation 4 with 3 rules; repaired 0 slots".

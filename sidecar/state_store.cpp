@@ -315,8 +315,30 @@ bool StateStore::SchemaVersion(int* version, std::string* error) {
   return true;
 }
 
+namespace {
+
+// Inserts `block` unless an active block of the same class, key and kind exists (the partial
+// unique index (class, key, kind) WHERE active = 1 makes that insert an ignored one), and audits
+// it when inserted. Inside the caller's transaction.
+bool InsertBlock(sqlite3* db, const StoredBlock& block, bool* inserted) {
+  Stmt s(db,
+         "INSERT OR IGNORE INTO blocks (key, key_class, kind, since, reason, by, active) "
+         "VALUES (?, ?, ?, ?, ?, ?, 1)");
+  if (!s.Bind(1, block.key) || !s.Bind(2, KeyClassName(block.key_class)) ||
+      !s.Bind(3, block.kind) || !s.Bind(4, block.since) || !s.Bind(5, block.reason) ||
+      !s.Bind(6, block.by) || !s.Run()) {
+    return false;
+  }
+  *inserted = sqlite3_changes(db) > 0;
+  return !*inserted || InsertAudit(db, block.since, block.by, "block_add", block.key,
+                                   block.kind + (block.reason.empty() ? "" : ": " + block.reason));
+}
+
+}  // namespace
+
 RecordOutcome StateStore::RecordIncident(StoredIncident* incident, int64_t cooldown_seconds,
-                                         std::string* error) {
+                                         std::string* error, const StoredBlock* block,
+                                         bool* block_added) {
   const char* op = "RecordIncident";
   if (incident->key.empty() || incident->rule.empty()) {
     SetError(error, op, "key and rule must not be empty");
@@ -368,11 +390,22 @@ RecordOutcome StateStore::RecordIncident(StoredIncident* incident, int64_t coold
     return RecordOutcome::kError;
   }
   int64_t id = sqlite3_last_insert_rowid(db);
+  bool added = false;
+  if (block != nullptr &&
+      (block->key.empty() || block->kind.empty() || !InsertBlock(db, *block, &added))) {
+    if (block->key.empty() || block->kind.empty()) {
+      SetError(error, op, "block key and kind must not be empty");
+    } else {
+      SqlError(error, op, db);
+    }
+    return RecordOutcome::kError;
+  }
   if (!txn.Commit()) {
     SqlError(error, op, db);
     return RecordOutcome::kError;
   }
   incident->id = id;
+  if (block_added != nullptr) *block_added = added;
   return RecordOutcome::kRecorded;
 }
 
@@ -425,21 +458,8 @@ bool StateStore::AddBlock(const StoredBlock& block, bool* added, std::string* er
   sqlite3* db = db_.get();
   Txn txn(db);
   if (!txn.began()) return SqlError(error, op, db);
-  // The partial unique index (class, key, kind) WHERE active = 1 makes a second active block
-  // an ignored insert.
-  Stmt s(db,
-         "INSERT OR IGNORE INTO blocks (key, key_class, kind, since, reason, by, active) "
-         "VALUES (?, ?, ?, ?, ?, ?, 1)");
-  if (!s.Bind(1, block.key) || !s.Bind(2, KeyClassName(block.key_class)) ||
-      !s.Bind(3, block.kind) || !s.Bind(4, block.since) || !s.Bind(5, block.reason) ||
-      !s.Bind(6, block.by) || !s.Run()) {
-    return SqlError(error, op, db);
-  }
-  bool inserted = sqlite3_changes(db) > 0;
-  if (inserted && !InsertAudit(db, block.since, block.by, "block_add", block.key,
-                               block.kind + (block.reason.empty() ? "" : ": " + block.reason))) {
-    return SqlError(error, op, db);
-  }
+  bool inserted = false;
+  if (!InsertBlock(db, block, &inserted)) return SqlError(error, op, db);
   if (!txn.Commit()) return SqlError(error, op, db);
   if (added != nullptr) *added = inserted;
   return true;

@@ -147,8 +147,12 @@ class StateStore {
   // Incidents. RecordIncident refuses (kCooldown) when an incident for the same key and rule has a
   // time within (time - cooldown, time + cooldown); cooldown 0 records always. Lists are oldest
   // first (time, then id); `since` is inclusive; limit 0 means no limit.
+  // With `block`, the block is added (as AddBlock does) in the same transaction as the
+  // incident, so a crash cannot leave a recorded incident without its block; *block_added (may
+  // be null) says whether it was new.
   RecordOutcome RecordIncident(StoredIncident* incident, int64_t cooldown_seconds,
-                               std::string* error);
+                               std::string* error, const StoredBlock* block = nullptr,
+                               bool* block_added = nullptr);
   bool ListIncidents(int64_t since, int64_t limit, std::vector<StoredIncident>* out,
                      std::string* error);
   bool IncidentsForKey(const std::string& key, std::vector<StoredIncident>* out,

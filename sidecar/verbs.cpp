@@ -6,7 +6,6 @@
 #include <memory>
 
 #include "config.h"
-#include "publish.h"
 #include "segment.h"
 #include "top.h"
 
@@ -29,19 +28,6 @@ std::string Limits(const Limit& l) {
 }
 
 }  // namespace
-
-int RunVerb(const std::string& config_path, std::ostream& out, std::ostream& err) {
-  ConfigResult loaded;
-  if (!Load(config_path, &loaded, err)) return kExitFailure;
-  PublishResult result;
-  std::string error;
-  if (!PublishConfig(loaded.config, NowUnix(), &result, &error)) {
-    err << error << "\n";
-    return kExitFailure;
-  }
-  out << Describe(loaded.config, result) << "\n";
-  return kExitOk;
-}
 
 int TopVerb(const std::string& config_path, size_t max_rows, bool json, std::ostream& out,
             std::ostream& err) {

@@ -10,17 +10,16 @@
 #define EXIMGUARD_SIDECAR_VERBS_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace eg::sidecar {
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-
-// `run`: validate the config, create or reuse the segment, publish the policy, repair.
-int RunVerb(const std::string& config_path, std::ostream& out, std::ostream& err);
 
 // `top`: the busiest keys (max_rows 0: all), as a table or as JSON.
 int TopVerb(const std::string& config_path, size_t max_rows, bool json, std::ostream& out,
@@ -31,6 +30,49 @@ int ConfigCheckVerb(const std::string& config_path, std::ostream& out, std::ostr
 
 // `config show`: the effective config as JSON, secrets masked.
 int ConfigShowVerb(const std::string& config_path, std::ostream& out, std::ostream& err);
+
+// `start` and `run` are RunDaemon() (daemon.h).
+
+// `replay LOG...`: the detectors over any log files (kind recognized by content, merged in time
+// order), no action taken. The config's limits when the file exists or was named (--config),
+// else the defaults. --json: one object per incident per line (IncidentToJson), summary on err.
+int ReplayVerb(const std::string& config_path, bool config_named,
+               const std::vector<std::string>& files, bool json, std::ostream& out,
+               std::ostream& err);
+
+// `rerun YYYY-MM-DD`: that day's lines of exim_log (and dovecot_log) and their rotations (.gz
+// too) through the full engine: incidents recorded (those already recorded stop at the
+// cooldown), blocks placed, actions run. Safe beside a running daemon.
+int RerunVerb(const std::string& config_path, const std::string& date, std::ostream& out,
+              std::ostream& err);
+
+// `skip`: the checkpoints of the followed logs move to their ends (refused while following).
+int SkipVerb(const std::string& config_path, std::ostream& out, std::ostream& err);
+
+// `incidents [--since S]`: S is all, N[smhd] (ago), YYYY-MM-DD[ HH:MM[:SS]] or a unix time.
+int IncidentsVerb(const std::string& config_path, const std::string& since, bool json,
+                  std::ostream& out, std::ostream& err);
+// `why KEY`: limits, blocks, whitelisting, current counters, incidents with their evidence.
+int WhyVerb(const std::string& config_path, const std::string& key, std::ostream& out,
+            std::ostream& err);
+// `suspend KEY` / `unsuspend KEY`: a block in the store and, at once, in the shared table.
+int SuspendVerb(const std::string& config_path, const std::string& key, const std::string& reason,
+                std::ostream& out, std::ostream& err);
+int UnsuspendVerb(const std::string& config_path, const std::string& key, std::ostream& out,
+                  std::ostream& err);
+// `list`: blocked keys (the store's and the config's blocklist).
+int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err);
+// `whitelist add|remove KEY`, `whitelist list`.
+int WhitelistVerb(const std::string& config_path, const std::string& action, const std::string& key,
+                  const std::string& note, std::ostream& out, std::ostream& err);
+// `status`: is the daemon following, its last counters, the table's totals, recent incidents.
+int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err);
+
+// Who runs the CLI, for the audit trail: "cli:root", "cli:root (sudo by alice)".
+std::string CliUser();
+
+// Parses a --since value (see IncidentsVerb) relative to `now`.
+bool ParseSince(const std::string& text, int64_t now, int64_t* out);
 
 }  // namespace eg::sidecar
 

@@ -491,8 +491,61 @@ TEST(ConfigShow, DefaultsAreFilledInInTableOrder) {
                                R"("fail_mode":"open","limits":{"sender":{"per_minute":8,)"
                                R"("per_hour":100},"cwd":{"per_minute":5,"per_hour":60},)"
                                R"("uid":{"per_minute":20,"per_hour":300}},"overrides":{},)"
-                               R"("whitelist":[],"blocklist":[]})";
+                               R"("whitelist":[],"blocklist":[],"dovecot_log":"",)"
+                               R"("log_utc":false,"count_internal":false,"local_domains":[],)"
+                               R"("local_domains_file":"/etc/localdomains","notify_only":false,)"
+                               R"("retention_days":30,"detectors":{"max_ips_per_hour":3,)"
+                               R"("ignore_loopback_ips":true,"max_logins_per_hour":100,)"
+                               R"("auth_failures":5,"auth_failure_seconds":300,)"
+                               R"("bounce_min_recipients":20,"bounce_percent":50,)"
+                               R"("repeated_subject_recipients":50,)"
+                               R"("repeated_subject_min_messages":2,"cooldown_seconds":3600},)"
+                               R"("actions":{"block":["rate_per_minute","rate_per_hour",)"
+                               R"("many_ips","many_logins","bounce_storm","repeated_subject"],)"
+                               R"("command":[],"timeout_seconds":10}})";
   EXPECT_EQ(ConfigToJson(c).dump(), expected);
+}
+
+TEST(ConfigEngine, EngineKeysAreReadAndChecked) {
+  const Config c = Valid(R"({"dovecot_log": "/var/log/dovecot.log", "count_internal": true,
+      "local_domains": ["Example.COM"], "notify_only": true, "retention_days": 7,
+      "detectors": {"max_ips_per_hour": 5, "bounce_percent": 70, "cooldown_seconds": 600},
+      "actions": {"block": ["rate_per_hour"], "command": ["/usr/local/bin/on-incident", "-v"],
+                  "timeout_seconds": 30}})");
+  EXPECT_EQ(c.dovecot_log, "/var/log/dovecot.log");
+  EXPECT_TRUE(c.count_internal);
+  EXPECT_EQ(c.local_domains, std::vector<std::string>{"example.com"});
+  EXPECT_TRUE(c.notify_only);
+  EXPECT_EQ(c.retention_days, 7u);
+  EXPECT_EQ(c.detectors.max_ips_per_hour, 5u);
+  EXPECT_EQ(c.detectors.bounce_percent, 70u);
+  EXPECT_EQ(c.detectors.cooldown_seconds, 600u);
+  EXPECT_EQ(c.detectors.auth_failures, 5u);  // untouched: the default
+  EXPECT_EQ(c.actions.block, std::vector<std::string>{"rate_per_hour"});
+  EXPECT_EQ(c.actions.command.size(), 2u);
+  EXPECT_EQ(c.actions.timeout_seconds, 30u);
+}
+
+TEST(ConfigEngine, BadEngineKeysNameTheKeyAndTheReason) {
+  const ConfigResult r = ParseConfig(
+      R"({"retention_days": 0, "detectors": {"bounce_percent": 100, "max_ips": 3},
+          "actions": {"block": ["rate_per_day"], "command": ["on-incident"],
+                      "timeout_seconds": 0},
+          "local_domains": ["bad domain"], "dovecot_log": "relative.log"})",
+      "/etc/eg.json");
+  const std::vector<std::string> want = {
+      "config /etc/eg.json: retention_days: expected 1 to 3650 days, got 0",
+      "config /etc/eg.json: detectors.bounce_percent: expected a percentage from 0 to 99, got 100",
+      "config /etc/eg.json: detectors.max_ips: unknown key",
+      "config /etc/eg.json: actions.block[0]: unknown rule \"rate_per_day\" (known: "
+      "rate_per_minute, rate_per_hour, many_ips, many_logins, auth_failures, bounce_storm, "
+      "repeated_subject)",
+      "config /etc/eg.json: actions.command: the program (first element) must be an absolute "
+      "path, got \"on-incident\"",
+      "config /etc/eg.json: actions.timeout_seconds: expected 1 to 600 seconds, got 0",
+      "config /etc/eg.json: local_domains[0]: expected a domain name, got \"bad domain\"",
+      "config /etc/eg.json: dovecot_log: expected an absolute path, got \"relative.log\""};
+  EXPECT_EQ(r.errors, want);
 }
 
 TEST(ConfigShow, OverridesShowTheirEffectiveLimitsAndKeysAsWritten) {

@@ -22,7 +22,12 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
 #include "segment.h"
+#include "table.h"
 
 extern char** environ;
 
@@ -130,6 +135,42 @@ inline CliResult RunCli(const std::vector<std::string>& args) {
   result.err = ReadFile(err_path);
   return result;
 }
+
+// A test of the built program: a temp dir, a segment name, and a config file for both.
+class CliFixture : public ::testing::Test {
+ protected:
+  // Writes a config for this test's segment (small, owned by our group), state directory and
+  // mainlog (both in the test's directory), plus `extra` keys.
+  std::string WriteConfig(const nlohmann::ordered_json& extra = nlohmann::ordered_json::object(),
+                          mode_t mode = 0600) {
+    nlohmann::ordered_json config = {{"shm_name", segment_.name},
+                                     {"exim_group", group_},
+                                     {"capacity", 1024},
+                                     {"policy_capacity", 64},
+                                     {"state_dir", dir_.File("state")},
+                                     {"exim_log", dir_.File("mainlog")},
+                                     {"local_domains_file", ""}};
+    config.merge_patch(extra);
+    WriteFile(config_path_, config.dump(2), mode);
+    return config_path_;
+  }
+  std::unique_ptr<Segment> Open() {
+    std::string error;
+    auto seg = OpenSegment(segment_.name, &error);
+    EXPECT_TRUE(seg) << error;
+    return seg;
+  }
+  static Verdict Send(const Segment& seg, KeyClass klass, const std::string& key, uint32_t count,
+                      uint32_t now) {
+    const KeyRef ref{klass, key.data(), key.size()};
+    return Check(seg.table, &ref, 1, count, now, Verdict::kDefer).verdict;
+  }
+
+  TempDir dir_;
+  ScopedSegmentName segment_;
+  const std::string group_ = OwnGroupName();
+  const std::string config_path_ = dir_.File("eximguard.json");
+};
 
 }  // namespace eg::sidecar::testing
 

@@ -1,0 +1,572 @@
+// daemon.cpp - see daemon.h.
+
+#include "daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "action_command.h"
+#include "config.h"
+#include "engine.h"
+#include "log_follower.h"
+#include "policy_from_state.h"
+#include "publish.h"
+#include "state_store.h"
+
+namespace eg::sidecar {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_reload = 0;
+
+void OnSignal(int sig) {
+  if (sig == SIGHUP) {
+    g_reload = 1;
+  } else {
+    g_stop = 1;
+  }
+}
+
+void InstallSignals() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a poll() waiting for log lines returns at once
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int64_t Now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
+// One line to the daemon's log, from either thread.
+struct Logger {
+  explicit Logger(std::ostream& o) : out(o) {}
+  std::ostream& out;
+  std::mutex mu;
+  void operator()(const std::string& line) {
+    char stamp[32];
+    const time_t t = std::time(nullptr);
+    struct tm tm {};
+    localtime_r(&t, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    std::lock_guard lock(mu);
+    out << stamp << " eximguard: " << line << std::endl;
+  }
+};
+
+// Runs actions.command for each queued incident, one at a time, off the following thread.
+class ActionWorker {
+ public:
+  ActionWorker(std::vector<std::string> argv, std::chrono::milliseconds timeout, Logger* log)
+      : argv_(std::move(argv)), timeout_(timeout), log_(log), thread_([this] { Loop(); }) {}
+  ~ActionWorker() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void Push(std::string json) {
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.size() >= kMaxQueuedActions) {
+        (*log_)("actions.command: " + std::to_string(kMaxQueuedActions) +
+                " incidents already queued; this one is not handed to " + argv_[0]);
+        return;
+      }
+      queue_.push_back(std::move(json));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_ and nothing left
+      std::string json = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      const ActionResult r = RunActionCommand(argv_, json, timeout_);
+      std::string what;
+      if (!r.started) {
+        what = "could not start: " + r.error;
+      } else if (r.timed_out) {
+        what = "timed out after " + std::to_string(timeout_.count() / 1000) + " s (killed)";
+      } else if (r.term_signal != 0) {
+        what = "killed by signal " + std::to_string(r.term_signal);
+      } else if (r.exit_status != 0) {
+        what = "exit status " + std::to_string(r.exit_status);
+      }
+      if (!what.empty()) {
+        std::string output = r.output;
+        for (char& c : output) {
+          if (c == '\n' || c == '\r') c = ' ';
+        }
+        (*log_)("actions.command " + argv_[0] + ": " + what +
+                (output.empty() ? "" : "; output: " + output.substr(0, 300)));
+      }
+      lock.lock();
+    }
+  }
+
+  std::vector<std::string> argv_;
+  std::chrono::milliseconds timeout_;
+  Logger* log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the rest is ready
+};
+
+// <state_dir>/follow.lock, held while following.
+class FollowLock {
+ public:
+  bool Take(const std::string& state_dir, std::string* error) {
+    const std::string path = state_dir + "/" + kFollowLockName;
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd_ < 0) {
+      *error = path + ": " + std::strerror(errno);
+      return false;
+    }
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int pid = FollowerPid(state_dir);
+      *error = "another eximguard start or run is following the logs" +
+               (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) + "; lock " + path;
+      return false;
+    }
+    const std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+      *error = path + ": " + std::strerror(errno);
+      return false;
+    }
+    return true;
+  }
+  ~FollowLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct FollowedLog {
+  std::string name;  // checkpoint name in the store: "mainlog", "dovecot"
+  std::string path;
+  LogSource source = LogSource::kExim;
+  std::unique_ptr<LogFollower> follower;
+  Checkpoint saved;
+  bool have_saved = false;
+};
+
+// Feeds the up to kWarmUpBytes of `path` before the checkpoint to the engine (see daemon.h).
+// Returns the number of lines fed.
+uint64_t WarmUp(Engine& engine, const FollowedLog& log, const Checkpoint& cp,
+                const Checkpoint* floor) {
+  const int fd = open(log.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return 0;
+  struct stat st {};
+  uint64_t lines = 0;
+  if (fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_dev) == cp.dev &&
+      static_cast<uint64_t>(st.st_ino) == cp.ino &&
+      static_cast<uint64_t>(st.st_size) >= cp.offset) {
+    uint64_t start = cp.offset > kWarmUpBytes ? cp.offset - kWarmUpBytes : 0;
+    bool at_line_start = start == 0;
+    if (floor != nullptr && floor->dev == cp.dev && floor->ino == cp.ino &&
+        floor->offset <= cp.offset && floor->offset >= start) {
+      start = floor->offset;  // a checkpoint: the start of a line
+      at_line_start = true;
+    }
+    std::string buf(static_cast<size_t>(cp.offset - start), '\0');
+    size_t got = 0;
+    while (got < buf.size()) {
+      const ssize_t n =
+          pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(start + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    std::string_view rest(buf.data(), got);
+    if (!at_line_start) {  // began mid-line: skip to the next line
+      const size_t nl = rest.find('\n');
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    }
+    while (!rest.empty()) {
+      const size_t nl = rest.find('\n');
+      if (nl == std::string_view::npos) break;  // the checkpoint is at a line end: cannot happen
+      engine.Feed(rest.substr(0, nl), log.source);
+      ++lines;
+      rest.remove_prefix(nl + 1);
+    }
+  }
+  close(fd);
+  return lines;
+}
+
+class Daemon {
+ public:
+  Daemon(std::string config_path, DaemonOptions options, std::ostream& out, std::ostream& err)
+      : config_path_(std::move(config_path)), opt_(options), out_(out), err_(err), log_(err) {}
+
+  int Run() {
+    ConfigResult loaded = LoadConfig(config_path_);
+    for (const std::string& e : loaded.errors) err_ << e << "\n";
+    if (!loaded.ok()) return kFailure;
+    config_ = std::move(loaded.config);
+    std::string error;
+    store_ = StateStore::Open(config_.state_dir, &error);
+    if (!store_) {
+      err_ << error << "\n";
+      return kFailure;
+    }
+    if (!lock_.Take(config_.state_dir, &error)) {
+      err_ << error << "\n";
+      return kFailure;
+    }
+    if (!Publish(&error)) {
+      err_ << error << "\n";
+      return kFailure;
+    }
+    if (!config_.actions.command.empty()) {
+      actions_ = std::make_unique<ActionWorker>(
+          config_.actions.command, std::chrono::seconds(config_.actions.timeout_seconds), &log_);
+    }
+    if (!BuildEngine(&error) || !OpenLogs(&error)) {
+      err_ << error << "\n";
+      return kFailure;
+    }
+    started_ = Now();
+    if (!opt_.once) {
+      InstallSignals();
+      log_("started: following " + DescribeLogs() + "; state " + store_->path());
+    }
+    return opt_.once ? RunOnce() : RunForever();
+  }
+
+ private:
+  static constexpr int kFailure = 1;
+
+  bool Publish(std::string* error) {
+    PublishResult r;
+    std::vector<std::string> notes;
+    if (!PublishFromStore(config_, *store_, static_cast<uint32_t>(Now()), &r, error, &notes)) {
+      return false;
+    }
+    for (const std::string& n : notes) log_(n + " (skipped)");
+    if (!segment_ || r.created) {
+      if (opt_.once) {
+        out_ << Describe(config_, r) << "\n";
+      } else {
+        log_(Describe(config_, r));
+      }
+    }
+    segment_ = std::move(r.segment);
+    return true;
+  }
+
+  bool BuildEngine(std::string* error) {
+    std::vector<WhitelistEntry> wl;
+    if (!store_->ListWhitelist(&wl, error)) return false;
+    std::vector<std::string> notes;
+    const std::vector<PolicyKey> extra = WhitelistKeys(wl, &notes);
+    std::vector<std::string> domains;
+    if (!ReadDomainsFile(config_.local_domains_file, &domains, error)) return false;
+    EngineHooks hooks;
+    hooks.store = store_.get();
+    hooks.republish = [this](std::string* e) { return Publish(e); };
+    hooks.log = [this](const std::string& line) { log_(line); };
+    if (actions_) hooks.run_action = [this](std::string json) { actions_->Push(std::move(json)); };
+    ParseOptions parse;
+    parse.utc = config_.log_utc;
+    if (engine_) {  // a reload: keep the counters of the engine being replaced
+      const EngineStats& s = engine_->stats();
+      before_reload_.lines += s.lines;
+      before_reload_.unparsed += s.unparsed;
+      before_reload_.incidents += s.incidents;
+      before_reload_.recorded += s.recorded;
+      before_reload_.cooldown += s.cooldown;
+      before_reload_.blocks += s.blocks;
+      before_reload_.errors += s.errors;
+    }
+    engine_ = std::make_unique<Engine>(config_, DetectorSettingsFromConfig(config_, extra, domains),
+                                       std::move(hooks), parse);
+    return true;
+  }
+
+  bool OpenLogs(std::string* error) {
+    logs_.clear();
+    auto add = [&](const std::string& name, const std::string& path, LogSource source) {
+      FollowedLog log;
+      log.name = name;
+      log.path = path;
+      log.source = source;
+      if (!store_->LoadCheckpoint(name, &log.saved, &log.have_saved, error)) return false;
+      log.follower = std::make_unique<LogFollower>(path);
+      if (!log.follower->Open(log.have_saved ? &log.saved : nullptr, error)) return false;
+      const std::string& msg = log.follower->open_message();
+      if (!msg.empty() && !opt_.once) log_(name + " " + path + ": " + msg);
+      logs_.push_back(std::move(log));
+      return true;
+    };
+    if (!add("mainlog", config_.exim_log, LogSource::kExim)) return false;
+    if (!config_.dovecot_log.empty() && !add("dovecot", config_.dovecot_log, LogSource::kDovecot)) {
+      return false;
+    }
+    WarmUpAll();
+    return true;
+  }
+
+  void WarmUpAll() {
+    uint64_t lines = 0;
+    for (const FollowedLog& log : logs_) {
+      if (!log.have_saved) continue;
+      Checkpoint floor;
+      bool have_floor = false;
+      std::string error;
+      store_->LoadCheckpoint(log.name + kSkipFloorSuffix, &floor, &have_floor, &error);
+      lines += WarmUp(*engine_, log, log.saved, have_floor ? &floor : nullptr);
+    }
+    HandleIncidents();
+    warm_lines_ = engine_->stats().lines;
+    if (lines > 0 && !opt_.once) {
+      log_("warmed up the detectors with " + std::to_string(lines) +
+           " lines before the checkpoint");
+    }
+  }
+
+  std::string DescribeLogs() const {
+    std::string s;
+    for (const FollowedLog& log : logs_) s += (s.empty() ? "" : ", ") + log.path;
+    return s;
+  }
+
+  void HandleIncidents() { engine_->Handle(); }
+
+  // One batch from each log; returns the number of lines processed.
+  size_t Step(std::chrono::milliseconds wait) {
+    size_t total = 0;
+    for (FollowedLog& log : logs_) {
+      const std::vector<FollowedLine> lines = log.follower->Poll(wait);
+      for (const FollowedLine& l : lines) engine_->Feed(l.text, log.source);
+      total += lines.size();
+      if (!lines.empty()) {
+        HandleIncidents();
+        SaveCheckpoint(log);
+      }
+      wait = std::chrono::milliseconds(0);  // only the first log waits
+    }
+    return total;
+  }
+
+  void SaveCheckpoint(FollowedLog& log) {
+    const Checkpoint cp = log.follower->checkpoint();
+    if (log.have_saved && cp == log.saved) return;
+    std::string error;
+    if (store_->SaveCheckpoint(log.name, cp, &error)) {
+      log.saved = cp;
+      log.have_saved = true;
+    } else {
+      log_("checkpoint of " + log.path + " not saved: " + error);
+    }
+  }
+
+  int RunOnce() {
+    while (Step(std::chrono::milliseconds(0)) > 0) {
+    }
+    for (FollowedLog& log : logs_) SaveCheckpoint(log);  // a switch to a new file counts too
+    WriteStatus();
+    const EngineStats& s = engine_->stats();
+    out_ << "processed " << s.lines - warm_lines_ << " new lines (and " << warm_lines_
+         << " before the checkpoint again, to warm up the detectors); " << s.unparsed
+         << " lines not understood; " << s.incidents << " incidents detected, " << s.recorded
+         << " recorded, " << s.cooldown << " within their cooldown, " << s.blocks
+         << " keys blocked\n";
+    return s.errors == 0 ? 0 : kFailure;
+  }
+
+  int RunForever() {
+    WriteStatus();  // also tells `status` (and tests) that the daemon is up
+    Clock::time_point next_status = Clock::now() + std::chrono::seconds(2);
+    Clock::time_point next_prune = Clock::now();
+    while (!g_stop) {
+      if (g_reload) {
+        g_reload = 0;
+        Reload();
+      }
+      Step(opt_.poll);
+      const Clock::time_point now = Clock::now();
+      if (now >= next_status) {
+        WriteStatus();
+        next_status = now + std::chrono::seconds(2);
+      }
+      if (now >= next_prune) {
+        Prune();
+        next_prune = now + std::chrono::hours(1);
+      }
+    }
+    for (FollowedLog& log : logs_) SaveCheckpoint(log);
+    WriteStatus();
+    const EngineStats s = Totals();
+    log_("stopped: " + std::to_string(s.lines) + " lines, " + std::to_string(s.recorded) +
+         " incidents recorded");
+    return 0;
+  }
+
+  void Reload() {
+    ConfigResult loaded = LoadConfig(config_path_);
+    if (!loaded.ok()) {
+      for (const std::string& e : loaded.errors) log_("reload refused: " + e);
+      return;
+    }
+    Config old = std::move(config_);
+    config_ = std::move(loaded.config);
+    std::string error;
+    if (config_.state_dir != old.state_dir || config_.exim_log != old.exim_log ||
+        config_.dovecot_log != old.dovecot_log || config_.shm_name != old.shm_name) {
+      log_("reload: state_dir, exim_log, dovecot_log and shm_name take effect at the next start");
+      config_.state_dir = old.state_dir;
+      config_.exim_log = old.exim_log;
+      config_.dovecot_log = old.dovecot_log;
+      config_.shm_name = old.shm_name;
+    }
+    if (!Publish(&error)) log_("reload: policy not published: " + error);
+    if (!BuildEngine(&error)) {
+      log_("reload: " + error);
+      return;
+    }
+    for (FollowedLog& log : logs_) SaveCheckpoint(log);
+    WarmUpAll();
+    log_("reloaded " + config_path_);
+  }
+
+  void Prune() {
+    PruneCounts c;
+    std::string error;
+    if (!store_->Prune(Now(), static_cast<int>(config_.retention_days), &c, &error)) {
+      log_("prune: " + error);
+    } else if (c.incidents + c.audit + c.blocks > 0) {
+      log_("pruned " + std::to_string(c.incidents) + " incidents, " + std::to_string(c.audit) +
+           " audit rows and " + std::to_string(c.blocks) + " old blocks (retention " +
+           std::to_string(config_.retention_days) + " days)");
+    }
+  }
+
+  // The engine's counters plus those of the engines reloads replaced.
+  EngineStats Totals() const {
+    EngineStats t = engine_->stats();
+    t.lines += before_reload_.lines;
+    t.unparsed += before_reload_.unparsed;
+    t.incidents += before_reload_.incidents;
+    t.recorded += before_reload_.recorded;
+    t.cooldown += before_reload_.cooldown;
+    t.blocks += before_reload_.blocks;
+    t.errors += before_reload_.errors;
+    return t;
+  }
+
+  void WriteStatus() {
+    const EngineStats s = Totals();
+    const DetectorStats d = engine_->detectors().Stats();
+    Json j;
+    j["pid"] = getpid();
+    j["mode"] = opt_.once ? "run" : "start";
+    j["started"] = started_;
+    j["updated"] = Now();
+    j["config"] = config_path_;
+    j["lines"] = s.lines;
+    j["unparsed"] = s.unparsed;
+    j["incidents"] = s.incidents;
+    j["recorded"] = s.recorded;
+    j["cooldown"] = s.cooldown;
+    j["blocks"] = s.blocks;
+    j["errors"] = s.errors;
+    j["last_log_time"] = s.last_time;
+    j["tracked_keys"] = d.TrackedKeys();
+    j["evictions"] = d.evictions;
+    Json logs = Json::array();
+    for (const FollowedLog& log : logs_) {
+      const Checkpoint cp = log.follower->checkpoint();
+      logs.push_back({{"name", log.name},
+                      {"path", log.path},
+                      {"offset", cp.offset},
+                      {"rotations", log.follower->rotations()},
+                      {"truncations", log.follower->truncations()},
+                      {"note", OpenNoteName(log.follower->open_note())}});
+    }
+    j["logs"] = logs;
+    const std::string path = config_.state_dir + "/" + kStatusFileName;
+    const std::string tmp = path + ".tmp";
+    const std::string text = j.dump(2) + "\n";
+    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return;
+    const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    close(fd);
+    if (ok) rename(tmp.c_str(), path.c_str());
+  }
+
+  std::string config_path_;
+  DaemonOptions opt_;
+  std::ostream& out_;
+  std::ostream& err_;
+  Logger log_;
+  Config config_;
+  std::unique_ptr<StateStore> store_;
+  FollowLock lock_;
+  std::unique_ptr<Segment> segment_;
+  std::unique_ptr<ActionWorker> actions_;
+  std::unique_ptr<Engine> engine_;
+  std::vector<FollowedLog> logs_;
+  int64_t started_ = 0;
+  uint64_t warm_lines_ = 0;    // lines the last warm-up fed
+  EngineStats before_reload_;  // counters of the engines that reloads replaced
+};
+
+}  // namespace
+
+int FollowerPid(const std::string& state_dir) {
+  const std::string path = state_dir + "/" + kFollowLockName;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return 0;
+  int pid = 0;
+  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    char buf[32] = {};
+    if (pread(fd, buf, sizeof buf - 1, 0) > 0) pid = std::atoi(buf);
+    if (pid <= 0) pid = -1;  // held, pid not written yet
+  }
+  close(fd);
+  return pid;
+}
+
+int RunDaemon(const std::string& config_path, const DaemonOptions& options, std::ostream& out,
+              std::ostream& err) {
+  g_stop = 0;
+  g_reload = 0;
+  Daemon d(config_path, options, out, err);
+  return d.Run();
+}
+
+}  // namespace eg::sidecar

@@ -1,0 +1,127 @@
+// engine.h - the sidecar's pipeline: log lines in; parsed (log_line.h), judged by the detectors
+// (detectors.h) and, when acting, remembered (state_store.h), blocked in the shared table and
+// handed to the admin's custom action.
+//
+// SUMMARY
+//   Engine engine(config, DetectorSettingsFromConfig(config, ...), hooks);
+//   for each line of a log: engine.Feed(line, LogSource::kExim);
+//   after each batch:       for (const HandledIncident& h : engine.Handle()) ...;
+//
+//   Handle() turns each new incident into:
+//     1. a row in the state store (RecordIncident with the cooldown: one incident per key and
+//        rule per detectors.cooldown_seconds of LOG time, so re-reading lines after a crash, a
+//        `rerun` of a day already seen, or the warm-up after a restart records nothing twice);
+//     2. if the rule is in actions.block, the key has a table class (sender, cwd, uid) and
+//        notify_only is off: a block, added in the same transaction; after the batch, one
+//        hooks.republish() for all its new blocks, so the next RCPT is refused inline;
+//     3. hooks.run_action(json) when actions.command is set (the daemon queues it to a worker);
+//     4. a log line through hooks.log.
+//   Without a store (hooks.store null: `replay`), Handle() only returns the incidents.
+//
+// CONTRACT
+//   - Callers: the daemon (`start`), cron mode (`run`), `rerun`, `replay`; tests. One Engine per
+//     thread; it owns its Detectors. The hooks' targets (store, callbacks) must outlive it.
+//   - Keys: the detectors' uid-class key is the user NAME from U= (detectors.h); the table's uid
+//     key is the numeric uid, so a block of a uid incident is placed on getpwnam(name)'s uid. A
+//     name this host does not know (a log from elsewhere) is recorded but not blocked, and the
+//     incident's action says so. Config overrides/whitelist written "uid:N" are given to the
+//     detectors under getpwuid(N)'s name for the same reason.
+//   - Errors: a store or publish failure is logged and counted (EngineStats) and the incident
+//     is not lost from the log (it is returned with outcome "error"); the next occurrence after
+//     the problem is fixed will be recorded. Nothing throws but std::bad_alloc.
+//   - Secrets: none pass through here.
+
+#ifndef EXIMGUARD_SIDECAR_ENGINE_H_
+#define EXIMGUARD_SIDECAR_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config.h"
+#include "detectors.h"
+#include "log_line.h"
+#include "state_store.h"
+
+namespace eg::sidecar {
+
+enum class LogSource : uint8_t {
+  kExim,     // Exim's mainlog (ParseEximLine)
+  kDovecot,  // Dovecot's log (ParseDovecotLine)
+  kMixed,    // a syslog file holding both (ParseLine)
+};
+
+struct EngineHooks {
+  StateStore* store = nullptr;  // null: nothing is recorded, blocked or run (replay)
+  // Publishes the policy again from the config and the store (after a block was added).
+  std::function<bool(std::string* error)> republish;
+  // Runs the custom action with the incident's JSON on stdin (may queue it).
+  std::function<void(std::string json)> run_action;
+  std::function<void(const std::string& line)> log;  // one line for the daemon's log
+};
+
+struct HandledIncident {
+  Incident incident;
+  int64_t id = 0;       // the store's id; 0 when not recorded
+  std::string outcome;  // "recorded", "cooldown", "error", or "detected" (no store)
+  std::string action;   // "block", "notify_only", "none (...)"
+};
+
+struct EngineStats {
+  uint64_t lines = 0;
+  uint64_t unparsed = 0;   // lines the parser counted as unknown (skipped)
+  uint64_t incidents = 0;  // detected
+  uint64_t recorded = 0;
+  uint64_t cooldown = 0;  // detected again within the cooldown: not recorded
+  uint64_t blocks = 0;    // new blocks placed
+  uint64_t errors = 0;    // store/publish failures
+  int64_t last_time = 0;  // log time of the last parsed line
+};
+
+// The detectors' settings for a config. `extra_whitelist` is the store's whitelist;
+// `file_domains` the contents of local_domains_file (ReadDomainsFile).
+DetectorSettings DetectorSettingsFromConfig(const Config& config,
+                                            const std::vector<PolicyKey>& extra_whitelist,
+                                            const std::vector<std::string>& file_domains);
+
+// Reads a list of domains, one per line ('#' starts a comment; cPanel's /etc/localdomains). A
+// missing file gives an empty list and true; an unreadable one false with *error.
+bool ReadDomainsFile(const std::string& path, std::vector<std::string>* out, std::string* error);
+
+// The incident as JSON: key, class, rule, time (unix), time_text (UTC, ISO 8601), count,
+// threshold, window_start, window_end, ips, scripts, subjects, lines.
+nlohmann::ordered_json IncidentToJson(const Incident& incident);
+
+// The numeric uid (decimal text) of a user name, or "" when this host has no such user. A name
+// that is all digits is taken as a uid already.
+std::string UidOfUser(const std::string& name);
+
+class Engine {
+ public:
+  Engine(Config config, DetectorSettings settings, EngineHooks hooks,
+         ParseOptions parse_options = {});
+
+  void Feed(std::string_view line, LogSource source);
+  std::vector<HandledIncident> Handle();
+
+  const EngineStats& stats() const { return stats_; }
+  const Detectors& detectors() const { return detectors_; }
+
+ private:
+  HandledIncident Act(Incident incident);
+
+  Config config_;
+  Detectors detectors_;
+  EngineHooks hooks_;
+  ParseOptions parse_options_;
+  LogEvent event_;  // reused: its recipients' capacity survives
+  EngineStats stats_;
+  bool blocks_pending_ = false;  // blocks added since the last publish
+};
+
+}  // namespace eg::sidecar
+
+#endif  // EXIMGUARD_SIDECAR_ENGINE_H_

@@ -1,0 +1,372 @@
+// verbs_logs.cpp - the verbs that read whole log files: `replay` (what-if, no action), `rerun`
+// (a past day through the full engine) and `skip` (checkpoints to the end). See verbs.h.
+
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "config.h"
+#include "daemon.h"
+#include "engine.h"
+#include "log_reader.h"
+#include "policy_from_state.h"
+#include "progress.h"
+#include "publish.h"
+#include "state_store.h"
+#include "verbs.h"
+
+namespace eg::sidecar {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string LocalTime(int64_t t) {
+  const time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  localtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+// One incident as a line of text.
+std::string IncidentLine(const Incident& i) {
+  std::string s = LocalTime(i.time) + "  " + i.rule + "  " + i.key_class + " " + i.key + "  " +
+                  std::to_string(i.count) + " (threshold " + std::to_string(i.threshold) + ")";
+  if (!i.ips.empty()) {
+    s += "  ips";
+    size_t n = 0;
+    for (const std::string& ip : i.ips) {
+      if (n++ == 5) {
+        s += " ...";
+        break;
+      }
+      s += " " + ip;
+    }
+  }
+  if (!i.scripts.empty()) s += "  script " + i.scripts.front();
+  return s;
+}
+
+// Reads several files at once, handing out their lines in time order (a k-way merge on the
+// parsed timestamps), so a mainlog and a Dovecot log of the same hours interleave as they
+// happened. Lines without a timestamp follow their predecessor.
+struct MergedFiles {
+  struct Input {
+    std::unique_ptr<LogReader> reader;
+    LogSource source = LogSource::kExim;
+    std::string_view line;
+    int64_t time = 0;
+    bool has_line = false;
+  };
+  std::vector<Input> inputs;
+  LogEvent scratch;
+
+  void Advance(Input& in) {
+    in.has_line = in.reader->Next(&in.line);
+    if (!in.has_line || inputs.size() == 1) return;
+    ParseLine(in.line, &scratch);
+    if (scratch.kind != LineKind::kUnknown) in.time = scratch.time;
+  }
+  void Start() {
+    for (Input& in : inputs) Advance(in);
+  }
+  // The input whose line comes next, or nullptr at the end of all.
+  Input* Next() {
+    Input* best = nullptr;
+    for (Input& in : inputs) {
+      if (in.has_line && (best == nullptr || in.time < best->time)) best = &in;
+    }
+    return best;
+  }
+  uint64_t BytesRead() const {
+    uint64_t n = 0;
+    for (const Input& in : inputs) n += in.reader->bytes_read();
+    return n;
+  }
+  uint64_t Size() const {
+    uint64_t n = 0;
+    for (const Input& in : inputs) n += in.reader->size();
+    return n;
+  }
+};
+
+bool OpenInputs(const std::vector<std::string>& files, MergedFiles* merged, std::ostream& err,
+                bool quiet) {
+  bool ok = true;
+  for (const std::string& f : files) {
+    std::string error;
+    MergedFiles::Input in;
+    if (!SniffLogSource(f, &in.source, &error) || !(in.reader = LogReader::Open(f, &error))) {
+      err << error << "\n";
+      ok = false;
+      continue;
+    }
+    if (!quiet) err << f << ": " << LogSourceName(in.source) << "\n";
+    merged->inputs.push_back(std::move(in));
+  }
+  return ok;
+}
+
+// Runs every line of `merged` through `engine`; `on_batch` sees the handled incidents.
+template <typename OnIncidents>
+bool Pump(MergedFiles& merged, Engine& engine, const std::string& label, OnIncidents on_incidents,
+          std::ostream& err, const std::function<bool(std::string_view)>& keep = nullptr) {
+  ProgressBar bar;
+  bar.Start(merged.Size(), label);
+  merged.Start();
+  uint64_t lines = 0;
+  while (MergedFiles::Input* in = merged.Next()) {
+    if (!keep || keep(in->line)) engine.Feed(in->line, in->source);
+    ++lines;
+    if ((lines & 1023) == 0) on_incidents(engine.Handle());
+    bar.Update(merged.BytesRead(), lines);
+    merged.Advance(*in);
+  }
+  on_incidents(engine.Handle());
+  bar.Finish();
+  bool ok = true;
+  for (const MergedFiles::Input& in : merged.inputs) {
+    if (!in.reader->error().empty()) {
+      err << in.reader->error() << "\n";
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+std::string Summary(const EngineStats& s, size_t files, double seconds) {
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.2f", seconds);
+  return std::to_string(s.lines) + " lines from " + std::to_string(files) +
+         (files == 1 ? " file" : " files") + " in " + secs + " s (" + std::to_string(s.unparsed) +
+         " not understood); " + std::to_string(s.incidents) +
+         (s.incidents == 1 ? " incident" : " incidents");
+}
+
+// The config for replay: the file if it exists or was named, else the defaults.
+bool ReplayConfig(const std::string& path, bool named, Config* out, std::ostream& err) {
+  struct stat st {};
+  if (!named && stat(path.c_str(), &st) != 0) {
+    *out = Config{};
+    out->exim_group = DefaultEximGroup();
+    return true;
+  }
+  ConfigResult r = LoadConfig(path);
+  for (const std::string& e : r.errors) err << e << "\n";
+  if (!r.ok()) return false;
+  *out = std::move(r.config);
+  return true;
+}
+
+}  // namespace
+
+int ReplayVerb(const std::string& config_path, bool config_named,
+               const std::vector<std::string>& files, bool json, std::ostream& out,
+               std::ostream& err) {
+  Config config;
+  if (!ReplayConfig(config_path, config_named, &config, err)) return kExitFailure;
+  MergedFiles merged;
+  if (!OpenInputs(files, &merged, err, json)) return kExitFailure;
+  std::vector<std::string> domains;
+  std::string error;
+  if (!ReadDomainsFile(config.local_domains_file, &domains, &error)) err << error << "\n";
+  ParseOptions parse;
+  parse.utc = config.log_utc;
+  Engine engine(config, DetectorSettingsFromConfig(config, {}, domains), EngineHooks{}, parse);
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool ok = Pump(
+      merged, engine, "replay",
+      [&](const std::vector<HandledIncident>& batch) {
+        for (const HandledIncident& h : batch) {
+          if (json) {
+            out << IncidentToJson(h.incident).dump(-1, ' ', false, Json::error_handler_t::replace)
+                << "\n";
+          } else {
+            out << IncidentLine(h.incident) << "\n";
+          }
+        }
+      },
+      err);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  (json ? err : out) << Summary(engine.stats(), merged.inputs.size(), secs) << "\n";
+  return ok ? kExitOk : kExitFailure;
+}
+
+// The files that may hold lines of `date` (YYYY-MM-DD): the log itself and its rotations
+// (name.N, name.N.gz, name-*, name-*.gz), newest last.
+std::vector<std::string> RotatedFiles(const std::string& log) {
+  std::vector<std::string> files;
+  for (const std::string& pattern : {log + ".*", log + "-*"}) {
+    glob_t g{};
+    if (glob(pattern.c_str(), 0, nullptr, &g) == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) files.emplace_back(g.gl_pathv[i]);
+    }
+    globfree(&g);
+  }
+  struct stat st {};
+  if (stat(log.c_str(), &st) == 0) files.push_back(log);
+  return files;
+}
+
+int RerunVerb(const std::string& config_path, const std::string& date, std::ostream& out,
+              std::ostream& err) {
+  struct tm tm {};
+  const char* end = strptime(date.c_str(), "%Y-%m-%d", &tm);
+  if (end == nullptr || *end != '\0' || date.size() != 10) {
+    err << "rerun: expected a date as YYYY-MM-DD, got \"" << date << "\"\n";
+    return kExitUsage;
+  }
+  ConfigResult loaded = LoadConfig(config_path);
+  for (const std::string& e : loaded.errors) err << e << "\n";
+  if (!loaded.ok()) return kExitFailure;
+  const Config& config = loaded.config;
+  std::string error;
+  std::unique_ptr<StateStore> store = StateStore::Open(config.state_dir, &error);
+  if (!store) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  std::vector<std::string> files;
+  for (const std::string& f : RotatedFiles(config.exim_log)) files.push_back(f);
+  if (!config.dovecot_log.empty()) {
+    for (const std::string& f : RotatedFiles(config.dovecot_log)) files.push_back(f);
+  }
+  if (files.empty()) {
+    err << "rerun: no log files at " << config.exim_log << " or its rotations\n";
+    return kExitFailure;
+  }
+  MergedFiles merged;
+  if (!OpenInputs(files, &merged, err, false)) return kExitFailure;
+
+  std::vector<WhitelistEntry> wl;
+  std::vector<std::string> domains;
+  if (!store->ListWhitelist(&wl, &error) ||
+      !ReadDomainsFile(config.local_domains_file, &domains, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  EngineHooks hooks;
+  hooks.store = store.get();
+  hooks.republish = [&](std::string* e) {
+    PublishResult r;
+    return PublishFromStore(config, *store, static_cast<uint32_t>(std::time(nullptr)), &r, e);
+  };
+  hooks.log = [&](const std::string& line) { err << line << "\n"; };
+  ParseOptions parse;
+  parse.utc = config.log_utc;
+  Engine engine(config, DetectorSettingsFromConfig(config, WhitelistKeys(wl, nullptr), domains),
+                std::move(hooks), parse);
+  // Lines of other days are skipped before parsing when they start with Exim's own date; the
+  // previous day's last hour is kept so windows that cross midnight are whole.
+  struct tm prev_tm = tm;
+  prev_tm.tm_mday -= 1;
+  prev_tm.tm_hour = 12;
+  mktime(&prev_tm);
+  char prev[16];
+  std::strftime(prev, sizeof prev, "%Y-%m-%d", &prev_tm);
+  const std::string day = date;
+  const std::string before = std::string(prev) + " 23:";
+  auto keep = [&](std::string_view line) {
+    if (line.size() < 10 || line[0] < '0' || line[0] > '9') return true;  // syslog: parse it
+    return line.starts_with(day) || line.starts_with(before);
+  };
+  uint64_t recorded = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool ok = Pump(
+      merged, engine, "rerun " + date,
+      [&](const std::vector<HandledIncident>& batch) {
+        for (const HandledIncident& h : batch) {
+          if (h.outcome == "recorded") {
+            ++recorded;
+            out << IncidentLine(h.incident) << "  -> #" << h.id << " " << h.action << "\n";
+          }
+        }
+      },
+      err, keep);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out << Summary(engine.stats(), merged.inputs.size(), secs) << "; " << recorded
+      << " new (the others were recorded before)\n";
+  AuditEntry a;
+  a.time = std::time(nullptr);
+  a.who = CliUser();
+  a.action = "rerun";
+  a.key = date;
+  a.detail = std::to_string(recorded) + " new incidents";
+  store->Audit(a, &error);
+  return ok && engine.stats().errors == 0 ? kExitOk : kExitFailure;
+}
+
+int SkipVerb(const std::string& config_path, std::ostream& out, std::ostream& err) {
+  ConfigResult loaded = LoadConfig(config_path);
+  for (const std::string& e : loaded.errors) err << e << "\n";
+  if (!loaded.ok()) return kExitFailure;
+  const Config& config = loaded.config;
+  const int pid = FollowerPid(config.state_dir);
+  if (pid != 0) {
+    err << "skip: eximguard is following the logs (pid " << pid
+        << "); stop it first, or it will overwrite the checkpoint\n";
+    return kExitFailure;
+  }
+  std::string error;
+  std::unique_ptr<StateStore> store = StateStore::Open(config.state_dir, &error);
+  if (!store) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  std::vector<std::pair<std::string, std::string>> logs = {{"mainlog", config.exim_log}};
+  if (!config.dovecot_log.empty()) logs.emplace_back("dovecot", config.dovecot_log);
+  for (const auto& [name, path] : logs) {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st {};
+    if (fd < 0 || fstat(fd, &st) != 0) {
+      err << path << ": " << std::strerror(errno) << "\n";
+      if (fd >= 0) close(fd);
+      return kExitFailure;
+    }
+    // The checkpoint must sit at a line end: back off to the last '\n'.
+    Checkpoint cp;
+    cp.dev = static_cast<uint64_t>(st.st_dev);
+    cp.ino = static_cast<uint64_t>(st.st_ino);
+    uint64_t end = static_cast<uint64_t>(st.st_size);
+    std::string tail(static_cast<size_t>(std::min<uint64_t>(end, 1 << 20)), '\0');
+    const ssize_t n = pread(fd, tail.data(), tail.size(), static_cast<off_t>(end - tail.size()));
+    close(fd);
+    if (n != static_cast<ssize_t>(tail.size())) {
+      err << path << ": short read\n";
+      return kExitFailure;
+    }
+    const size_t last_nl = tail.rfind('\n');
+    if (last_nl != std::string::npos) {
+      cp.offset = end - tail.size() + last_nl + 1;
+      const size_t prev_nl = last_nl == 0 ? std::string::npos : tail.rfind('\n', last_nl - 1);
+      const size_t start = prev_nl == std::string::npos ? 0 : prev_nl + 1;
+      cp.last_line_hash = LineTailHash(std::string_view(tail).substr(start, last_nl - start));
+    }
+    // Also the floor of the detectors' warm-up (daemon.h): what was skipped stays skipped.
+    if (!store->SaveCheckpoint(name, cp, &error) ||
+        !store->SaveCheckpoint(name + kSkipFloorSuffix, cp, &error)) {
+      err << error << "\n";
+      return kExitFailure;
+    }
+    out << name << " " << path << ": checkpoint moved to offset " << cp.offset
+        << " (the end); the lines before it will not be processed\n";
+  }
+  AuditEntry a;
+  a.time = std::time(nullptr);
+  a.who = CliUser();
+  a.action = "skip";
+  a.detail = "checkpoints moved to the end of the logs";
+  store->Audit(a, &error);
+  return kExitOk;
+}
+
+}  // namespace eg::sidecar

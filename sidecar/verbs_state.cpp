@@ -1,0 +1,556 @@
+// verbs_state.cpp - the verbs that read or change the sidecar's remembered state: `incidents`,
+// `why`, `suspend`, `unsuspend`, `list`, `whitelist add|remove|list`, `status`. See verbs.h.
+//
+// Changes (suspend, unsuspend, whitelist) are written to the state store with the admin's name
+// (CliUser) in the audit trail, then published into the shared table at once, so the next RCPT
+// already sees them; a whitelist change also signals the running daemon (SIGHUP) so its
+// detectors see it.
+
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "config.h"
+#include "daemon.h"
+#include "publish.h"
+#include "segment.h"
+#include "state_store.h"
+#include "verbs.h"
+
+namespace eg::sidecar {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+int64_t Now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
+std::string LocalTime(int64_t t) {
+  if (t == 0) return "-";
+  const time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  localtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+// Config + store, or every error written to err.
+struct Loaded {
+  Config config;
+  std::unique_ptr<StateStore> store;
+};
+
+bool LoadAll(const std::string& config_path, Loaded* l, std::ostream& err) {
+  ConfigResult r = LoadConfig(config_path);
+  for (const std::string& e : r.errors) err << e << "\n";
+  if (!r.ok()) return false;
+  l->config = std::move(r.config);
+  std::string error;
+  l->store = StateStore::Open(l->config.state_dir, &error);
+  if (!l->store) {
+    err << error << "\n";
+    return false;
+  }
+  return true;
+}
+
+// Parses a key given on the command line. Sender keys are lowercased, as the table and the
+// detectors treat them, so `suspend A@B` and `unsuspend a@b` name one block.
+bool ParseKey(const std::string& written, PolicyKey* key, std::ostream& err) {
+  std::string why;
+  if (!ParsePolicyKey(written, key, &why)) {
+    err << "key \"" << written << "\": " << why << "\n";
+    return false;
+  }
+  if (key->klass == KeyClass::kSender) {
+    std::transform(key->text.begin(), key->text.end(), key->text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  }
+  return true;
+}
+
+// Publishes config + store into the table; says what happened.
+bool Republish(const Loaded& l, std::ostream& out, std::ostream& err) {
+  PublishResult r;
+  std::string error;
+  if (!PublishFromStore(l.config, *l.store, static_cast<uint32_t>(Now()), &r, &error)) {
+    err << "not published to the shared table: " << error << "\n";
+    return false;
+  }
+  out << "published policy generation " << r.generation << " to " << l.config.shm_name << "\n";
+  return true;
+}
+
+void TellDaemon(const Config& config, std::ostream& out) {
+  const int pid = FollowerPid(config.state_dir);
+  if (pid > 0 && kill(pid, SIGHUP) == 0) out << "told the running eximguard (pid " << pid << ")\n";
+}
+
+// The name incidents use for a key: uid-class incidents are keyed by user name.
+std::vector<std::string> IncidentKeys(const PolicyKey& key) {
+  std::vector<std::string> keys = {key.text};
+  if (key.klass == KeyClass::kUid) {
+    char buf[4096];
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    const auto uid = static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10));
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
+      keys.emplace_back(found->pw_name);
+    }
+  } else if (key.klass == KeyClass::kSender) {
+    std::string lower = key.text;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower != key.text) keys.push_back(lower);
+  }
+  return keys;
+}
+
+Json IncidentJson(const StoredIncident& i) {
+  Json j;
+  j["id"] = i.id;
+  j["key"] = i.key;
+  j["class"] = i.key_class;
+  j["rule"] = i.rule;
+  j["time"] = i.time;
+  j["count"] = i.count;
+  j["action"] = i.action;
+  j["window_start"] = i.window_start;
+  j["window_end"] = i.window_end;
+  j["evidence"] = Json::parse(i.evidence_json, nullptr, false);
+  return j;
+}
+
+std::string Pad(std::string s, size_t width) {
+  if (s.size() < width) s.resize(width, ' ');
+  return s;
+}
+
+}  // namespace
+
+std::string CliUser() {
+  std::string who = "cli:";
+  char buf[4096];
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
+    who += found->pw_name;
+  } else {
+    who += std::to_string(getuid());
+  }
+  const char* sudo = std::getenv("SUDO_USER");
+  if (sudo != nullptr && *sudo != '\0') who += std::string(" (sudo by ") + sudo + ")";
+  return who;
+}
+
+bool ParseSince(const std::string& text, int64_t now, int64_t* out) {
+  if (text == "all") {
+    *out = 0;
+    return true;
+  }
+  char* end = nullptr;
+  const long long n = std::strtoll(text.c_str(), &end, 10);
+  if (end != text.c_str() && n >= 0) {
+    const std::string unit(end);
+    const int64_t mult = unit == "s"   ? 1
+                         : unit == "m" ? 60
+                         : unit == "h" ? 3600
+                         : unit == "d" ? 86400
+                                       : 0;
+    if (mult != 0) {
+      *out = now - n * mult;
+      return true;
+    }
+    if (unit.empty() && n > 100000000) {  // unix time
+      *out = n;
+      return true;
+    }
+  }
+  for (const char* fmt : {"%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"}) {
+    struct tm tm {};
+    const char* e = strptime(text.c_str(), fmt, &tm);
+    if (e != nullptr && *e == '\0') {
+      tm.tm_isdst = -1;
+      *out = static_cast<int64_t>(mktime(&tm));
+      return true;
+    }
+  }
+  return false;
+}
+
+int IncidentsVerb(const std::string& config_path, const std::string& since, bool json,
+                  std::ostream& out, std::ostream& err) {
+  int64_t from = 0;
+  if (!ParseSince(since, Now(), &from)) {
+    err << "incidents: --since: expected all, N[smhd], YYYY-MM-DD[ HH:MM[:SS]] or a unix time, "
+           "got \""
+        << since << "\"\n";
+    return kExitUsage;
+  }
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  std::vector<StoredIncident> list;
+  std::string error;
+  if (!l.store->ListIncidents(from, 0, &list, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  if (json) {
+    Json a = Json::array();
+    for (const StoredIncident& i : list) a.push_back(IncidentJson(i));
+    out << a.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (list.empty()) {
+    out << "no incidents since " << LocalTime(from) << "\n";
+    return kExitOk;
+  }
+  out << Pad("ID", 7) << Pad("TIME", 21) << Pad("RULE", 18) << Pad("CLASS", 7) << Pad("COUNT", 7)
+      << "KEY  ACTION\n";
+  for (const StoredIncident& i : list) {
+    out << Pad(std::to_string(i.id), 7) << Pad(LocalTime(i.time), 21) << Pad(i.rule, 18)
+        << Pad(i.key_class, 7) << Pad(std::to_string(i.count), 7) << i.key << "  " << i.action
+        << "\n";
+  }
+  return kExitOk;
+}
+
+int WhyVerb(const std::string& config_path, const std::string& written, std::ostream& out,
+            std::ostream& err) {
+  PolicyKey key;
+  if (!ParseKey(written, &key, err)) return kExitUsage;
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  const Config& c = l.config;
+  const std::string id = Identity(key);
+  out << KeyClassName(key.klass) << " " << key.text << "\n";
+
+  // The config's word on it.
+  auto listed = [&](const std::vector<PolicyKey>& list) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const PolicyKey& k) { return Identity(k) == id; });
+  };
+  Limit limit = c.limits[static_cast<int>(key.klass)];
+  for (const Override& o : c.overrides) {
+    if (Identity(o.key) == id) limit = EffectiveLimit(c, o);
+  }
+  out << "  limits: " << limit.per_minute << "/minute, " << limit.per_hour
+      << "/hour (0 = unlimited)\n";
+  if (listed(c.whitelist)) out << "  whitelisted in the config\n";
+  if (listed(c.blocklist)) out << "  blocked by the config's blocklist\n";
+
+  // The store's.
+  std::string error;
+  std::vector<StoredBlock> blocks;
+  std::vector<WhitelistEntry> wl;
+  if (!l.store->ActiveBlocks(&blocks, &error) || !l.store->ListWhitelist(&wl, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  for (const StoredBlock& b : blocks) {
+    if (b.key_class == key.klass && b.key == key.text) {
+      out << "  BLOCKED (" << b.kind << ") since " << LocalTime(b.since) << " by " << b.by
+          << (b.reason.empty() ? "" : ": " + b.reason) << "\n    undo: eximguard unsuspend "
+          << written << "\n";
+    }
+  }
+  for (const WhitelistEntry& w : wl) {
+    PolicyKey k;
+    std::string why;
+    if (ParsePolicyKey(w.key, &k, &why) && Identity(k) == id) {
+      out << "  whitelisted by " << w.added_by << " at " << LocalTime(w.time)
+          << (w.note.empty() ? "" : ": " + w.note) << "\n";
+    }
+  }
+
+  // The shared table's counters.
+  std::unique_ptr<Segment> seg = OpenSegment(c.shm_name, &error);
+  if (!seg) {
+    out << "  shared table: " << error << "\n";
+  } else {
+    const uint32_t now = static_cast<uint32_t>(Now());
+    bool found = false;
+    for (const SlotView& s : Snapshot(seg->table, now, 7200)) {
+      if (s.klass != key.klass) continue;
+      PolicyKey sk;
+      sk.klass = s.klass;
+      sk.text = s.key;
+      if (Identity(sk) != id) continue;
+      found = true;
+      out << "  now: " << s.minute << " in the last minute, " << s.hour << " in the last hour, "
+          << s.refused << " refused; last seen " << LocalTime(s.last_seen) << "\n";
+    }
+    if (!found) out << "  now: not counted in the last two hours\n";
+  }
+
+  // Its incidents, with the evidence.
+  std::vector<StoredIncident> incidents;
+  for (const std::string& k : IncidentKeys(key)) {
+    std::vector<StoredIncident> part;
+    if (!l.store->IncidentsForKey(k, &part, &error)) {
+      err << error << "\n";
+      return kExitFailure;
+    }
+    incidents.insert(incidents.end(), part.begin(), part.end());
+  }
+  if (incidents.empty()) {
+    out << "  no incidents\n";
+    return kExitOk;
+  }
+  for (const StoredIncident& i : incidents) {
+    out << "  incident #" << i.id << " " << LocalTime(i.time) << " " << i.rule << ": " << i.count;
+    const Json ev = Json::parse(i.evidence_json, nullptr, false);
+    if (ev.is_object() && ev.contains("threshold")) out << " (threshold " << ev["threshold"] << ")";
+    out << "; action " << i.action << "\n";
+    if (!ev.is_object()) continue;
+    for (const char* field : {"ips", "scripts", "subjects"}) {
+      if (!ev.contains(field) || !ev[field].is_array() || ev[field].empty()) continue;
+      out << "    " << field << ":";
+      for (const auto& v : ev[field])
+        out << " " << (v.is_string() ? v.get<std::string>() : v.dump());
+      out << "\n";
+    }
+    if (ev.contains("lines") && ev["lines"].is_array()) {
+      for (const auto& v : ev["lines"]) {
+        if (v.is_string()) out << "    | " << v.get<std::string>() << "\n";
+      }
+    }
+  }
+  return kExitOk;
+}
+
+int SuspendVerb(const std::string& config_path, const std::string& written,
+                const std::string& reason, std::ostream& out, std::ostream& err) {
+  PolicyKey key;
+  if (!ParseKey(written, &key, err)) return kExitUsage;
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  StoredBlock b;
+  b.key = key.text;
+  b.key_class = key.klass;
+  b.kind = kBlockKindBlock;
+  b.since = Now();
+  b.by = CliUser();
+  b.reason = reason.empty() ? "suspended by an admin" : reason;
+  bool added = false;
+  std::string error;
+  if (!l.store->AddBlock(b, &added, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  out << (added ? "blocked " : "already blocked: ") << KeyClassName(key.klass) << " " << key.text
+      << "\n";
+  if (!Republish(l, out, err)) return kExitFailure;
+  out << "undo: eximguard unsuspend " << written << "\n";
+  return kExitOk;
+}
+
+int UnsuspendVerb(const std::string& config_path, const std::string& written, std::ostream& out,
+                  std::ostream& err) {
+  PolicyKey key;
+  if (!ParseKey(written, &key, err)) return kExitUsage;
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  int removed = 0;
+  std::string error;
+  if (!l.store->RemoveBlock(key.klass, key.text, kBlockKindBlock, Now(), CliUser(), &removed,
+                            &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  out << (removed > 0 ? "unblocked " : "was not blocked: ") << KeyClassName(key.klass) << " "
+      << key.text << "\n";
+  if (!Republish(l, out, err)) return kExitFailure;
+  const std::string id = Identity(key);
+  for (const PolicyKey& k : l.config.blocklist) {
+    if (Identity(k) == id) {
+      out << "note: the config's blocklist still blocks it (" << l.config.path << ")\n";
+    }
+  }
+  return kExitOk;
+}
+
+int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err) {
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  std::vector<StoredBlock> blocks;
+  std::string error;
+  if (!l.store->ActiveBlocks(&blocks, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  if (json) {
+    Json a = Json::array();
+    for (const StoredBlock& b : blocks) {
+      a.push_back({{"key", b.key},
+                   {"class", KeyClassName(b.key_class)},
+                   {"kind", b.kind},
+                   {"since", b.since},
+                   {"by", b.by},
+                   {"reason", b.reason},
+                   {"source", "state"}});
+    }
+    for (const PolicyKey& k : l.config.blocklist) {
+      a.push_back({{"key", k.text},
+                   {"class", KeyClassName(k.klass)},
+                   {"kind", "block"},
+                   {"source", "config"}});
+    }
+    out << a.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (blocks.empty() && l.config.blocklist.empty()) {
+    out << "nothing is blocked\n";
+    return kExitOk;
+  }
+  out << Pad("CLASS", 7) << Pad("KIND", 17) << Pad("SINCE", 21) << Pad("BY", 16) << "KEY  REASON\n";
+  for (const StoredBlock& b : blocks) {
+    out << Pad(KeyClassName(b.key_class), 7) << Pad(b.kind, 17) << Pad(LocalTime(b.since), 21)
+        << Pad(b.by, 16) << b.key << "  " << b.reason << "\n";
+  }
+  for (const PolicyKey& k : l.config.blocklist) {
+    out << Pad(KeyClassName(k.klass), 7) << Pad("block", 17) << Pad("-", 21) << Pad("config", 16)
+        << k.text << "  blocklist in " << l.config.path << "\n";
+  }
+  return kExitOk;
+}
+
+int WhitelistVerb(const std::string& config_path, const std::string& action,
+                  const std::string& written, const std::string& note, std::ostream& out,
+                  std::ostream& err) {
+  Loaded l;
+  std::string error;
+  if (action == "list") {
+    if (!LoadAll(config_path, &l, err)) return kExitFailure;
+    std::vector<WhitelistEntry> wl;
+    if (!l.store->ListWhitelist(&wl, &error)) {
+      err << error << "\n";
+      return kExitFailure;
+    }
+    for (const PolicyKey& k : l.config.whitelist) out << k.written << "  (config)\n";
+    for (const WhitelistEntry& w : wl) {
+      out << w.key << "  (added by " << w.added_by << " at " << LocalTime(w.time)
+          << (w.note.empty() ? "" : ": " + w.note) << ")\n";
+    }
+    if (wl.empty() && l.config.whitelist.empty()) out << "the whitelist is empty\n";
+    return kExitOk;
+  }
+  PolicyKey key;
+  if (!ParseKey(written, &key, err)) return kExitUsage;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (action == "add") {
+    WhitelistEntry e;
+    e.key = written;
+    e.added_by = CliUser();
+    e.time = Now();
+    e.note = note;
+    bool added = false;
+    if (!l.store->AddWhitelist(e, &added, &error)) {
+      err << error << "\n";
+      return kExitFailure;
+    }
+    out << (added ? "whitelisted " : "already whitelisted: ") << written << "\n";
+  } else {
+    bool removed = false;
+    if (!l.store->RemoveWhitelist(written, Now(), CliUser(), &removed, &error)) {
+      err << error << "\n";
+      return kExitFailure;
+    }
+    out << (removed ? "removed from the whitelist: " : "was not whitelisted: ") << written << "\n";
+    for (const PolicyKey& k : l.config.whitelist) {
+      if (Identity(k) == Identity(key)) {
+        out << "note: the config's whitelist still lists it (" << l.config.path << ")\n";
+      }
+    }
+  }
+  if (!Republish(l, out, err)) return kExitFailure;
+  TellDaemon(l.config, out);
+  return kExitOk;
+}
+
+int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err) {
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  const Config& c = l.config;
+  Json j;
+  const int pid = FollowerPid(c.state_dir);
+  j["following"] = pid != 0;
+  j["pid"] = pid > 0 ? pid : 0;
+  std::ifstream status_file(c.state_dir + "/" + kStatusFileName);
+  std::stringstream ss;
+  ss << status_file.rdbuf();
+  j["daemon"] = Json::parse(ss.str(), nullptr, false);
+  if (j["daemon"].is_discarded()) j["daemon"] = nullptr;
+
+  std::string error;
+  std::unique_ptr<Segment> seg = OpenSegment(c.shm_name, &error);
+  if (seg) {
+    const StatTotals t = Totals(seg->table);
+    const Policy head = LivePolicyHead(seg->table);
+    j["table"] = {{"name", c.shm_name},       {"generation", seg->table.header->generation.load()},
+                  {"ok", t.verdicts[0]},      {"defer", t.verdicts[1]},
+                  {"hold", t.verdicts[2]},    {"deny", t.verdicts[3]},
+                  {"fail_open", t.fail_open}, {"dry_run", head.dry_run}};
+  } else {
+    j["table"] = {{"name", c.shm_name}, {"error", error}};
+  }
+  std::vector<StoredIncident> recent;
+  std::vector<StoredBlock> blocks;
+  if (!l.store->ListIncidents(Now() - 86400, 0, &recent, &error) ||
+      !l.store->ActiveBlocks(&blocks, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  j["incidents_24h"] = recent.size();
+  j["active_blocks"] = blocks.size();
+  if (json) {
+    out << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (pid > 0) {
+    out << "eximguard is following the logs (pid " << pid << ")\n";
+  } else {
+    out << "eximguard is NOT following the logs (start it: systemctl start eximguard)\n";
+  }
+  const Json& d = j["daemon"];
+  if (d.is_object()) {
+    out << "  last status " << LocalTime(d.value("updated", int64_t{0})) << " ("
+        << d.value("mode", "") << "): " << d.value("lines", uint64_t{0}) << " lines, "
+        << d.value("unparsed", uint64_t{0}) << " not understood, "
+        << d.value("recorded", uint64_t{0}) << " incidents recorded, "
+        << d.value("errors", uint64_t{0}) << " errors; last log line of "
+        << LocalTime(d.value("last_log_time", int64_t{0})) << "\n";
+    if (d.contains("logs") && d["logs"].is_array()) {
+      for (const auto& lg : d["logs"]) {
+        out << "  " << lg.value("name", "") << " " << lg.value("path", "") << " at offset "
+            << lg.value("offset", uint64_t{0}) << ", " << lg.value("rotations", uint64_t{0})
+            << " rotations\n";
+      }
+    }
+  }
+  const Json& t = j["table"];
+  if (t.contains("error")) {
+    out << "shared table: " << t["error"].get<std::string>() << "\n";
+  } else {
+    out << "shared table " << c.shm_name << ": policy generation " << t["generation"] << "; "
+        << t["ok"] << " ok, " << t["defer"] << " deferred, " << t["hold"] << " held, " << t["deny"]
+        << " denied, " << t["fail_open"] << " failed open"
+        << (t["dry_run"].get<bool>() ? "; DRY RUN" : "") << "\n";
+  }
+  out << recent.size() << " incidents in the last 24 hours; " << blocks.size()
+      << " keys blocked (eximguard list)\n";
+  return kExitOk;
+}
+
+}  // namespace eg::sidecar

@@ -1,0 +1,262 @@
+// engine_test.cpp - the engine (sidecar/engine.h) in process, with a real SQLite state store:
+// incidents become records and blocks once per cooldown; notify_only, actions.block, classes
+// without a table key, uid names, the action hook; the config -> detector settings mapping.
+
+#include "engine.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "sidecar_test_util.h"
+
+namespace eg::sidecar {
+namespace {
+
+// An authenticated arrival at 2026-11-21 10:MM:SS with n external recipients.
+std::string Arrival(int minute, int second, const std::string& account, int n,
+                    const std::string& ip = "198.51.100.7") {
+  char ts[32];
+  std::snprintf(ts, sizeof ts, "2026-11-21 10:%02d:%02d", minute, second);
+  std::string line = std::string(ts) + " 1tABCD-" + std::to_string(100000 + minute * 60 + second) +
+                     "-AB <= " + account + " H=(pc) [" + ip +
+                     "]:5555 P=esmtpsa A=dovecot_login:" + account + " S=900 T=\"report " +
+                     std::to_string(second) + "\" for";
+  for (int i = 0; i < n; ++i) line += " r" + std::to_string(i) + "@far.example";
+  return line;
+}
+
+std::string LocalArrival(int second, const std::string& user, int n) {
+  char ts[32];
+  std::snprintf(ts, sizeof ts, "2026-11-21 10:00:%02d", second);
+  std::string line = std::string(ts) + " 1tLOCA-" + std::to_string(100000 + second) +
+                     "-AB <= " + user + "@host.example U=" + user + " P=local S=100 T=\"x\" for";
+  for (int i = 0; i < n; ++i) line += " r" + std::to_string(i) + "@far.example";
+  return line;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    store_ = StateStore::Open(dir_.File("state"), &error);
+    ASSERT_TRUE(store_) << error;
+    config_.local_domains_file.clear();
+  }
+  EngineHooks Hooks() {
+    EngineHooks h;
+    h.store = store_.get();
+    h.republish = [this](std::string*) {
+      ++republished_;
+      return true;
+    };
+    h.log = [this](const std::string& line) { log_.push_back(line); };
+    h.run_action = [this](std::string json) { actions_.push_back(std::move(json)); };
+    return h;
+  }
+  Engine Make() { return Engine(config_, DetectorSettingsFromConfig(config_, {}, {}), Hooks()); }
+  // 10 recipients in one minute: over the sender default of 8.
+  static void Burst(Engine& e, const std::string& account) {
+    for (int s = 0; s < 5; ++s) e.Feed(Arrival(0, s * 5, account, 2), LogSource::kExim);
+  }
+  std::vector<StoredBlock> Blocks() {
+    std::vector<StoredBlock> b;
+    std::string error;
+    EXPECT_TRUE(store_->ActiveBlocks(&b, &error)) << error;
+    return b;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<StateStore> store_;
+  Config config_;
+  int republished_ = 0;
+  std::vector<std::string> log_;
+  std::vector<std::string> actions_;
+};
+
+TEST_F(EngineTest, AnIncidentIsRecordedAndBlockedOncePerCooldown) {
+  Engine e = Make();
+  Burst(e, "Spam@Victim.example");
+  std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].incident.rule, "rate_per_minute");
+  EXPECT_EQ(h[0].incident.key, "spam@victim.example");
+  EXPECT_EQ(h[0].outcome, "recorded");
+  EXPECT_EQ(h[0].action, "block");
+  EXPECT_GT(h[0].id, 0);
+  ASSERT_EQ(Blocks().size(), 1u);
+  EXPECT_EQ(Blocks()[0].key, "spam@victim.example");
+  EXPECT_EQ(Blocks()[0].key_class, KeyClass::kSender);
+  EXPECT_EQ(Blocks()[0].by, "eximguard");
+  EXPECT_EQ(republished_, 1);
+  ASSERT_EQ(log_.size(), 1u);
+  EXPECT_NE(log_[0].find("rate_per_minute sender spam@victim.example: 10 (threshold 8)"),
+            std::string::npos)
+      << log_[0];
+
+  // The same lines again (a restart re-reading them, a rerun): detected, not recorded again.
+  Engine again = Make();
+  Burst(again, "spam@victim.example");
+  h = again.Handle();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].outcome, "cooldown");
+  EXPECT_EQ(republished_, 1);
+  std::vector<StoredIncident> all;
+  std::string error;
+  ASSERT_TRUE(store_->ListIncidents(0, 0, &all, &error));
+  EXPECT_EQ(all.size(), 1u);
+  EXPECT_EQ(again.stats().cooldown, 1u);
+}
+
+TEST_F(EngineTest, NotifyOnlyRecordsButNeverBlocks) {
+  config_.notify_only = true;
+  Engine e = Make();
+  Burst(e, "a@victim.example");
+  const std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].outcome, "recorded");
+  EXPECT_EQ(h[0].action, "notify_only");
+  EXPECT_TRUE(Blocks().empty());
+  EXPECT_EQ(republished_, 0);
+}
+
+TEST_F(EngineTest, RulesNotInActionsBlockAndIpKeysAreNotBlocked) {
+  Engine e = Make();
+  // Five failed logins from one IP for one account: auth_failures for the account and the IP.
+  for (int s = 0; s < 5; ++s) {
+    e.Feed("2026-11-21 10:00:0" + std::to_string(s) +
+               " dovecot_login authenticator failed for (pc) [203.0.113.9]:4000: 535 Incorrect "
+               "authentication data (set_id=bob@victim.example)",
+           LogSource::kExim);
+  }
+  const std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 2u);
+  for (const HandledIncident& i : h) {
+    EXPECT_EQ(i.incident.rule, "auth_failures");
+    EXPECT_EQ(i.outcome, "recorded");
+    EXPECT_EQ(i.action.rfind("none (", 0), 0u) << i.action;
+  }
+  EXPECT_TRUE(Blocks().empty());
+
+  // Listing the rule in actions.block blocks the account (the IP still has no table key).
+  config_.actions.block.push_back("auth_failures");
+  config_.detectors.cooldown_seconds = 0;
+  Engine blocking = Make();
+  for (int s = 0; s < 5; ++s) {
+    blocking.Feed("2026-11-21 10:00:0" + std::to_string(s) +
+                      " dovecot_login authenticator failed for (pc) [203.0.113.9]:4000: 535 "
+                      "Incorrect authentication data (set_id=bob@victim.example)",
+                  LogSource::kExim);
+  }
+  blocking.Handle();
+  ASSERT_EQ(Blocks().size(), 1u);
+  EXPECT_EQ(Blocks()[0].key, "bob@victim.example");
+}
+
+TEST_F(EngineTest, AUidIncidentBlocksTheNumericUidOfTheUserName) {
+  config_.limits[0] = {0, 0};  // the sender root@host is not what this test is about
+  Engine e = Make();
+  e.Feed(LocalArrival(1, "root", 21), LogSource::kExim);  // uid default: 20 per minute
+  std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 1u) << (h.empty() ? "" : h[0].incident.rule);
+  EXPECT_EQ(h[0].incident.key_class, "uid");
+  EXPECT_EQ(h[0].incident.key, "root");
+  ASSERT_EQ(Blocks().size(), 1u);
+  EXPECT_EQ(Blocks()[0].key_class, KeyClass::kUid);
+  EXPECT_EQ(Blocks()[0].key, "0");
+
+  // A user this host does not know: recorded, not blocked, and the action says why.
+  e.Feed(LocalArrival(2, "nosuchuser-eg", 21), LogSource::kExim);
+  h = e.Handle();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].outcome, "recorded");
+  EXPECT_EQ(h[0].action, "none (no user nosuchuser-eg on this host)");
+  EXPECT_EQ(Blocks().size(), 1u);
+}
+
+TEST_F(EngineTest, TheActionHookGetsTheIncidentAsJson) {
+  config_.actions.command = {"/bin/true"};
+  Engine e = Make();
+  Burst(e, "a@victim.example");
+  e.Handle();
+  ASSERT_EQ(actions_.size(), 1u);
+  const nlohmann::json j = nlohmann::json::parse(actions_[0]);
+  EXPECT_EQ(j["key"], "a@victim.example");
+  EXPECT_EQ(j["rule"], "rate_per_minute");
+  EXPECT_EQ(j["count"], 10);
+  EXPECT_EQ(j["threshold"], 8);
+  EXPECT_EQ(j["action"], "block");
+  EXPECT_GT(j["id"].get<int64_t>(), 0);
+  EXPECT_EQ(j["ips"], nlohmann::json::array({"198.51.100.7"}));
+  EXPECT_EQ(j["lines"].size(), 5u);
+}
+
+TEST_F(EngineTest, WithoutAStoreIncidentsAreOnlyReturned) {
+  Engine e(config_, DetectorSettingsFromConfig(config_, {}, {}), EngineHooks{});
+  Burst(e, "a@victim.example");
+  e.Feed("garbage that is no log line", LogSource::kExim);
+  const std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].outcome, "detected");
+  EXPECT_EQ(e.stats().lines, 6u);
+  EXPECT_EQ(e.stats().unparsed, 1u);
+  EXPECT_TRUE(Blocks().empty());
+}
+
+TEST_F(EngineTest, SettingsFromConfigMapRulesDomainsAndUidKeysToNames) {
+  std::string error;
+  ConfigResult c = ParseConfig(R"({"detectors": {"max_ips_per_hour": 7, "cooldown_seconds": 60},
+      "count_internal": true, "local_domains": ["Example.COM"],
+      "overrides": {"uid:0": {"per_minute": 99}}, "whitelist": ["uid:0", "a@b.example"]})",
+                               "test.json");
+  ASSERT_TRUE(c.ok()) << c.errors[0];
+  PolicyKey extra;
+  ASSERT_TRUE(ParsePolicyKey("/home/x/www/", &extra, &error));
+  const DetectorSettings s = DetectorSettingsFromConfig(c.config, {extra}, {"local.example"});
+  EXPECT_EQ(s.max_ips_per_hour, 7u);
+  EXPECT_EQ(s.cooldown_seconds, 60);
+  EXPECT_TRUE(s.count_internal);
+  EXPECT_EQ(s.local_domains, (std::vector<std::string>{"example.com", "local.example"}));
+  ASSERT_EQ(s.overrides.size(), 1u);
+  EXPECT_EQ(s.overrides[0].key.text, "root");  // uid 0 by name, as the log shows it
+  EXPECT_EQ(s.overrides[0].limit.per_minute, 99u);
+  ASSERT_EQ(s.whitelist.size(), 3u);
+  EXPECT_EQ(s.whitelist[0].text, "root");
+  EXPECT_EQ(s.whitelist[2].text, "/home/x/www");
+}
+
+TEST_F(EngineTest, ReadDomainsFileSkipsCommentsAndBlanksAndToleratesAMissingFile) {
+  testing::WriteFile(dir_.File("domains"), "# cPanel\nExample.com\n\n  other.example \r\nx # c\n");
+  std::vector<std::string> d;
+  std::string error;
+  ASSERT_TRUE(ReadDomainsFile(dir_.File("domains"), &d, &error)) << error;
+  EXPECT_EQ(d, (std::vector<std::string>{"example.com", "other.example", "x"}));
+  ASSERT_TRUE(ReadDomainsFile(dir_.File("missing"), &d, &error));
+  EXPECT_TRUE(d.empty());
+}
+
+TEST_F(EngineTest, AnIncidentAndItsBlockAreOneTransaction) {
+  // A block that cannot be stored (empty kind) fails the whole record: no incident without it.
+  StoredIncident inc;
+  inc.key = "a@b.example";
+  inc.rule = "rate_per_minute";
+  inc.time = 1000;
+  StoredBlock bad;
+  bad.key = "a@b.example";
+  bad.kind = "";
+  std::string error;
+  EXPECT_EQ(store_->RecordIncident(&inc, 3600, &error, &bad), RecordOutcome::kError);
+  std::vector<StoredIncident> all;
+  ASSERT_TRUE(store_->ListIncidents(0, 0, &all, &error));
+  EXPECT_TRUE(all.empty());
+  StoredBlock good = bad;
+  good.kind = kBlockKindBlock;
+  bool added = false;
+  EXPECT_EQ(store_->RecordIncident(&inc, 3600, &error, &good, &added), RecordOutcome::kRecorded);
+  EXPECT_TRUE(added);
+  EXPECT_EQ(Blocks().size(), 1u);
+}
+
+}  // namespace
+}  // namespace eg::sidecar
