@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "action_command.h"
@@ -25,6 +27,7 @@
 #include "log_follower.h"
 #include "policy_from_state.h"
 #include "publish.h"
+#include "reconcile.h"
 #include "state_store.h"
 
 namespace eg::sidecar {
@@ -300,6 +303,14 @@ class Daemon {
     hooks.republish = [this](std::string* e) { return Publish(e); };
     hooks.log = [this](const std::string& line) { log_(line); };
     if (actions_) hooks.run_action = [this](std::string json) { actions_->Push(std::move(json)); };
+    DetectorSettings settings = DetectorSettingsFromConfig(config_, extra, domains);
+    if (!opt_.once) {  // only the daemon reconciles (two reconcilers would credit twice)
+      LedgerLimits limits;
+      limits.sees_every_counted_key = false;
+      ledger_.reset();
+      ledger_limits_ = limits;
+      settings.on_arrival = [this](const CountedArrival& a) { OnArrival(a); };
+    }
     ParseOptions parse;
     parse.utc = config_.log_utc;
     if (engine_) {  // a reload: keep the counters of the engine being replaced
@@ -312,9 +323,37 @@ class Daemon {
       before_reload_.blocks += s.blocks;
       before_reload_.errors += s.errors;
     }
-    engine_ = std::make_unique<Engine>(config_, DetectorSettingsFromConfig(config_, extra, domains),
-                                       std::move(hooks), parse);
+    engine_ = std::make_unique<Engine>(config_, std::move(settings), std::move(hooks), parse);
     return true;
+  }
+
+  // The detectors' hook: arrivals the guard counted (authenticated or local) go to the ledger
+  // under the keys the guard used (uid: the numeric uid of U=).
+  void OnArrival(const CountedArrival& a) {
+    if (!a.authenticated && !a.local) return;
+    if (!ledger_) ledger_ = std::make_unique<ArrivalLedger>(a.time, ledger_limits_);
+    if (!a.account.empty()) ledger_->Add(KeyClass::kSender, a.account, a.time, a.recipients_all);
+    if (!a.cwd.empty()) ledger_->Add(KeyClass::kCwd, a.cwd, a.time, a.recipients_all);
+    if (a.local && !a.user.empty()) {
+      auto it = uid_of_user_.find(std::string(a.user));
+      if (it == uid_of_user_.end()) {
+        if (uid_of_user_.size() > 10000) uid_of_user_.clear();
+        it = uid_of_user_.emplace(std::string(a.user), UidOfUser(std::string(a.user))).first;
+      }
+      if (!it->second.empty()) ledger_->Add(KeyClass::kUid, it->second, a.time, a.recipients_all);
+    }
+  }
+
+  void ReconcileTable() {
+    if (!ledger_ || !segment_) return;
+    const ReconcileStats st =
+        Reconcile(segment_->table, *ledger_, static_cast<uint32_t>(Now()), kReconcileLagSeconds);
+    reconciled_ += st.recipients_credited;
+    if (st.recipients_credited > 0) {
+      log_("reconcile: credited back " + std::to_string(st.recipients_credited) +
+           " recipients counted at RCPT time that never became a message, on " +
+           std::to_string(st.keys_corrected) + " keys");
+    }
   }
 
   bool OpenLogs(std::string* error) {
@@ -412,13 +451,22 @@ class Daemon {
     WriteStatus();  // also tells `status` (and tests) that the daemon is up
     Clock::time_point next_status = Clock::now() + std::chrono::seconds(2);
     Clock::time_point next_prune = Clock::now();
+    Clock::time_point next_reconcile = Clock::now() + std::chrono::seconds(opt_.reconcile_seconds);
     while (!g_stop) {
       if (g_reload) {
         g_reload = 0;
         Reload();
       }
-      Step(opt_.poll);
+      const size_t n = Step(opt_.poll);
+      if (ledger_) {  // at the end of the log: everything logged before now is in the ledger
+        const int64_t t = engine_->stats().last_time;
+        ledger_->CaughtUp(n == 0 ? std::max(t, Now() - 5) : t);
+      }
       const Clock::time_point now = Clock::now();
+      if (now >= next_reconcile) {
+        ReconcileTable();
+        next_reconcile = now + std::chrono::seconds(opt_.reconcile_seconds);
+      }
       if (now >= next_status) {
         WriteStatus();
         next_status = now + std::chrono::seconds(2);
@@ -507,6 +555,7 @@ class Daemon {
     j["last_log_time"] = s.last_time;
     j["tracked_keys"] = d.TrackedKeys();
     j["evictions"] = d.evictions;
+    j["reconciled_recipients"] = reconciled_;
     Json logs = Json::array();
     for (const FollowedLog& log : logs_) {
       const Checkpoint cp = log.follower->checkpoint();
@@ -541,8 +590,12 @@ class Daemon {
   std::unique_ptr<Engine> engine_;
   std::vector<FollowedLog> logs_;
   int64_t started_ = 0;
-  uint64_t warm_lines_ = 0;    // lines the last warm-up fed
-  EngineStats before_reload_;  // counters of the engines that reloads replaced
+  uint64_t warm_lines_ = 0;                // lines the last warm-up fed
+  EngineStats before_reload_;              // counters of the engines that reloads replaced
+  std::unique_ptr<ArrivalLedger> ledger_;  // made at the first counted arrival
+  LedgerLimits ledger_limits_;
+  std::unordered_map<std::string, std::string> uid_of_user_;  // U= name -> uid, bounded
+  uint64_t reconciled_ = 0;
 };
 
 }  // namespace

@@ -17,8 +17,10 @@
 //     5. per batch of lines: engine -> incidents -> store/block/action (engine.h), then the
 //        checkpoints are saved in the store (after processing: a kill -9 can repeat at most one
 //        batch, never lose one, and a repeated batch cannot record an incident twice);
-//     6. every few seconds: <state_dir>/status.json (for `status`); every minute: reconcile the
-//        table's counters with the log; every hour: prune rows older than retention_days.
+//     6. every few seconds: <state_dir>/status.json (for `status`); every minute (start only):
+//        reconcile the table's hour counters with the log (reconcile.h: recipients counted at
+//        RCPT time that never became a message are credited back; only keys the log showed
+//        authenticated or local arrivals for); every hour: prune rows older than retention_days.
 //   start: SIGHUP reloads the config and the store's whitelist (a bad config is refused and the
 //   old one kept), rebuilds the engine and warms it up again; SIGTERM/SIGINT stop after the
 //   current batch, checkpoints saved.
@@ -43,6 +45,9 @@ namespace eg::sidecar {
 
 inline constexpr uint64_t kWarmUpBytes = uint64_t{16} << 20;
 inline constexpr size_t kMaxQueuedActions = 256;
+// Reconcile credits a bucket only this long after the log is complete past its end: longer
+// than a DATA phase takes, so a message still being received is never taken for a phantom.
+inline constexpr uint32_t kReconcileLagSeconds = 300;
 inline constexpr const char* kFollowLockName = "follow.lock";
 inline constexpr const char* kStatusFileName = "status.json";
 // `skip` saves, beside each log's checkpoint, "<name>.skip": warm-up never reads before it.

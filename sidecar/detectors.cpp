@@ -140,6 +140,10 @@ class ShortString {
   size_t cap_ = 0;
 };
 
+// What a recycled slot may keep of its strings' buffers (see KeyState::Reset()).
+constexpr size_t kKeptLineCapacity = 256;
+constexpr size_t kKeptSampleCapacity = 96;
+
 inline void ResetValue(ShortString& v) {
   v.clear();
 }
@@ -360,7 +364,12 @@ struct Samples {
       ++next;
     }
   }
-  void Reset() { size = next = 0; }
+  void Reset() {
+    size = next = 0;
+    for (std::string& s : items) {
+      if (s.capacity() > kKeptSampleCapacity) std::string().swap(s);
+    }
+  }
   std::vector<std::string> ToVector() const {
     return std::vector<std::string>(items.begin(),
                                     items.begin() + static_cast<std::ptrdiff_t>(size));
@@ -385,6 +394,12 @@ struct KeyState {
     scripts.Reset();
     subjects.Reset();
     lines_added = 0;
+    // A recycled slot keeps a line buffer only if it is small: keeping every buffer made each
+    // slot grow to the longest lines any key passing through it ever had (measured: the
+    // daemon's memory crept up all day, bench/README.md "Follow mode").
+    for (std::string& l : lines) {
+      if (l.capacity() > kKeptLineCapacity) std::string().swap(l);
+    }
     last_incident.fill(kNever);
   }
 };

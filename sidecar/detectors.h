@@ -62,8 +62,10 @@
 //   subjects (<= 200 B each), <= 5 lines (<= sample_line_bytes each): about 1.5 KB plus the
 //   lines, so with the defaults (20 000 keys, 512 B lines) an account map peaks near 80 MB in
 //   the worst case, typically far less (most keys hold short lines). An evicted entry's slot is
-//   recycled for the next new key with its strings' capacity kept (no allocation per new key
-//   once warm), so a map's memory does not shrink when keys go idle; it never exceeds what its
+//   recycled for the next new key with its small strings' buffers kept (lines up to 256 B,
+//   samples up to 96 B: few allocations per new key once warm; larger buffers are freed, else
+//   every slot would creep to the longest lines that ever passed through it), so a map's memory
+//   does not shrink when keys go idle; it never exceeds what its
 //   cap of full entries takes (slots are made 512 at a time, so up to 511 more than the cap;
 //   the index is <= 16 B per slot). Message map: ~100 B per entry (ids and accounts up to 32
 //   bytes are stored inline), ~10 MB at the default 100 000. Measured: a replay of a 1 million

@@ -168,6 +168,7 @@ ReconcileStats Reconcile(const Table& t, const ArrivalLedger& ledger, uint32_t n
     auto table_count = [&](int64_t epoch) { return hb.count[epoch - hb.first_epoch]; };
     const auto found = by_hash.find(view.key_hash);
     const ArrivalLedger::Entry* entry = found == by_hash.end() ? nullptr : found->second;
+    if (entry == nullptr && !ledger.sees_every_counted_key()) continue;
     const int64_t complete_from =
         entry != nullptr ? entry->complete_from : ledger.UnheldCompleteFrom();
     const int64_t lo = std::max(window_lo, FirstBucketFrom(complete_from));

@@ -110,6 +110,10 @@ inline constexpr size_t kEntryOverheadBytes = 256;
 struct LedgerLimits {
   size_t max_keys = 65536;
   size_t max_bytes = size_t{64} << 20;
+  // True when every arrival the guard counted is Add()ed. The daemon sets it false: it adds
+  // authenticated and local arrivals only (inbound mail would churn the ledger), so a table key
+  // the ledger never saw (a relay host's sender, say) is left alone rather than emptied.
+  bool sees_every_counted_key = true;
 };
 
 class ArrivalLedger {
@@ -126,6 +130,7 @@ class ArrivalLedger {
   void CaughtUp(int64_t log_time);
 
   int64_t start_time() const { return start_; }
+  bool sees_every_counted_key() const { return limits_.sees_every_counted_key; }
   int64_t caught_up() const { return caught_up_; }
   // From when on the ledger knows every arrival of keys it does not hold.
   int64_t UnheldCompleteFrom() const { return horizon_ > start_ ? horizon_ : start_; }

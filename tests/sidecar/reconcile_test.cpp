@@ -129,6 +129,22 @@ TEST_F(ReconcileTest, RespectsTheLedgersStart) {
   }
 }
 
+TEST_F(ReconcileTest, APartialLedgerLeavesKeysItNeverSawAlone) {
+  // The daemon adds only authenticated and local arrivals: a relay host's sender it never saw
+  // must keep its counts, while a key it did see is still corrected.
+  ASSERT_EQ(Count("relay@x", 7, kT0 + 50), Verdict::kOk);
+  ASSERT_EQ(Count("seen@x", 7, kT0 + 50), Verdict::kOk);
+  const uint32_t now = kT0 + kB + kLag + 1;
+  LedgerLimits limits;
+  limits.sees_every_counted_key = false;
+  ArrivalLedger ledger(kT0, limits);
+  ledger.Add(KeyClass::kSender, "seen@x", kT0 + 60, 2);
+  ledger.CaughtUp(now);
+  EXPECT_EQ(Reconcile(t, ledger, now, kLag).recipients_credited, 5u);
+  EXPECT_EQ(Hour("relay@x", now), 7u);
+  EXPECT_EQ(Hour("seen@x", now), 2u);
+}
+
 TEST_F(ReconcileTest, AKeyDeferredForItsHourLimitIsAdmittedAgain) {
   seg.Publish(Limits(0, 10));
   for (int i = 0; i < 10; ++i) ASSERT_EQ(Count("spam@x", 1, kT0 + 10 + i), Verdict::kOk);
