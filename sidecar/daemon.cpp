@@ -307,6 +307,10 @@ class Daemon {
     if (!opt_.once) {  // only the daemon reconciles (two reconcilers would credit twice)
       LedgerLimits limits;
       limits.sees_every_counted_key = false;
+      // Bounded well below the library's defaults: a full ledger only makes reconcile credit
+      // less (it stops vouching), never wrongly, and the daemon's memory must stay flat.
+      limits.max_keys = 20000;
+      limits.max_bytes = size_t{16} << 20;
       ledger_.reset();
       ledger_limits_ = limits;
       settings.on_arrival = [this](const CountedArrival& a) { OnArrival(a); };
