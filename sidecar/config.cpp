@@ -117,6 +117,19 @@ bool ReadCount(const Json& v, Walk& w, uint32_t* out) {
   return true;
 }
 
+// An integer from lo to hi; `expected` says so in the error, e.g. "expected 1 to 600 seconds".
+bool ReadBounded(const Json& v, Walk& w, uint32_t lo, uint32_t hi, const char* expected,
+                 uint32_t* out) {
+  uint32_t n = 0;
+  if (!ReadCount(v, w, &n)) return false;
+  if (n < lo || n > hi) {
+    w.Fail(std::string(expected) + ", got " + Got(v));
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
 bool ReadPowerOfTwo(const Json& v, Walk& w, uint32_t lo, uint32_t hi, uint32_t* out) {
   uint64_t n = 0;
   if (!ReadNonNegative(v, w, &n)) return false;
@@ -403,13 +416,7 @@ constexpr Field kFields[] = {
      [](const Config& c) { return Json(c.notify_only); }},
     {"retention_days", Shape::kValue,
      [](const Json& v, Walk& w) {
-       uint32_t n = 0;
-       if (!ReadCount(v, w, &n)) return;
-       if (n < 1 || n > 3650) {
-         w.Fail("expected 1 to 3650 days, got " + Got(v));
-         return;
-       }
-       w.config.retention_days = n;
+       ReadBounded(v, w, 1, 3650, "expected 1 to 3650 days", &w.config.retention_days);
      },
      [](const Config& c) { return Json(c.retention_days); }},
     {"detectors", Shape::kObject, nullptr, nullptr},
@@ -425,13 +432,8 @@ constexpr Field kFields[] = {
      ShowRule<&RuleSettings::auth_failures>},
     {"detectors.auth_failure_seconds", Shape::kValue,
      [](const Json& v, Walk& w) {
-       uint32_t n = 0;
-       if (!ReadCount(v, w, &n)) return;
-       if (n < 12 || n > 86400) {
-         w.Fail("expected 12 to 86400 seconds, got " + Got(v));
-         return;
-       }
-       w.config.detectors.auth_failure_seconds = n;
+       ReadBounded(v, w, 12, 86400, "expected 12 to 86400 seconds",
+                   &w.config.detectors.auth_failure_seconds);
      },
      ShowRule<&RuleSettings::auth_failure_seconds>},
     {"detectors.bounce_min_recipients", Shape::kValue,
@@ -439,13 +441,8 @@ constexpr Field kFields[] = {
      ShowRule<&RuleSettings::bounce_min_recipients>},
     {"detectors.bounce_percent", Shape::kValue,
      [](const Json& v, Walk& w) {
-       uint32_t n = 0;
-       if (!ReadCount(v, w, &n)) return;
-       if (n > 99) {
-         w.Fail("expected a percentage from 0 to 99, got " + Got(v));
-         return;
-       }
-       w.config.detectors.bounce_percent = n;
+       ReadBounded(v, w, 0, 99, "expected a percentage from 0 to 99",
+                   &w.config.detectors.bounce_percent);
      },
      ShowRule<&RuleSettings::bounce_percent>},
     {"detectors.repeated_subject_recipients", Shape::kValue,
@@ -471,13 +468,7 @@ constexpr Field kFields[] = {
      [](const Config& c) { return ShowStrings(c.actions.command); }},
     {"actions.timeout_seconds", Shape::kValue,
      [](const Json& v, Walk& w) {
-       uint32_t n = 0;
-       if (!ReadCount(v, w, &n)) return;
-       if (n < 1 || n > 600) {
-         w.Fail("expected 1 to 600 seconds, got " + Got(v));
-         return;
-       }
-       w.config.actions.timeout_seconds = n;
+       ReadBounded(v, w, 1, 600, "expected 1 to 600 seconds", &w.config.actions.timeout_seconds);
      },
      [](const Config& c) { return Json(c.actions.timeout_seconds); }},
 };

@@ -29,6 +29,8 @@
 #include "publish.h"
 #include "reconcile.h"
 #include "state_store.h"
+#include "time_text.h"
+#include "users.h"
 
 namespace eg::sidecar {
 namespace {
@@ -68,11 +70,7 @@ struct Logger {
   std::ostream& out;
   std::mutex mu;
   void operator()(const std::string& line) {
-    char stamp[32];
-    const time_t t = std::time(nullptr);
-    struct tm tm {};
-    localtime_r(&t, &tm);
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    const std::string stamp = LocalTimeText(Now());
     std::lock_guard lock(mu);
     out << stamp << " eximguard: " << line << std::endl;
   }
@@ -230,6 +228,17 @@ uint64_t WarmUp(Engine& engine, const FollowedLog& log, const Checkpoint& cp,
   return lines;
 }
 
+// The daemon's reconcile ledger: fed authenticated and local arrivals only, and bounded well
+// below the library's defaults (a full ledger only makes reconcile credit less - it stops
+// vouching - never wrongly, and the daemon's memory must stay flat).
+LedgerLimits DaemonLedgerLimits() {
+  LedgerLimits limits;
+  limits.sees_every_counted_key = false;
+  limits.max_keys = 20000;
+  limits.max_bytes = size_t{16} << 20;
+  return limits;
+}
+
 class Daemon {
  public:
   Daemon(std::string config_path, DaemonOptions options, std::ostream& out, std::ostream& err)
@@ -304,29 +313,13 @@ class Daemon {
     hooks.log = [this](const std::string& line) { log_(line); };
     if (actions_) hooks.run_action = [this](std::string json) { actions_->Push(std::move(json)); };
     DetectorSettings settings = DetectorSettingsFromConfig(config_, extra, domains);
-    if (!opt_.once) {  // only the daemon reconciles (two reconcilers would credit twice)
-      LedgerLimits limits;
-      limits.sees_every_counted_key = false;
-      // Bounded well below the library's defaults: a full ledger only makes reconcile credit
-      // less (it stops vouching), never wrongly, and the daemon's memory must stay flat.
-      limits.max_keys = 20000;
-      limits.max_bytes = size_t{16} << 20;
-      ledger_.reset();
-      ledger_limits_ = limits;
+    if (!opt_.once) {   // only the daemon reconciles (two reconcilers would credit twice)
+      ledger_.reset();  // made again at the first arrival the warm-up feeds
       settings.on_arrival = [this](const CountedArrival& a) { OnArrival(a); };
     }
     ParseOptions parse;
     parse.utc = config_.log_utc;
-    if (engine_) {  // a reload: keep the counters of the engine being replaced
-      const EngineStats& s = engine_->stats();
-      before_reload_.lines += s.lines;
-      before_reload_.unparsed += s.unparsed;
-      before_reload_.incidents += s.incidents;
-      before_reload_.recorded += s.recorded;
-      before_reload_.cooldown += s.cooldown;
-      before_reload_.blocks += s.blocks;
-      before_reload_.errors += s.errors;
-    }
+    if (engine_) before_reload_ += engine_->stats();  // a reload: keep the old counters
     engine_ = std::make_unique<Engine>(config_, std::move(settings), std::move(hooks), parse);
     return true;
   }
@@ -335,7 +328,7 @@ class Daemon {
   // under the keys the guard used (uid: the numeric uid of U=).
   void OnArrival(const CountedArrival& a) {
     if (!a.authenticated && !a.local) return;
-    if (!ledger_) ledger_ = std::make_unique<ArrivalLedger>(a.time, ledger_limits_);
+    if (!ledger_) ledger_ = std::make_unique<ArrivalLedger>(a.time, DaemonLedgerLimits());
     if (!a.account.empty()) ledger_->Add(KeyClass::kSender, a.account, a.time, a.recipients_all);
     if (!a.cwd.empty()) ledger_->Add(KeyClass::kCwd, a.cwd, a.time, a.recipients_all);
     if (a.local && !a.user.empty()) {
@@ -393,7 +386,7 @@ class Daemon {
       store_->LoadCheckpoint(log.name + kSkipFloorSuffix, &floor, &have_floor, &error);
       lines += WarmUp(*engine_, log, log.saved, have_floor ? &floor : nullptr);
     }
-    HandleIncidents();
+    engine_->Handle();
     warm_lines_ = engine_->stats().lines;
     if (lines > 0 && !opt_.once) {
       log_("warmed up the detectors with " + std::to_string(lines) +
@@ -407,8 +400,6 @@ class Daemon {
     return s;
   }
 
-  void HandleIncidents() { engine_->Handle(); }
-
   // One batch from each log; returns the number of lines processed.
   size_t Step(std::chrono::milliseconds wait) {
     size_t total = 0;
@@ -417,7 +408,7 @@ class Daemon {
       for (const FollowedLine& l : lines) engine_->Feed(l.text, log.source);
       total += lines.size();
       if (!lines.empty()) {
-        HandleIncidents();
+        engine_->Handle();
         SaveCheckpoint(log);
       }
       wait = std::chrono::milliseconds(0);  // only the first log waits
@@ -530,13 +521,7 @@ class Daemon {
   // The engine's counters plus those of the engines reloads replaced.
   EngineStats Totals() const {
     EngineStats t = engine_->stats();
-    t.lines += before_reload_.lines;
-    t.unparsed += before_reload_.unparsed;
-    t.incidents += before_reload_.incidents;
-    t.recorded += before_reload_.recorded;
-    t.cooldown += before_reload_.cooldown;
-    t.blocks += before_reload_.blocks;
-    t.errors += before_reload_.errors;
+    t += before_reload_;
     return t;
   }
 
@@ -597,7 +582,6 @@ class Daemon {
   uint64_t warm_lines_ = 0;                // lines the last warm-up fed
   EngineStats before_reload_;              // counters of the engines that reloads replaced
   std::unique_ptr<ArrivalLedger> ledger_;  // made at the first counted arrival
-  LedgerLimits ledger_limits_;
   std::unordered_map<std::string, std::string> uid_of_user_;  // U= name -> uid, bounded
   uint64_t reconciled_ = 0;
 };

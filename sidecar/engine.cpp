@@ -2,43 +2,25 @@
 
 #include "engine.h"
 
-#include <pwd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <fstream>
+
+#include "time_text.h"
+#include "users.h"
 
 namespace eg::sidecar {
 namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string IsoUtc(int64_t t) {
-  const time_t tt = static_cast<time_t>(t);
-  struct tm tm {};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-bool AllDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
 // A config key as the detectors see it: class uid keys by user name (see engine.h).
 PolicyKey ForDetectors(PolicyKey key) {
   if (key.klass != KeyClass::kUid) return key;
-  char buf[4096];
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  const auto uid = static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10));
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
-    key.text = found->pw_name;
-  }
+  std::string name = UserOfUid(static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10)));
+  if (!name.empty()) key.text = std::move(name);
   return key;
 }
 
@@ -48,15 +30,6 @@ std::string Lower(std::string s) {
 }
 
 }  // namespace
-
-std::string UidOfUser(const std::string& name) {
-  if (AllDigits(name)) return name;
-  char buf[4096];
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  if (getpwnam_r(name.c_str(), &pw, buf, sizeof buf, &found) != 0 || found == nullptr) return "";
-  return std::to_string(found->pw_uid);
-}
 
 bool ReadDomainsFile(const std::string& path, std::vector<std::string>* out, std::string* error) {
   out->clear();
@@ -112,7 +85,7 @@ Json IncidentToJson(const Incident& i) {
   j["class"] = i.key_class;
   j["rule"] = i.rule;
   j["time"] = i.time;
-  j["time_text"] = IsoUtc(i.time);
+  j["time_text"] = UtcTimeText(i.time);
   j["count"] = i.count;
   j["threshold"] = i.threshold;
   j["window_start"] = i.window_start;

@@ -34,6 +34,7 @@
 #ifndef EXIMGUARD_SIDECAR_ENGINE_H_
 #define EXIMGUARD_SIDECAR_ENGINE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -79,6 +80,19 @@ struct EngineStats {
   uint64_t blocks = 0;    // new blocks placed
   uint64_t errors = 0;    // store/publish failures
   int64_t last_time = 0;  // log time of the last parsed line
+
+  // Adds another engine's counters (the daemon keeps them across reloads); last_time: the later.
+  EngineStats& operator+=(const EngineStats& o) {
+    lines += o.lines;
+    unparsed += o.unparsed;
+    incidents += o.incidents;
+    recorded += o.recorded;
+    cooldown += o.cooldown;
+    blocks += o.blocks;
+    errors += o.errors;
+    last_time = std::max(last_time, o.last_time);
+    return *this;
+  }
 };
 
 // The detectors' settings for a config. `extra_whitelist` is the store's whitelist;
@@ -94,10 +108,6 @@ bool ReadDomainsFile(const std::string& path, std::vector<std::string>* out, std
 // The incident as JSON: key, class, rule, time (unix), time_text (UTC, ISO 8601), count,
 // threshold, window_start, window_end, ips, scripts, subjects, lines.
 nlohmann::ordered_json IncidentToJson(const Incident& incident);
-
-// The numeric uid (decimal text) of a user name, or "" when this host has no such user. A name
-// that is all digits is taken as a uid already.
-std::string UidOfUser(const std::string& name);
 
 class Engine {
  public:

@@ -21,6 +21,7 @@
 #include "progress.h"
 #include "publish.h"
 #include "state_store.h"
+#include "time_text.h"
 #include "verbs.h"
 
 namespace eg::sidecar {
@@ -28,18 +29,9 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string LocalTime(int64_t t) {
-  const time_t tt = static_cast<time_t>(t);
-  struct tm tm {};
-  localtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 // One incident as a line of text.
 std::string IncidentLine(const Incident& i) {
-  std::string s = LocalTime(i.time) + "  " + i.rule + "  " + i.key_class + " " + i.key + "  " +
+  std::string s = LocalTimeText(i.time) + "  " + i.rule + "  " + i.key_class + " " + i.key + "  " +
                   std::to_string(i.count) + " (threshold " + std::to_string(i.threshold) + ")";
   if (!i.ips.empty()) {
     s += "  ips";
@@ -201,8 +193,8 @@ int ReplayVerb(const std::string& config_path, bool config_named,
   return ok ? kExitOk : kExitFailure;
 }
 
-// The files that may hold lines of `date` (YYYY-MM-DD): the log itself and its rotations
-// (name.N, name.N.gz, name-*, name-*.gz), newest last.
+// The log itself and its rotations (name.N, name.N.gz, name-*, name-*.gz), in no particular
+// order: the merge (MergedFiles) puts their lines in time order.
 std::vector<std::string> RotatedFiles(const std::string& log) {
   std::vector<std::string> files;
   for (const std::string& pattern : {log + ".*", log + "-*"}) {
@@ -235,10 +227,10 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
     err << error << "\n";
     return kExitFailure;
   }
-  std::vector<std::string> files;
-  for (const std::string& f : RotatedFiles(config.exim_log)) files.push_back(f);
+  std::vector<std::string> files = RotatedFiles(config.exim_log);
   if (!config.dovecot_log.empty()) {
-    for (const std::string& f : RotatedFiles(config.dovecot_log)) files.push_back(f);
+    const std::vector<std::string> more = RotatedFiles(config.dovecot_log);
+    files.insert(files.end(), more.begin(), more.end());
   }
   if (files.empty()) {
     err << "rerun: no log files at " << config.exim_log << " or its rotations\n";

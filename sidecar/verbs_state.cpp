@@ -6,7 +6,6 @@
 // already sees them; a whitelist change also signals the running daemon (SIGHUP) so its
 // detectors see it.
 
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +23,8 @@
 #include "publish.h"
 #include "segment.h"
 #include "state_store.h"
+#include "time_text.h"
+#include "users.h"
 #include "verbs.h"
 
 namespace eg::sidecar {
@@ -33,16 +34,6 @@ using Json = nlohmann::ordered_json;
 
 int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
-}
-
-std::string LocalTime(int64_t t) {
-  if (t == 0) return "-";
-  const time_t tt = static_cast<time_t>(t);
-  struct tm tm {};
-  localtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
 }
 
 // Config + store, or every error written to err.
@@ -99,20 +90,10 @@ void TellDaemon(const Config& config, std::ostream& out) {
 
 // The name incidents use for a key: uid-class incidents are keyed by user name.
 std::vector<std::string> IncidentKeys(const PolicyKey& key) {
-  std::vector<std::string> keys = {key.text};
+  std::vector<std::string> keys = {key.text};  // sender keys: lowercased by ParseKey already
   if (key.klass == KeyClass::kUid) {
-    char buf[4096];
-    struct passwd pw {};
-    struct passwd* found = nullptr;
-    const auto uid = static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10));
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
-      keys.emplace_back(found->pw_name);
-    }
-  } else if (key.klass == KeyClass::kSender) {
-    std::string lower = key.text;
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (lower != key.text) keys.push_back(lower);
+    std::string name = UserOfUid(static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10)));
+    if (!name.empty()) keys.push_back(std::move(name));
   }
   return keys;
 }
@@ -140,15 +121,8 @@ std::string Pad(std::string s, size_t width) {
 }  // namespace
 
 std::string CliUser() {
-  std::string who = "cli:";
-  char buf[4096];
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
-    who += found->pw_name;
-  } else {
-    who += std::to_string(getuid());
-  }
+  const std::string name = UserOfUid(getuid());
+  std::string who = "cli:" + (name.empty() ? std::to_string(getuid()) : name);
   const char* sudo = std::getenv("SUDO_USER");
   if (sudo != nullptr && *sudo != '\0') who += std::string(" (sudo by ") + sudo + ")";
   return who;
@@ -213,13 +187,13 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
     return kExitOk;
   }
   if (list.empty()) {
-    out << "no incidents since " << LocalTime(from) << "\n";
+    out << "no incidents since " << LocalTimeText(from) << "\n";
     return kExitOk;
   }
   out << Pad("ID", 7) << Pad("TIME", 21) << Pad("RULE", 18) << Pad("CLASS", 7) << Pad("COUNT", 7)
       << "KEY  ACTION\n";
   for (const StoredIncident& i : list) {
-    out << Pad(std::to_string(i.id), 7) << Pad(LocalTime(i.time), 21) << Pad(i.rule, 18)
+    out << Pad(std::to_string(i.id), 7) << Pad(LocalTimeText(i.time), 21) << Pad(i.rule, 18)
         << Pad(i.key_class, 7) << Pad(std::to_string(i.count), 7) << i.key << "  " << i.action
         << "\n";
   }
@@ -260,7 +234,7 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
   }
   for (const StoredBlock& b : blocks) {
     if (b.key_class == key.klass && b.key == key.text) {
-      out << "  BLOCKED (" << b.kind << ") since " << LocalTime(b.since) << " by " << b.by
+      out << "  BLOCKED (" << b.kind << ") since " << LocalTimeText(b.since) << " by " << b.by
           << (b.reason.empty() ? "" : ": " + b.reason) << "\n    undo: eximguard unsuspend "
           << written << "\n";
     }
@@ -269,7 +243,7 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
     PolicyKey k;
     std::string why;
     if (ParsePolicyKey(w.key, &k, &why) && Identity(k) == id) {
-      out << "  whitelisted by " << w.added_by << " at " << LocalTime(w.time)
+      out << "  whitelisted by " << w.added_by << " at " << LocalTimeText(w.time)
           << (w.note.empty() ? "" : ": " + w.note) << "\n";
     }
   }
@@ -289,7 +263,7 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
       if (Identity(sk) != id) continue;
       found = true;
       out << "  now: " << s.minute << " in the last minute, " << s.hour << " in the last hour, "
-          << s.refused << " refused; last seen " << LocalTime(s.last_seen) << "\n";
+          << s.refused << " refused; last seen " << LocalTimeText(s.last_seen) << "\n";
     }
     if (!found) out << "  now: not counted in the last two hours\n";
   }
@@ -309,7 +283,8 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
     return kExitOk;
   }
   for (const StoredIncident& i : incidents) {
-    out << "  incident #" << i.id << " " << LocalTime(i.time) << " " << i.rule << ": " << i.count;
+    out << "  incident #" << i.id << " " << LocalTimeText(i.time) << " " << i.rule << ": "
+        << i.count;
     const Json ev = Json::parse(i.evidence_json, nullptr, false);
     if (ev.is_object() && ev.contains("threshold")) out << " (threshold " << ev["threshold"] << ")";
     out << "; action " << i.action << "\n";
@@ -416,7 +391,7 @@ int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::
   }
   out << Pad("CLASS", 7) << Pad("KIND", 17) << Pad("SINCE", 21) << Pad("BY", 16) << "KEY  REASON\n";
   for (const StoredBlock& b : blocks) {
-    out << Pad(KeyClassName(b.key_class), 7) << Pad(b.kind, 17) << Pad(LocalTime(b.since), 21)
+    out << Pad(KeyClassName(b.key_class), 7) << Pad(b.kind, 17) << Pad(LocalTimeText(b.since), 21)
         << Pad(b.by, 16) << b.key << "  " << b.reason << "\n";
   }
   for (const PolicyKey& k : l.config.blocklist) {
@@ -440,7 +415,7 @@ int WhitelistVerb(const std::string& config_path, const std::string& action,
     }
     for (const PolicyKey& k : l.config.whitelist) out << k.written << "  (config)\n";
     for (const WhitelistEntry& w : wl) {
-      out << w.key << "  (added by " << w.added_by << " at " << LocalTime(w.time)
+      out << w.key << "  (added by " << w.added_by << " at " << LocalTimeText(w.time)
           << (w.note.empty() ? "" : ": " + w.note) << ")\n";
     }
     if (wl.empty() && l.config.whitelist.empty()) out << "the whitelist is empty\n";
@@ -525,12 +500,12 @@ int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std
   }
   const Json& d = j["daemon"];
   if (d.is_object()) {
-    out << "  last status " << LocalTime(d.value("updated", int64_t{0})) << " ("
+    out << "  last status " << LocalTimeText(d.value("updated", int64_t{0})) << " ("
         << d.value("mode", "") << "): " << d.value("lines", uint64_t{0}) << " lines, "
         << d.value("unparsed", uint64_t{0}) << " not understood, "
         << d.value("recorded", uint64_t{0}) << " incidents recorded, "
         << d.value("errors", uint64_t{0}) << " errors; last log line of "
-        << LocalTime(d.value("last_log_time", int64_t{0})) << "\n";
+        << LocalTimeText(d.value("last_log_time", int64_t{0})) << "\n";
     if (d.contains("logs") && d["logs"].is_array()) {
       for (const auto& lg : d["logs"]) {
         out << "  " << lg.value("name", "") << " " << lg.value("path", "") << " at offset "

@@ -22,6 +22,7 @@
 
 #include "sidecar_test_util.h"
 #include "state_store.h"
+#include "time_text.h"
 
 namespace eg::sidecar {
 namespace {
@@ -30,15 +31,6 @@ using testing::CliResult;
 using testing::RunCli;
 using Json = nlohmann::ordered_json;
 using namespace std::chrono_literals;
-
-std::string Stamp(int64_t t) {
-  const time_t tt = static_cast<time_t>(t);
-  struct tm tm {};
-  localtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
 
 int64_t Base() {  // 2026-11-01 10:00:00 local time (more than a day ago)
   struct tm tm {};
@@ -55,7 +47,7 @@ std::string Arrival(int offset, const std::string& account, int n,
                     const std::string& ip = "198.51.100.7", const std::string& subject = "") {
   static int counter = 0;
   const int seq = ++counter;
-  std::string line = Stamp(Base() + offset) + " 1tABCD-" + std::to_string(100000 + seq) +
+  std::string line = LocalTimeText(Base() + offset) + " 1tABCD-" + std::to_string(100000 + seq) +
                      "-AB <= " + account + " H=(pc) [" + ip +
                      "]:5555 P=esmtpsa A=dovecot_login:" + account + " S=900 T=\"" +
                      (subject.empty() ? "note " + std::to_string(seq) : subject) + "\" for";
@@ -291,12 +283,12 @@ TEST_F(Daemon, RerunReadsTheDayFromGzipRotationsAndRecordsWhatWasMissed) {
     gzclose(gz);
   }
   Append(log_, Arrival(60, "today@v.example", 2));
-  CliResult r = RunCli({"rerun", "--config", config_path_, Stamp(Base()).substr(0, 10)});
+  CliResult r = RunCli({"rerun", "--config", config_path_, LocalTimeText(Base()).substr(0, 10)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(IncidentKeys(), (std::set<std::string>{"missed@v.example rate_per_minute",
                                                    "today@v.example rate_per_minute"}));
   EXPECT_NE(r.out.find("2 new"), std::string::npos) << r.out;
-  r = RunCli({"rerun", "--config", config_path_, Stamp(Base()).substr(0, 10)});
+  r = RunCli({"rerun", "--config", config_path_, LocalTimeText(Base()).substr(0, 10)});
   EXPECT_NE(r.out.find("0 new"), std::string::npos) << r.out;
   EXPECT_EQ(Incidents().size(), 2u);
   EXPECT_EQ(RunCli({"rerun", "--config", config_path_, "21.11.2026"}).exit_code, 2);
@@ -373,18 +365,18 @@ TEST_F(Daemon, ReplayScenarioEveryRuleFiresOnItsAbuserOnly) {
   for (int i = 0; i < 2; ++i)
     log += Arrival(400 + i * 120, "subj@v.example", 30, "198.51.100.4", "WIN");
   for (int i = 0; i < 5; ++i) {
-    log += Stamp(Base() + 600 + i) +
+    log += LocalTimeText(Base() + 600 + i) +
            " dovecot_login authenticator failed for (x) [203.0.113.66]:4000: 535 Incorrect "
            "authentication data (set_id=guess@v.example)\n";
   }
   // bounce storm: 24 recipients of one account, 20 bounce
   for (int i = 0; i < 24; ++i) {
     const std::string id = "1tBNCE-" + std::to_string(200000 + i) + "-AB";
-    log += Stamp(Base() + 900 + i * 10) + " " + id +
+    log += LocalTimeText(Base() + 900 + i * 10) + " " + id +
            " <= bounce@v.example H=(pc) [198.51.100.5]:5555 P=esmtpsa "
            "A=dovecot_login:bounce@v.example S=1 T=\"hi " +
            std::to_string(i) + "\" for u" + std::to_string(i) + "@far.example\n";
-    log += Stamp(Base() + 901 + i * 10) + " " + id + (i < 20 ? " ** " : " => ") + "u" +
+    log += LocalTimeText(Base() + 901 + i * 10) + " " + id + (i < 20 ? " ** " : " => ") + "u" +
            std::to_string(i) + "@far.example R=dnslookup T=remote_smtp" +
            (i < 20 ? ": SMTP error from remote mail server after RCPT TO: 550 No such user\n"
                    : " H=mx.far.example [192.0.2.99]\n");
@@ -480,7 +472,7 @@ TEST_F(Daemon, IncidentsAndWhyShowWhatHappenedWithTheEvidence) {
   EXPECT_EQ(inc[0]["evidence"]["subjects"], Json::array({"Cheap"}));
   r = RunCli({"incidents", "--config", config_path_});  // default: the last 24 hours
   EXPECT_NE(r.out.find("no incidents since"), std::string::npos) << r.out;
-  r = RunCli({"incidents", "--config", config_path_, "--since", Stamp(Base() - 60)});
+  r = RunCli({"incidents", "--config", config_path_, "--since", LocalTimeText(Base() - 60)});
   EXPECT_NE(r.out.find("rate_per_minute"), std::string::npos) << r.out;
   EXPECT_EQ(RunCli({"incidents", "--config", config_path_, "--since", "yesterday"}).exit_code, 2);
 
@@ -489,7 +481,7 @@ TEST_F(Daemon, IncidentsAndWhyShowWhatHappenedWithTheEvidence) {
   for (const std::string& want :
        std::vector<std::string>{"limits: 8/minute, 100/hour", "BLOCKED (block)", "by eximguard",
                                 "undo: eximguard unsuspend spam@v.example", "ips: 203.0.113.5",
-                                "subjects: Cheap", "| " + Stamp(Base()).substr(0, 10)}) {
+                                "subjects: Cheap", "| " + LocalTimeText(Base()).substr(0, 10)}) {
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
   }
   r = RunCli({"why", "--config", config_path_, "nobody@v.example"});
