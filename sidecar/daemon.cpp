@@ -89,6 +89,8 @@ class ActionWorker {
     cv_.notify_one();
     thread_.join();
   }
+  const std::vector<std::string>& argv() const { return argv_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
   void Push(std::string json) {
     {
       std::lock_guard lock(mu_);
@@ -263,10 +265,6 @@ class Daemon {
       err_ << error << "\n";
       return kFailure;
     }
-    if (!config_.actions.command.empty()) {
-      actions_ = std::make_unique<ActionWorker>(
-          config_.actions.command, std::chrono::seconds(config_.actions.timeout_seconds), &log_);
-    }
     if (!BuildEngine(&error) || !OpenLogs(&error)) {
       err_ << error << "\n";
       return kFailure;
@@ -303,14 +301,14 @@ class Daemon {
   bool BuildEngine(std::string* error) {
     std::vector<WhitelistEntry> wl;
     if (!store_->ListWhitelist(&wl, error)) return false;
-    std::vector<std::string> notes;
-    const std::vector<PolicyKey> extra = WhitelistKeys(wl, &notes);
+    const std::vector<PolicyKey> extra = WhitelistKeys(wl, nullptr);  // Publish() logs skips
     std::vector<std::string> domains;
     if (!ReadDomainsFile(config_.local_domains_file, &domains, error)) return false;
     EngineHooks hooks;
     hooks.store = store_.get();
     hooks.republish = [this](std::string* e) { return Publish(e); };
     hooks.log = [this](const std::string& line) { log_(line); };
+    SetUpActions();
     if (actions_) hooks.run_action = [this](std::string json) { actions_->Push(std::move(json)); };
     DetectorSettings settings = DetectorSettingsFromConfig(config_, extra, domains);
     if (!opt_.once) {   // only the daemon reconciles (two reconcilers would credit twice)
@@ -322,6 +320,16 @@ class Daemon {
     if (engine_) before_reload_ += engine_->stats();  // a reload: keep the old counters
     engine_ = std::make_unique<Engine>(config_, std::move(settings), std::move(hooks), parse);
     return true;
+  }
+
+  // The worker for actions.command, made or replaced when the command or its timeout changed
+  // (at start and on reload); none when no command is set.
+  void SetUpActions() {
+    const Actions& a = config_.actions;
+    const std::chrono::milliseconds timeout = std::chrono::seconds(a.timeout_seconds);
+    if (actions_ && actions_->argv() == a.command && actions_->timeout() == timeout) return;
+    actions_.reset();  // lets the old worker finish what it has queued
+    if (!a.command.empty()) actions_ = std::make_unique<ActionWorker>(a.command, timeout, &log_);
   }
 
   // The detectors' hook: arrivals the guard counted (authenticated or local) go to the ledger

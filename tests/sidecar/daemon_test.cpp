@@ -248,6 +248,28 @@ TEST_F(Daemon, OnlyOneFollowerAtATimeAndSighupReloads) {
   EXPECT_EQ(Stop(), 0);
 }
 
+TEST_F(Daemon, ACommandSetOnReloadRunsWithTheIncidentOnStdin) {
+  WriteConfig();
+  Start();
+  const std::string out = dir_.File("action.json");
+  WriteConfig({{"actions", {{"command", {"/bin/sh", "-c", "cat > " + out}}}}});
+  kill(pid_, SIGHUP);
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::ReadFile(dir_.File("daemon.err")).find("reloaded") != std::string::npos;
+  }));
+  std::string burst;
+  for (int i = 0; i < 5; ++i) burst += Arrival(i, "act@v.example", 2);
+  Append(log_, burst);
+  ASSERT_TRUE(WaitFor([&] {
+    const Json j = Json::parse(testing::ReadFile(out), nullptr, false);
+    return j.is_object() && j.value("key", "") == "act@v.example";
+  })) << testing::ReadFile(dir_.File("daemon.err"));
+  const Json j = Json::parse(testing::ReadFile(out));
+  EXPECT_EQ(j["rule"], "rate_per_minute");
+  EXPECT_EQ(j["action"], "block");
+  EXPECT_EQ(Stop(), 0);
+}
+
 // ---- run, skip, rerun ------------------------------------------------------------------------
 
 TEST_F(Daemon, RunProcessesOnlyNewLinesAndSkipJumpsToTheEnd) {
