@@ -108,7 +108,7 @@ bool OpenInputs(const std::vector<std::string>& files, MergedFiles* merged, std:
   return ok;
 }
 
-// Runs every line of `merged` through `engine`; `on_batch` sees the handled incidents.
+// Runs every line of `merged` through `engine`; `on_incidents` sees the handled incidents.
 template <typename OnIncidents>
 bool Pump(MergedFiles& merged, Engine& engine, const std::string& label, OnIncidents on_incidents,
           std::ostream& err, const std::function<bool(std::string_view)>& keep = nullptr) {
@@ -119,8 +119,11 @@ bool Pump(MergedFiles& merged, Engine& engine, const std::string& label, OnIncid
   while (MergedFiles::Input* in = merged.Next()) {
     if (!keep || keep(in->line)) engine.Feed(in->line, in->source);
     ++lines;
-    if ((lines & 1023) == 0) on_incidents(engine.Handle());
-    bar.Update(merged.BytesRead(), lines);
+    if ((lines & 1023) == 0) {
+      on_incidents(engine.Handle());
+      // Only now and then, and only for a terminal: BytesRead() is an lseek() per file.
+      if (bar.enabled()) bar.Update(merged.BytesRead(), lines);
+    }
     merged.Advance(*in);
   }
   on_incidents(engine.Handle());
