@@ -68,14 +68,93 @@ inline constexpr const char* kRuleNames[] = {"rate_per_minute", "rate_per_hour",
 bool IsRuleName(std::string_view name);
 
 // What the sidecar does on an incident (the key "actions").
+//
+// Each rule has a list of actions, run in this order whatever order they are written in:
+//   block                     the key is refused in the shared table (sender, cwd, uid keys)
+//   suspend_outgoing          cPanel: the mailbox may not send (UAPI Email::suspend_outgoing);
+//                             for a uid/cwd key or a cPanel account's own address, the account's
+//                             outgoing mail (WHM suspend_outgoing_email)
+//   hold_outgoing             likewise, but mail is queued and held (hold_outgoing[_email])
+//   suspend_login             cPanel: the mailbox may not log in (UAPI Email::suspend_login)
+//   suspend_account_outgoing  WHM: the owning cPanel account's outgoing mail is suspended
+//   hold_account_outgoing     WHM: the owning cPanel account's outgoing mail is held
+//   suspend_account           WHM suspendacct: the whole cPanel account
+//   freeze_queue              exim -Mf on the key's queued messages (sender keys)
+//   firewall                  actions.firewall_command once per source IP of the incident
+//   command                   actions.command with the incident as JSON on stdin
+// Actions that need something not configured (whm.token, firewall_command, command) are
+// skipped and the incident says so. WHM actions (suspend_*, hold_*) that run automatically count
+// toward max_auto_suspensions_per_hour; past it eximguard only blocks and notifies.
+inline constexpr const char* kActionNames[] = {
+    "block",        "suspend_outgoing", "hold_outgoing", "suspend_login",
+    "suspend_account_outgoing", "hold_account_outgoing", "suspend_account",
+    "freeze_queue", "firewall",         "command"};
+bool IsActionName(std::string_view name);
+
+struct RuleActions {
+  std::string rule;
+  std::vector<std::string> actions;  // names from kActionNames, in kActionNames order
+};
+
 struct Actions {
-  // Rules whose incidents block the key in the shared table (class sender, cwd or uid). The
-  // default is every rule but auth_failures: failed logins say someone is guessing a password,
-  // not that the account is sending spam, and blocking its mail would punish its owner.
-  std::vector<std::string> block = {"rate_per_minute", "rate_per_hour", "many_ips",
-                                    "many_logins",     "bounce_storm",  "repeated_subject"};
-  std::vector<std::string> command;  // argv of the custom action; empty: none
+  // Per rule (every rule of kRuleNames has a row). Defaults: rate_per_minute, rate_per_hour,
+  // many_ips, many_logins, bounce_storm, repeated_subject: block, hold_outgoing, command.
+  // auth_failures: firewall, command — failed logins say someone is guessing a password, not
+  // that the account sends spam, so its mail is not stopped.
+  std::vector<RuleActions> rules = DefaultRuleActions();
+  std::vector<std::string> command;           // argv of the custom action; empty: none
+  std::vector<std::string> firewall_command;  // argv; "{ip}" is replaced; empty: none
+  // argv prefix of Exim for freeze_queue ("-bp", "-Mf ID..." are appended).
+  std::vector<std::string> exim_command = {"/usr/sbin/exim"};
   uint32_t timeout_seconds = 10;
+  uint32_t max_auto_suspensions_per_hour = 10;
+
+  static std::vector<RuleActions> DefaultRuleActions();
+};
+
+// True when `rule`'s list has `action`.
+bool RuleHasAction(const Actions& actions, std::string_view rule, std::string_view action);
+
+// cPanel's WHM API (the key "whm").
+struct WhmSettings {
+  std::string url = "https://127.0.0.1:2087";
+  std::string token;  // secret; "" = no WHM actions
+  std::string user = "root";
+  std::string ca_file;     // PEM to trust (cPanel's self-signed certificate)
+  bool verify_tls = true;  // false only by an explicit opt-out
+  uint32_t timeout_seconds = 10;
+  uint32_t retries = 3;  // further attempts after a transient failure (timeout, 5xx)
+};
+
+// Where incidents and actions are told (the key "notify").
+struct NotifySettings {
+  std::vector<std::string> email;  // recipients; empty = no email
+  std::string sendmail = "/usr/sbin/sendmail";
+  std::string from;  // "" = eximguard@<hostname>
+  std::string webhook_url;  // "" = none; receives one JSON object per message
+  std::string webhook_ca_file;
+  // More than digest_after messages within digest_seconds become one digest per
+  // digest_seconds until the flood ends.
+  uint32_t digest_after = 5;
+  uint32_t digest_seconds = 60;
+};
+
+struct TelegramSettings {
+  std::string api_url = "https://api.telegram.org";
+  std::string token;                // secret; "" = no Telegram
+  std::vector<int64_t> admin_ids;   // user ids that may change state
+  std::string notify_chat_id;       // "" = no notifications to Telegram
+  std::string ca_file;
+  uint32_t poll_seconds = 30;  // getUpdates timeout (long polling)
+};
+
+struct SlackSettings {
+  std::string api_url = "https://slack.com/api";
+  std::string bot_token;  // secret, xoxb-...; "" = no Slack
+  std::string app_token;  // secret, xapp-... (Socket Mode); "" = notifications only
+  std::vector<std::string> admin_ids;  // Slack user ids that may change state
+  std::string notify_channel;          // "" = no notifications to Slack
+  std::string ca_file;
 };
 
 struct Config {
@@ -104,6 +183,12 @@ struct Config {
   uint32_t retention_days = 30;
   RuleSettings detectors;
   Actions actions;
+
+  // Acting and talking.
+  WhmSettings whm;
+  NotifySettings notify;
+  TelegramSettings telegram;
+  SlackSettings slack;
 };
 
 struct ConfigResult {
