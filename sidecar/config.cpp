@@ -282,6 +282,127 @@ Json ShowStrings(const std::vector<std::string>& list) {
   return out;
 }
 
+// ---- Sections of plain values (whm, notify, telegram, slack) -----------------------------
+
+// (c.*kSection).*kMember: a member of a sub-struct of Config.
+template <auto kSection, auto kMember>
+auto& MemberOf(Config& c) {
+  return (c.*kSection).*kMember;
+}
+template <auto kSection, auto kMember>
+Json ShowMember(const Config& c) {
+  return Json((c.*kSection).*kMember);
+}
+
+// A single-line string (no control characters).
+template <auto kSection, auto kMember>
+void ApplyText(const Json& v, Walk& w) {
+  std::string s;
+  if (!ReadString(v, w, &s)) return;
+  if (std::any_of(s.begin(), s.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    w.Fail("contains a control character");
+    return;
+  }
+  MemberOf<kSection, kMember>(w.config) = std::move(s);
+}
+
+// A secret: letters, digits and - _ : . only (it goes into a URL path or a header). The value
+// never appears in the message.
+template <auto kSection, auto kMember>
+void ApplySecret(const Json& v, Walk& w) {
+  if (!v.is_string()) {
+    w.Fail("expected a string");
+    return;
+  }
+  const std::string s = v.get<std::string>();
+  if (!std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ':' ||
+               c == '.';
+      })) {
+    w.Fail("may hold only letters, digits and - _ : . (value not shown)");
+    return;
+  }
+  MemberOf<kSection, kMember>(w.config) = s;
+}
+
+// An http:// or https:// URL without spaces; no trailing slash kept.
+template <auto kSection, auto kMember>
+void ApplyUrl(const Json& v, Walk& w) {
+  std::string s;
+  if (!ReadString(v, w, &s)) return;
+  const bool scheme = s.starts_with("https://") || s.starts_with("http://");
+  const bool clean = std::all_of(
+      s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
+  if (!scheme || !clean || s.size() > 2048 || s.find("://") + 3 == s.size()) {
+    w.Fail("expected an http:// or https:// URL, got " + Got(v));
+    return;
+  }
+  while (s.ends_with("/")) s.pop_back();
+  MemberOf<kSection, kMember>(w.config) = std::move(s);
+}
+
+// An absolute path, or "" for none.
+template <auto kSection, auto kMember>
+void ApplyOptionalPath(const Json& v, Walk& w) {
+  if (v == "") {
+    MemberOf<kSection, kMember>(w.config).clear();
+  } else {
+    ReadAbsolutePath(v, w, &MemberOf<kSection, kMember>(w.config));
+  }
+}
+
+template <auto kSection, auto kMember>
+void ApplyFlag(const Json& v, Walk& w) {
+  ReadBool(v, w, &MemberOf<kSection, kMember>(w.config));
+}
+
+template <auto kSection, auto kMember, uint32_t kLo, uint32_t kHi>
+void ApplyRange(const Json& v, Walk& w) {
+  const std::string expected = "expected " + std::to_string(kLo) + " to " + std::to_string(kHi);
+  ReadBounded(v, w, kLo, kHi, expected.c_str(), &MemberOf<kSection, kMember>(w.config));
+}
+
+// An argv whose program is an absolute path; `placeholder`, when given, must appear.
+void ReadArgv(const Json& v, Walk& w, std::vector<std::string>* out, const char* placeholder) {
+  ReadStringList(v, w, out, AnyString);
+  if (out->empty()) return;
+  if ((*out)[0].empty() || (*out)[0][0] != '/') {
+    w.Fail("the program (first element) must be an absolute path, got " + Quoted((*out)[0]));
+    return;
+  }
+  if (placeholder != nullptr && std::none_of(out->begin(), out->end(), [&](const std::string& a) {
+        return a.find(placeholder) != std::string::npos;
+      })) {
+    w.Fail(std::string("no argument holds ") + placeholder + " (where the IP goes)");
+  }
+}
+
+std::string ValidAction(const std::string& s) {
+  if (IsActionName(s)) return "";
+  std::string known;
+  for (const char* a : kActionNames) known += std::string(known.empty() ? "" : ", ") + a;
+  return "unknown action " + Quoted(s) + " (known: " + known + ")";
+}
+
+std::string ValidAddress(const std::string& s) {
+  const size_t at = s.find('@');
+  const bool ok = at != std::string::npos && at > 0 && at + 1 < s.size() && s.size() <= 254 &&
+                  std::all_of(s.begin(), s.end(), [](char c) {
+                    return static_cast<unsigned char>(c) > 0x20 && c != 0x7f && c != '<' &&
+                           c != '>' && c != ',' && c != '"';
+                  });
+  return ok ? "" : "expected an email address, got " + Quoted(s);
+}
+
+std::string ValidSlackId(const std::string& s) {
+  const bool ok = !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isupper(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c));
+  });
+  return ok ? "" : "expected a Slack user id such as \"U024BE7LH\", got " + Quoted(s);
+}
+
 // ---- The table of known keys ----------------------------------------------------------------
 
 enum class Shape : uint8_t {
@@ -296,7 +417,6 @@ struct Field {
   Json (*show)(const Config& c);          // the effective value; null: shown by its parent/leaves
 };
 
-// Later issues add whm.*, telegram.*, slack.* ... here.
 constexpr Field kFields[] = {
     {"shm_name", Shape::kValue,
      [](const Json& v, Walk& w) {
@@ -454,23 +574,169 @@ constexpr Field kFields[] = {
     {"detectors.cooldown_seconds", Shape::kValue, ApplyRuleCount<&RuleSettings::cooldown_seconds>,
      ShowRule<&RuleSettings::cooldown_seconds>},
     {"actions", Shape::kObject, nullptr, nullptr},
-    {"actions.block", Shape::kValue,
-     [](const Json& v, Walk& w) { ReadStringList(v, w, &w.config.actions.block, ValidRule); },
-     [](const Config& c) { return ShowStrings(c.actions.block); }},
-    {"actions.command", Shape::kValue,
+    {"actions.rules", Shape::kObject, nullptr,
+     [](const Config& c) {
+       Json map = Json::object();
+       for (const RuleActions& r : c.actions.rules) map[r.rule] = ShowStrings(r.actions);
+       return map;
+     }},
+    {"actions.rules.*", Shape::kValue,
      [](const Json& v, Walk& w) {
-       ReadStringList(v, w, &w.config.actions.command, AnyString);
-       const auto& cmd = w.config.actions.command;
-       if (!cmd.empty() && (cmd[0].empty() || cmd[0][0] != '/')) {
-         w.Fail("the program (first element) must be an absolute path, got " + Quoted(cmd[0]));
+       const std::string& rule = w.wild.at(0);
+       const std::string why = ValidRule(rule);
+       if (!why.empty()) {
+         w.Fail(why);
+         return;
+       }
+       std::vector<std::string> listed;
+       ReadStringList(v, w, &listed, ValidAction);
+       for (RuleActions& r : w.config.actions.rules) {
+         if (r.rule != rule) continue;
+         r.actions.clear();
+         for (const char* a : kActionNames) {  // kActionNames order: block first
+           if (std::find(listed.begin(), listed.end(), a) != listed.end()) r.actions.push_back(a);
+         }
        }
      },
+     nullptr},
+    {"actions.command", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadArgv(v, w, &w.config.actions.command, nullptr); },
      [](const Config& c) { return ShowStrings(c.actions.command); }},
+    {"actions.firewall_command", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadArgv(v, w, &w.config.actions.firewall_command, "{ip}"); },
+     [](const Config& c) { return ShowStrings(c.actions.firewall_command); }},
+    {"actions.exim_command", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadArgv(v, w, &w.config.actions.exim_command, nullptr);
+       if (w.config.actions.exim_command.empty()) w.Fail("expected at least the program");
+     },
+     [](const Config& c) { return ShowStrings(c.actions.exim_command); }},
+    {"actions.max_auto_suspensions_per_hour", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadBounded(v, w, 0, 100000, "expected 0 (never automatically) to 100000",
+                   &w.config.actions.max_auto_suspensions_per_hour);
+     },
+     [](const Config& c) { return Json(c.actions.max_auto_suspensions_per_hour); }},
     {"actions.timeout_seconds", Shape::kValue,
      [](const Json& v, Walk& w) {
        ReadBounded(v, w, 1, 600, "expected 1 to 600 seconds", &w.config.actions.timeout_seconds);
      },
      [](const Config& c) { return Json(c.actions.timeout_seconds); }},
+    {"whm", Shape::kObject, nullptr, nullptr},
+    {"whm.url", Shape::kValue, ApplyUrl<&Config::whm, &WhmSettings::url>,
+     ShowMember<&Config::whm, &WhmSettings::url>},
+    {"whm.token", Shape::kValue, ApplySecret<&Config::whm, &WhmSettings::token>,
+     ShowMember<&Config::whm, &WhmSettings::token>},
+    {"whm.user", Shape::kValue, ApplyText<&Config::whm, &WhmSettings::user>,
+     ShowMember<&Config::whm, &WhmSettings::user>},
+    {"whm.ca_file", Shape::kValue, ApplyOptionalPath<&Config::whm, &WhmSettings::ca_file>,
+     ShowMember<&Config::whm, &WhmSettings::ca_file>},
+    {"whm.verify_tls", Shape::kValue, ApplyFlag<&Config::whm, &WhmSettings::verify_tls>,
+     ShowMember<&Config::whm, &WhmSettings::verify_tls>},
+    {"whm.timeout_seconds", Shape::kValue,
+     ApplyRange<&Config::whm, &WhmSettings::timeout_seconds, 1, 300>,
+     ShowMember<&Config::whm, &WhmSettings::timeout_seconds>},
+    {"whm.retries", Shape::kValue, ApplyRange<&Config::whm, &WhmSettings::retries, 0, 10>,
+     ShowMember<&Config::whm, &WhmSettings::retries>},
+    {"notify", Shape::kObject, nullptr, nullptr},
+    {"notify.email", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadStringList(v, w, &w.config.notify.email, ValidAddress); },
+     [](const Config& c) { return ShowStrings(c.notify.email); }},
+    {"notify.sendmail", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadAbsolutePath(v, w, &w.config.notify.sendmail); },
+     ShowMember<&Config::notify, &NotifySettings::sendmail>},
+    {"notify.from", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       std::string s;
+       if (!ReadString(v, w, &s)) return;
+       const std::string why = s.empty() ? "" : ValidAddress(s);
+       if (!why.empty()) {
+         w.Fail(why);
+         return;
+       }
+       w.config.notify.from = s;
+     },
+     ShowMember<&Config::notify, &NotifySettings::from>},
+    {"notify.webhook_url", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       if (v == "") {
+         w.config.notify.webhook_url.clear();
+       } else {
+         ApplyUrl<&Config::notify, &NotifySettings::webhook_url>(v, w);
+       }
+     },
+     ShowMember<&Config::notify, &NotifySettings::webhook_url>},
+    {"notify.webhook_ca_file", Shape::kValue,
+     ApplyOptionalPath<&Config::notify, &NotifySettings::webhook_ca_file>,
+     ShowMember<&Config::notify, &NotifySettings::webhook_ca_file>},
+    {"notify.digest_after", Shape::kValue,
+     ApplyRange<&Config::notify, &NotifySettings::digest_after, 1, 1000>,
+     ShowMember<&Config::notify, &NotifySettings::digest_after>},
+    {"notify.digest_seconds", Shape::kValue,
+     ApplyRange<&Config::notify, &NotifySettings::digest_seconds, 10, 3600>,
+     ShowMember<&Config::notify, &NotifySettings::digest_seconds>},
+    {"telegram", Shape::kObject, nullptr, nullptr},
+    {"telegram.api_url", Shape::kValue, ApplyUrl<&Config::telegram, &TelegramSettings::api_url>,
+     ShowMember<&Config::telegram, &TelegramSettings::api_url>},
+    {"telegram.token", Shape::kValue, ApplySecret<&Config::telegram, &TelegramSettings::token>,
+     ShowMember<&Config::telegram, &TelegramSettings::token>},
+    {"telegram.admin_ids", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       if (!v.is_array()) {
+         w.Fail("expected a list of Telegram user ids (integers), got " + Got(v));
+         return;
+       }
+       w.config.telegram.admin_ids.clear();
+       for (size_t i = 0; i < v.size(); ++i) {
+         if (!v[i].is_number_integer()) {
+           w.FailAt(w.Where() + "[" + std::to_string(i) + "]",
+                    "expected a Telegram user id (an integer), got " + Got(v[i]));
+           continue;
+         }
+         w.config.telegram.admin_ids.push_back(v[i].get<int64_t>());
+       }
+     },
+     ShowMember<&Config::telegram, &TelegramSettings::admin_ids>},
+    {"telegram.notify_chat_id", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       if (v.is_number_integer()) {
+         w.config.telegram.notify_chat_id = std::to_string(v.get<int64_t>());
+         return;
+       }
+       std::string s;
+       if (!ReadString(v, w, &s)) return;
+       const bool id = !s.empty() && (s[0] == '@' || s[0] == '-' || std::isdigit(static_cast<unsigned char>(s[0]))) &&
+                       std::all_of(s.begin() + 1, s.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                       });
+       if (!s.empty() && !id) {
+         w.Fail("expected a chat id (an integer) or @channelname, got " + Got(v));
+         return;
+       }
+       w.config.telegram.notify_chat_id = s;
+     },
+     ShowMember<&Config::telegram, &TelegramSettings::notify_chat_id>},
+    {"telegram.ca_file", Shape::kValue,
+     ApplyOptionalPath<&Config::telegram, &TelegramSettings::ca_file>,
+     ShowMember<&Config::telegram, &TelegramSettings::ca_file>},
+    {"telegram.poll_seconds", Shape::kValue,
+     ApplyRange<&Config::telegram, &TelegramSettings::poll_seconds, 1, 50>,
+     ShowMember<&Config::telegram, &TelegramSettings::poll_seconds>},
+    {"slack", Shape::kObject, nullptr, nullptr},
+    {"slack.api_url", Shape::kValue, ApplyUrl<&Config::slack, &SlackSettings::api_url>,
+     ShowMember<&Config::slack, &SlackSettings::api_url>},
+    {"slack.bot_token", Shape::kValue, ApplySecret<&Config::slack, &SlackSettings::bot_token>,
+     ShowMember<&Config::slack, &SlackSettings::bot_token>},
+    {"slack.app_token", Shape::kValue, ApplySecret<&Config::slack, &SlackSettings::app_token>,
+     ShowMember<&Config::slack, &SlackSettings::app_token>},
+    {"slack.admin_ids", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadStringList(v, w, &w.config.slack.admin_ids, ValidSlackId); },
+     [](const Config& c) { return ShowStrings(c.slack.admin_ids); }},
+    {"slack.notify_channel", Shape::kValue,
+     ApplyText<&Config::slack, &SlackSettings::notify_channel>,
+     ShowMember<&Config::slack, &SlackSettings::notify_channel>},
+    {"slack.ca_file", Shape::kValue, ApplyOptionalPath<&Config::slack, &SlackSettings::ca_file>,
+     ShowMember<&Config::slack, &SlackSettings::ca_file>},
 };
 
 std::vector<std::string> Split(std::string_view path) {
@@ -677,6 +943,33 @@ struct DuplicateFinder {
 bool IsRuleName(std::string_view name) {
   for (const char* r : kRuleNames) {
     if (name == r) return true;
+  }
+  return false;
+}
+
+bool IsActionName(std::string_view name) {
+  for (const char* a : kActionNames) {
+    if (name == a) return true;
+  }
+  return false;
+}
+
+std::vector<RuleActions> Actions::DefaultRuleActions() {
+  std::vector<RuleActions> rules;
+  for (const char* r : kRuleNames) {
+    if (std::string_view(r) == "auth_failures") {
+      rules.push_back({r, {"firewall", "command"}});
+    } else {
+      rules.push_back({r, {"block", "hold_outgoing", "command"}});
+    }
+  }
+  return rules;
+}
+
+bool RuleHasAction(const Actions& actions, std::string_view rule, std::string_view action) {
+  for (const RuleActions& r : actions.rules) {
+    if (r.rule == rule)
+      return std::find(r.actions.begin(), r.actions.end(), action) != r.actions.end();
   }
   return false;
 }

@@ -85,10 +85,16 @@ bool IsRuleName(std::string_view name);
 // Actions that need something not configured (whm.token, firewall_command, command) are
 // skipped and the incident says so. WHM actions (suspend_*, hold_*) that run automatically count
 // toward max_auto_suspensions_per_hour; past it eximguard only blocks and notifies.
-inline constexpr const char* kActionNames[] = {
-    "block",        "suspend_outgoing", "hold_outgoing", "suspend_login",
-    "suspend_account_outgoing", "hold_account_outgoing", "suspend_account",
-    "freeze_queue", "firewall",         "command"};
+inline constexpr const char* kActionNames[] = {"block",
+                                               "suspend_outgoing",
+                                               "hold_outgoing",
+                                               "suspend_login",
+                                               "suspend_account_outgoing",
+                                               "hold_account_outgoing",
+                                               "suspend_account",
+                                               "freeze_queue",
+                                               "firewall",
+                                               "command"};
 bool IsActionName(std::string_view name);
 
 struct RuleActions {
@@ -130,7 +136,7 @@ struct WhmSettings {
 struct NotifySettings {
   std::vector<std::string> email;  // recipients; empty = no email
   std::string sendmail = "/usr/sbin/sendmail";
-  std::string from;  // "" = eximguard@<hostname>
+  std::string from;         // "" = eximguard@<hostname>
   std::string webhook_url;  // "" = none; receives one JSON object per message
   std::string webhook_ca_file;
   // More than digest_after messages within digest_seconds become one digest per
@@ -141,17 +147,17 @@ struct NotifySettings {
 
 struct TelegramSettings {
   std::string api_url = "https://api.telegram.org";
-  std::string token;                // secret; "" = no Telegram
-  std::vector<int64_t> admin_ids;   // user ids that may change state
-  std::string notify_chat_id;       // "" = no notifications to Telegram
+  std::string token;               // secret; "" = no Telegram
+  std::vector<int64_t> admin_ids;  // user ids that may change state
+  std::string notify_chat_id;      // "" = no notifications to Telegram
   std::string ca_file;
   uint32_t poll_seconds = 30;  // getUpdates timeout (long polling)
 };
 
 struct SlackSettings {
   std::string api_url = "https://slack.com/api";
-  std::string bot_token;  // secret, xoxb-...; "" = no Slack
-  std::string app_token;  // secret, xapp-... (Socket Mode); "" = notifications only
+  std::string bot_token;               // secret, xoxb-...; "" = no Slack
+  std::string app_token;               // secret, xapp-... (Socket Mode); "" = notifications only
   std::vector<std::string> admin_ids;  // Slack user ids that may change state
   std::string notify_channel;          // "" = no notifications to Slack
   std::string ca_file;

@@ -11,7 +11,7 @@
 //     1. a row in the state store (RecordIncident with the cooldown: one incident per key and
 //        rule per detectors.cooldown_seconds of LOG time, so re-reading lines after a crash, a
 //        `rerun` of a day already seen, or the warm-up after a restart records nothing twice);
-//     2. if the rule is in actions.block, the key has a table class (sender, cwd, uid) and
+//     2. if actions.rules.<rule> has block, the key has a table class (sender, cwd, uid) and
 //        notify_only is off: a block, added in the same transaction; after the batch, one
 //        hooks.republish() for all its new blocks, so the next RCPT is refused inline;
 //     3. hooks.run_action(json) when actions.command is set (the daemon queues it to a worker);

@@ -45,10 +45,10 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
-  long status = 0;        // the HTTP status; 0 when no answer came
-  std::string body;       // the answer's body
-  std::string error;      // "" = an HTTP answer came (whatever its status); else why not
-  bool timed_out = false; // the error was a timeout (worth retrying)
+  long status = 0;         // the HTTP status; 0 when no answer came
+  std::string body;        // the answer's body
+  std::string error;       // "" = an HTTP answer came (whatever its status); else why not
+  bool timed_out = false;  // the error was a timeout (worth retrying)
 };
 
 HttpResponse HttpSend(const HttpRequest& request);

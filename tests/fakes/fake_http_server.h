@@ -5,8 +5,8 @@
 // SUMMARY
 //   FakeHttpServer server({.tls = true});   // makes a throw-away CA + localhost certificate
 //   server.Handle([](const FakeRequest& r) {
-//     if (r.path == "/json-api/suspendacct") return FakeResponse{200, R"({"metadata":{"result":1}})"};
-//     return FakeResponse{404, "{}"};
+//     if (r.path == "/json-api/suspendacct") return FakeResponse{200,
+//     R"({"metadata":{"result":1}})"}; return FakeResponse{404, "{}"};
 //   });
 //   req.url = server.url() + "/json-api/...";  req.ca_file = server.ca_file();
 //   ... server.requests() lists every request received, in order.
@@ -35,11 +35,11 @@
 namespace eg::testing {
 
 struct FakeRequest {
-  std::string method;                         // "GET", "POST"
-  std::string target;                         // path and query as sent
-  std::string path;                           // target without the query
-  std::map<std::string, std::string> query;   // decoded query parameters (last one wins)
-  std::map<std::string, std::string> headers; // names lowercased
+  std::string method;                          // "GET", "POST"
+  std::string target;                          // path and query as sent
+  std::string path;                            // target without the query
+  std::map<std::string, std::string> query;    // decoded query parameters (last one wins)
+  std::map<std::string, std::string> headers;  // names lowercased
   std::string body;
 };
 
@@ -64,7 +64,7 @@ class FakeHttpServer {
 
   void Handle(std::function<FakeResponse(const FakeRequest&)> handler);
   uint16_t port() const;
-  std::string url() const;  // "https://127.0.0.1:PORT" or "http://127.0.0.1:PORT"
+  std::string url() const;                // "https://127.0.0.1:PORT" or "http://127.0.0.1:PORT"
   std::string ca_file() const;            // tls only
   std::string untrusted_ca_file() const;  // tls only
   std::vector<FakeRequest> requests() const;

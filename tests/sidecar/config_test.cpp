@@ -284,7 +284,7 @@ TEST(ConfigValidation, ReportsEveryErrorInFileOrder) {
     "overrides": { "": {"per_minute": 1}, "big@example.com": {"per_minute": [] } },
     "whitelist": ["ok@example.com", "", "/home/u/x/"],
     "blocklist": ["OK@example.com", "uid:x", "/home/u/x"],
-    "telegram": {}
+    "telegrm": {}
   })");
   EXPECT_EQ(
       errors,
@@ -300,7 +300,7 @@ TEST(ConfigValidation, ReportsEveryErrorInFileOrder) {
           E(R"(overrides."big@example.com".per_minute: expected a non-negative integer, got [])"),
           E("whitelist[1]: empty key"),
           E("blocklist[1]: expected uid:N with N a decimal uid"),
-          E("telegram: unknown key"),
+          E(R"(telegrm: unknown key (did you mean "telegram"?))"),
           E(R"(blocklist[0]: "OK@example.com" is also whitelisted (whitelist[0]))"),
           E(R"(blocklist[2]: "/home/u/x" is also whitelisted (whitelist[2]))"),
       }));
@@ -484,25 +484,44 @@ TEST(PolicyKey, IdentityMatchesTheTablesNotionOfSameKey) {
 
 TEST(ConfigShow, DefaultsAreFilledInInTableOrder) {
   const Config c = Valid("{}");
-  const std::string expected = R"({"shm_name":"/eximguard","state_dir":"/var/lib/eximguard",)"
-                               R"("exim_log":"/var/log/exim_mainlog","exim_group":")" +
-                               DefaultEximGroup() +
-                               R"(","capacity":65536,"policy_capacity":16384,"dry_run":false,)"
-                               R"("fail_mode":"open","limits":{"sender":{"per_minute":8,)"
-                               R"("per_hour":100},"cwd":{"per_minute":5,"per_hour":60},)"
-                               R"("uid":{"per_minute":20,"per_hour":300}},"overrides":{},)"
-                               R"("whitelist":[],"blocklist":[],"dovecot_log":"",)"
-                               R"("log_utc":false,"count_internal":false,"local_domains":[],)"
-                               R"("local_domains_file":"/etc/localdomains","notify_only":false,)"
-                               R"("retention_days":30,"detectors":{"max_ips_per_hour":3,)"
-                               R"("ignore_loopback_ips":true,"max_logins_per_hour":100,)"
-                               R"("auth_failures":5,"auth_failure_seconds":300,)"
-                               R"("bounce_min_recipients":20,"bounce_percent":50,)"
-                               R"("repeated_subject_recipients":50,)"
-                               R"("repeated_subject_min_messages":2,"cooldown_seconds":3600},)"
-                               R"("actions":{"block":["rate_per_minute","rate_per_hour",)"
-                               R"("many_ips","many_logins","bounce_storm","repeated_subject"],)"
-                               R"("command":[],"timeout_seconds":10}})";
+  const std::string expected =
+      R"({"shm_name":"/eximguard","state_dir":"/var/lib/eximguard",)"
+      R"("exim_log":"/var/log/exim_mainlog","exim_group":")" +
+      DefaultEximGroup() +
+      R"(","capacity":65536,"policy_capacity":16384,"dry_run":false,)"
+      R"("fail_mode":"open","limits":{"sender":{"per_minute":8,)"
+      R"("per_hour":100},"cwd":{"per_minute":5,"per_hour":60},)"
+      R"("uid":{"per_minute":20,"per_hour":300}},"overrides":{},)"
+      R"("whitelist":[],"blocklist":[],"dovecot_log":"",)"
+      R"("log_utc":false,"count_internal":false,"local_domains":[],)"
+      R"("local_domains_file":"/etc/localdomains","notify_only":false,)"
+      R"("retention_days":30,"detectors":{"max_ips_per_hour":3,)"
+      R"("ignore_loopback_ips":true,"max_logins_per_hour":100,)"
+      R"("auth_failures":5,"auth_failure_seconds":300,)"
+      R"("bounce_min_recipients":20,"bounce_percent":50,)"
+      R"("repeated_subject_recipients":50,)"
+      R"("repeated_subject_min_messages":2,"cooldown_seconds":3600},)"
+      R"("actions":{"rules":{)"
+      R"("rate_per_minute":["block","hold_outgoing","command"],)"
+      R"("rate_per_hour":["block","hold_outgoing","command"],)"
+      R"("many_ips":["block","hold_outgoing","command"],)"
+      R"("many_logins":["block","hold_outgoing","command"],)"
+      R"("auth_failures":["firewall","command"],)"
+      R"("bounce_storm":["block","hold_outgoing","command"],)"
+      R"("repeated_subject":["block","hold_outgoing","command"]},)"
+      R"("command":[],"firewall_command":[],)"
+      R"("exim_command":["/usr/sbin/exim"],)"
+      R"("max_auto_suspensions_per_hour":10,"timeout_seconds":10},)"
+      R"("whm":{"url":"https://127.0.0.1:2087","token":"","user":"root",)"
+      R"("ca_file":"","verify_tls":true,"timeout_seconds":10,"retries":3},)"
+      R"("notify":{"email":[],"sendmail":"/usr/sbin/sendmail","from":"",)"
+      R"("webhook_url":"","webhook_ca_file":"","digest_after":5,)"
+      R"("digest_seconds":60},)"
+      R"("telegram":{"api_url":"https://api.telegram.org","token":"",)"
+      R"("admin_ids":[],"notify_chat_id":"","ca_file":"",)"
+      R"("poll_seconds":30},)"
+      R"("slack":{"api_url":"https://slack.com/api","bot_token":"",)"
+      R"("app_token":"","admin_ids":[],"notify_channel":"","ca_file":""}})";
   EXPECT_EQ(ConfigToJson(c).dump(), expected);
 }
 
@@ -510,8 +529,8 @@ TEST(ConfigEngine, EngineKeysAreReadAndChecked) {
   const Config c = Valid(R"({"dovecot_log": "/var/log/dovecot.log", "count_internal": true,
       "local_domains": ["Example.COM"], "notify_only": true, "retention_days": 7,
       "detectors": {"max_ips_per_hour": 5, "bounce_percent": 70, "cooldown_seconds": 600},
-      "actions": {"block": ["rate_per_hour"], "command": ["/usr/local/bin/on-incident", "-v"],
-                  "timeout_seconds": 30}})");
+      "actions": {"rules": {"rate_per_hour": ["command", "block"]},
+                  "command": ["/usr/local/bin/on-incident", "-v"], "timeout_seconds": 30}})");
   EXPECT_EQ(c.dovecot_log, "/var/log/dovecot.log");
   EXPECT_TRUE(c.count_internal);
   EXPECT_EQ(c.local_domains, std::vector<std::string>{"example.com"});
@@ -520,8 +539,12 @@ TEST(ConfigEngine, EngineKeysAreReadAndChecked) {
   EXPECT_EQ(c.detectors.max_ips_per_hour, 5u);
   EXPECT_EQ(c.detectors.bounce_percent, 70u);
   EXPECT_EQ(c.detectors.cooldown_seconds, 600u);
-  EXPECT_EQ(c.detectors.auth_failures, 5u);  // untouched: the default
-  EXPECT_EQ(c.actions.block, std::vector<std::string>{"rate_per_hour"});
+  EXPECT_EQ(c.detectors.auth_failures, 5u);                           // untouched: the default
+  EXPECT_TRUE(RuleHasAction(c.actions, "rate_per_hour", "block"));    // written order normalized:
+  EXPECT_TRUE(RuleHasAction(c.actions, "rate_per_hour", "command"));  // block first
+  EXPECT_FALSE(RuleHasAction(c.actions, "rate_per_hour", "hold_outgoing"));
+  EXPECT_TRUE(RuleHasAction(c.actions, "rate_per_minute", "hold_outgoing"));  // default kept
+  EXPECT_FALSE(RuleHasAction(c.actions, "auth_failures", "block"));
   EXPECT_EQ(c.actions.command.size(), 2u);
   EXPECT_EQ(c.actions.timeout_seconds, 30u);
 }
@@ -529,7 +552,8 @@ TEST(ConfigEngine, EngineKeysAreReadAndChecked) {
 TEST(ConfigEngine, BadEngineKeysNameTheKeyAndTheReason) {
   const ConfigResult r = ParseConfig(
       R"({"retention_days": 0, "detectors": {"bounce_percent": 100, "max_ips": 3},
-          "actions": {"block": ["rate_per_day"], "command": ["on-incident"],
+          "actions": {"rules": {"rate_per_day": ["block"], "many_ips": ["nuke"]},
+                      "command": ["on-incident"],
                       "timeout_seconds": 0},
           "local_domains": ["bad domain"], "dovecot_log": "relative.log"})",
       "/etc/eg.json");
@@ -537,9 +561,12 @@ TEST(ConfigEngine, BadEngineKeysNameTheKeyAndTheReason) {
       "config /etc/eg.json: retention_days: expected 1 to 3650 days, got 0",
       "config /etc/eg.json: detectors.bounce_percent: expected a percentage from 0 to 99, got 100",
       "config /etc/eg.json: detectors.max_ips: unknown key",
-      "config /etc/eg.json: actions.block[0]: unknown rule \"rate_per_day\" (known: "
+      "config /etc/eg.json: actions.rules.rate_per_day: unknown rule \"rate_per_day\" (known: "
       "rate_per_minute, rate_per_hour, many_ips, many_logins, auth_failures, bounce_storm, "
       "repeated_subject)",
+      "config /etc/eg.json: actions.rules.many_ips[0]: unknown action \"nuke\" (known: block, "
+      "suspend_outgoing, hold_outgoing, suspend_login, suspend_account_outgoing, "
+      "hold_account_outgoing, suspend_account, freeze_queue, firewall, command)",
       "config /etc/eg.json: actions.command: the program (first element) must be an absolute "
       "path, got \"on-incident\"",
       "config /etc/eg.json: actions.timeout_seconds: expected 1 to 600 seconds, got 0",
@@ -579,6 +606,66 @@ TEST(ConfigShow, SecretKeyNames) {
        {"tokens", "token_file", "user", "secretary", "base_url", "", "_tokenx"}) {
     EXPECT_FALSE(IsSecretKey(name)) << name;
   }
+}
+
+TEST(ConfigTalk, WhmNotifyTelegramSlackAreReadAndChecked) {
+  const Config c = Valid(R"({
+    "whm": {"url": "https://server.example.com:2087/", "token": "ABC123DEF", "user": "reseller",
+            "ca_file": "/etc/eximguard/whm.pem", "verify_tls": true, "retries": 5},
+    "notify": {"email": ["ops@example.com"], "webhook_url": "https://hooks.example.com/x",
+               "digest_after": 3, "digest_seconds": 120},
+    "telegram": {"token": "123456:AAH-x_y", "admin_ids": [111, -222], "notify_chat_id": -1001234},
+    "slack": {"bot_token": "xoxb-1-2", "app_token": "xapp-1-A", "admin_ids": ["U024BE7LH"],
+              "notify_channel": "C123"},
+    "actions": {"firewall_command": ["/usr/sbin/csf", "-d", "{ip}", "eximguard"],
+                "max_auto_suspensions_per_hour": 0}})");
+  EXPECT_EQ(c.whm.url, "https://server.example.com:2087");  // trailing slash dropped
+  EXPECT_EQ(c.whm.token, "ABC123DEF");
+  EXPECT_EQ(c.whm.user, "reseller");
+  EXPECT_EQ(c.whm.retries, 5u);
+  EXPECT_EQ(c.notify.email, std::vector<std::string>{"ops@example.com"});
+  EXPECT_EQ(c.notify.digest_after, 3u);
+  EXPECT_EQ(c.telegram.admin_ids, (std::vector<int64_t>{111, -222}));
+  EXPECT_EQ(c.telegram.notify_chat_id, "-1001234");
+  EXPECT_EQ(c.slack.admin_ids, std::vector<std::string>{"U024BE7LH"});
+  EXPECT_EQ(c.actions.firewall_command.size(), 4u);
+  EXPECT_EQ(c.actions.max_auto_suspensions_per_hour, 0u);
+
+  // `config show` masks every token.
+  nlohmann::ordered_json shown = ConfigToJson(c);
+  MaskSecrets(shown);
+  const std::string text = shown.dump();
+  for (const char* secret : {"ABC123DEF", "123456:AAH", "xoxb-1-2", "xapp-1-A"}) {
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret;
+  }
+  EXPECT_EQ(shown["whm"]["token"], "********");
+}
+
+TEST(ConfigTalk, BadValuesNameTheKeyAndNeverShowASecret) {
+  const ConfigResult r = ParseConfig(R"({
+    "whm": {"url": "ftp://x", "token": "abc def/../SECRETVALUE", "timeout_seconds": 0},
+    "notify": {"email": ["not-an-address"], "webhook_url": "hooks.example.com"},
+    "telegram": {"admin_ids": ["111"], "notify_chat_id": "chat room"},
+    "slack": {"admin_ids": ["alice"]},
+    "actions": {"firewall_command": ["/usr/sbin/csf", "-d"]}})",
+                                     "/etc/eg.json");
+  const std::vector<std::string> want = {
+      "config /etc/eg.json: whm.url: expected an http:// or https:// URL, got \"ftp://x\"",
+      "config /etc/eg.json: whm.token: may hold only letters, digits and - _ : . (value not shown)",
+      "config /etc/eg.json: whm.timeout_seconds: expected 1 to 300, got 0",
+      "config /etc/eg.json: notify.email[0]: expected an email address, got \"not-an-address\"",
+      "config /etc/eg.json: notify.webhook_url: expected an http:// or https:// URL, got "
+      "\"hooks.example.com\"",
+      "config /etc/eg.json: telegram.admin_ids[0]: expected a Telegram user id (an integer), got "
+      "\"111\"",
+      "config /etc/eg.json: telegram.notify_chat_id: expected a chat id (an integer) or "
+      "@channelname, got \"chat room\"",
+      "config /etc/eg.json: slack.admin_ids[0]: expected a Slack user id such as \"U024BE7LH\", "
+      "got \"alice\"",
+      "config /etc/eg.json: actions.firewall_command: no argument holds {ip} (where the IP goes)",
+  };
+  EXPECT_EQ(r.errors, want);
+  for (const std::string& e : r.errors) EXPECT_EQ(e.find("SECRETVALUE"), std::string::npos);
 }
 
 TEST(ConfigShow, MaskSecretsAtAnyDepth) {

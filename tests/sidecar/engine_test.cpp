@@ -139,8 +139,10 @@ TEST_F(EngineTest, RulesNotInActionsBlockAndIpKeysAreNotBlocked) {
   }
   EXPECT_TRUE(Blocks().empty());
 
-  // Listing the rule in actions.block blocks the account (the IP still has no table key).
-  config_.actions.block.push_back("auth_failures");
+  // Listing block for the rule blocks the account (the IP still has no table key).
+  for (RuleActions& r : config_.actions.rules) {
+    if (r.rule == "auth_failures") r.actions.insert(r.actions.begin(), "block");
+  }
   config_.detectors.cooldown_seconds = 0;
   Engine blocking = Make();
   for (int s = 0; s < 5; ++s) {
