@@ -150,12 +150,12 @@ int main(int argc, char** argv) {
     }
     if (*incidents) return IncidentsVerb(config_path, since, json, out, err);
     if (*why) return WhyVerb(config_path, key, out, err);
-    if (*suspend) return SuspendVerb(config_path, key, reason, out, err);
-    if (*unsuspend) return UnsuspendVerb(config_path, key, out, err);
+    if (*suspend) return SuspendVerb(config_path, key, reason, CliUser(), out, err);
+    if (*unsuspend) return UnsuspendVerb(config_path, key, CliUser(), out, err);
     if (*list) return ListVerb(config_path, json, out, err);
-    if (*wl_add) return WhitelistVerb(config_path, "add", key, note, out, err);
-    if (*wl_remove) return WhitelistVerb(config_path, "remove", key, note, out, err);
-    if (*wl_list) return WhitelistVerb(config_path, "list", key, note, out, err);
+    if (*wl_add) return WhitelistVerb(config_path, "add", key, note, CliUser(), out, err);
+    if (*wl_remove) return WhitelistVerb(config_path, "remove", key, note, CliUser(), out, err);
+    if (*wl_list) return WhitelistVerb(config_path, "list", key, note, CliUser(), out, err);
     if (*top) return TopVerb(config_path, rows, json, out, err);
     if (*status) return StatusVerb(config_path, json, out, err);
     if (*check) return ConfigCheckVerb(config_path, out, err);

@@ -56,15 +56,18 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
 int WhyVerb(const std::string& config_path, const std::string& key, std::ostream& out,
             std::ostream& err);
 // `suspend KEY` / `unsuspend KEY`: a block in the store and, at once, in the shared table.
+// `who` goes to the audit trail: CliUser() from the command line, "telegram:ID" / "slack:ID"
+// from the bots.
 int SuspendVerb(const std::string& config_path, const std::string& key, const std::string& reason,
-                std::ostream& out, std::ostream& err);
-int UnsuspendVerb(const std::string& config_path, const std::string& key, std::ostream& out,
-                  std::ostream& err);
+                const std::string& who, std::ostream& out, std::ostream& err);
+int UnsuspendVerb(const std::string& config_path, const std::string& key, const std::string& who,
+                  std::ostream& out, std::ostream& err);
 // `list`: blocked keys (the store's and the config's blocklist).
 int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err);
 // `whitelist add|remove KEY`, `whitelist list`.
 int WhitelistVerb(const std::string& config_path, const std::string& action, const std::string& key,
-                  const std::string& note, std::ostream& out, std::ostream& err);
+                  const std::string& note, const std::string& who, std::ostream& out,
+                  std::ostream& err);
 // `status`: is the daemon following, its last counters, the table's totals, recent incidents.
 int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err);
 

@@ -306,7 +306,8 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
 }
 
 int SuspendVerb(const std::string& config_path, const std::string& written,
-                const std::string& reason, std::ostream& out, std::ostream& err) {
+                const std::string& reason, const std::string& who, std::ostream& out,
+                std::ostream& err) {
   PolicyKey key;
   if (!ParseKey(written, &key, err)) return kExitUsage;
   Loaded l;
@@ -316,7 +317,7 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
   b.key_class = key.klass;
   b.kind = kBlockKindBlock;
   b.since = Now();
-  b.by = CliUser();
+  b.by = who;
   b.reason = reason.empty() ? "suspended by an admin" : reason;
   bool added = false;
   std::string error;
@@ -331,16 +332,15 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
   return kExitOk;
 }
 
-int UnsuspendVerb(const std::string& config_path, const std::string& written, std::ostream& out,
-                  std::ostream& err) {
+int UnsuspendVerb(const std::string& config_path, const std::string& written,
+                  const std::string& who, std::ostream& out, std::ostream& err) {
   PolicyKey key;
   if (!ParseKey(written, &key, err)) return kExitUsage;
   Loaded l;
   if (!LoadAll(config_path, &l, err)) return kExitFailure;
   int removed = 0;
   std::string error;
-  if (!l.store->RemoveBlock(key.klass, key.text, kBlockKindBlock, Now(), CliUser(), &removed,
-                            &error)) {
+  if (!l.store->RemoveBlock(key.klass, key.text, kBlockKindBlock, Now(), who, &removed, &error)) {
     err << error << "\n";
     return kExitFailure;
   }
@@ -402,8 +402,8 @@ int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::
 }
 
 int WhitelistVerb(const std::string& config_path, const std::string& action,
-                  const std::string& written, const std::string& note, std::ostream& out,
-                  std::ostream& err) {
+                  const std::string& written, const std::string& note, const std::string& who,
+                  std::ostream& out, std::ostream& err) {
   Loaded l;
   std::string error;
   if (action == "list") {
@@ -427,7 +427,7 @@ int WhitelistVerb(const std::string& config_path, const std::string& action,
   if (action == "add") {
     WhitelistEntry e;
     e.key = written;
-    e.added_by = CliUser();
+    e.added_by = who;
     e.time = Now();
     e.note = note;
     bool added = false;
@@ -438,7 +438,7 @@ int WhitelistVerb(const std::string& config_path, const std::string& action,
     out << (added ? "whitelisted " : "already whitelisted: ") << written << "\n";
   } else {
     bool removed = false;
-    if (!l.store->RemoveWhitelist(written, Now(), CliUser(), &removed, &error)) {
+    if (!l.store->RemoveWhitelist(written, Now(), who, &removed, &error)) {
       err << error << "\n";
       return kExitFailure;
     }
