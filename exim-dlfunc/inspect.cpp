@@ -106,6 +106,38 @@ uint32_t CreditHour(const Table& t, KeyClass klass, std::string_view key, uint32
   return CreditHour(t, KeyHash(t, klass, key.data(), key.size()), epoch, n, now_unix);
 }
 
+namespace {
+
+// Releases every bucket of one window; returns the recipients taken back.
+uint64_t ClearWindow(WindowRef w, uint32_t now_epoch) {
+  uint32_t counts[kBuckets + 1];
+  WindowBuckets(w, now_epoch, counts);
+  uint64_t taken = 0;
+  for (uint32_t b = 0; b <= kBuckets; ++b) {
+    if (counts[b] != 0) taken += WindowRelease(w, now_epoch - kBuckets + b, counts[b], now_epoch);
+  }
+  return taken;
+}
+
+}  // namespace
+
+uint64_t ClearCounts(const Table& t, uint64_t key_hash, uint32_t now_unix) {
+  auto clear_slot = [&](int64_t i) {
+    ClearWindow({&t.hot[i].minute, t.cold[i].minute_hist}, now_unix / kMinuteBucketSeconds);
+    return ClearWindow(HourWindowOf(t, i), now_unix / kHourBucketSeconds);
+  };
+  if (key_hash != 0) {
+    const int64_t i = FindKeySlot(t, key_hash);
+    return i < 0 ? 0 : clear_slot(i);
+  }
+  uint64_t taken = 0;
+  for (uint64_t i = 0; i <= t.slot_mask; ++i) {
+    if (t.hot[i].key.load(std::memory_order_acquire) != 0)
+      taken += clear_slot(static_cast<int64_t>(i));
+  }
+  return taken;
+}
+
 StatTotals Totals(const Table& t) {
   StatTotals out;
   for (uint32_t i = 0; i < kStatShards; ++i) {

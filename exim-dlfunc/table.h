@@ -170,6 +170,11 @@ uint32_t CreditHour(const Table& t, uint64_t key_hash, uint32_t epoch, uint32_t 
 uint32_t CreditHour(const Table& t, KeyClass klass, std::string_view key, uint32_t epoch,
                     uint32_t n, uint32_t now_unix);
 
+// `reset`: takes back every recipient counted in both windows of a key (WindowRelease of each
+// bucket), and of every key when key_hash is 0. Returns how many hour-window recipients were
+// taken back. Counts an Exim process makes meanwhile stay (they happen after the reset).
+uint64_t ClearCounts(const Table& t, uint64_t key_hash, uint32_t now_unix);
+
 // The statistics of all shards added up.
 struct StatTotals {
   uint64_t verdicts[4] = {};  // calls answered ok, defer, hold, deny

@@ -11,6 +11,7 @@
 //   eximguard why KEY
 //   eximguard suspend KEY [--reason R]    block KEY in the shared table now
 //   eximguard unsuspend KEY
+//   eximguard reset KEY | --all           counters to zero; the log rules judge afresh
 //   eximguard list [--json]               blocked keys
 //   eximguard whitelist add KEY [--note N] | remove KEY | list
 //   eximguard top [-n N] [--json]
@@ -92,6 +93,18 @@ int main(int argc, char** argv) {
   CLI::App* unsuspend = verb("unsuspend", "Lift a block.");
   unsuspend->add_option("KEY", key, kKeyHelp)->required();
 
+  bool reset_all = false;
+  CLI::App* reset = verb("reset",
+                         "Set a key's counters to zero (or every key's with --all); the log "
+                         "rules judge it afresh from now. Blocks stay (see unsuspend).");
+  CLI::Option* reset_key = reset->add_option("KEY", key, kKeyHelp);
+  CLI::Option* reset_all_flag = reset->add_flag("--all", reset_all, "every key");
+  reset_key->excludes(reset_all_flag);
+  reset_all_flag->excludes(reset_key);
+  reset->callback([&] {
+    if (!reset_all && key.empty()) throw CLI::ValidationError("reset", "give a KEY or --all");
+  });
+
   CLI::App* list = verb("list", "List blocked keys.");
   list->add_flag("--json", json, "print JSON");
 
@@ -152,6 +165,7 @@ int main(int argc, char** argv) {
     if (*why) return WhyVerb(config_path, key, out, err);
     if (*suspend) return SuspendVerb(config_path, key, reason, CliUser(), out, err);
     if (*unsuspend) return UnsuspendVerb(config_path, key, CliUser(), out, err);
+    if (*reset) return ResetVerb(config_path, key, reset_all, CliUser(), out, err);
     if (*list) return ListVerb(config_path, json, out, err);
     if (*wl_add) return WhitelistVerb(config_path, "add", key, note, CliUser(), out, err);
     if (*wl_remove) return WhitelistVerb(config_path, "remove", key, note, CliUser(), out, err);

@@ -62,6 +62,11 @@ int SuspendVerb(const std::string& config_path, const std::string& key, const st
                 const std::string& who, std::ostream& out, std::ostream& err);
 int UnsuspendVerb(const std::string& config_path, const std::string& key, const std::string& who,
                   std::ostream& out, std::ostream& err);
+// `reset KEY` / `reset --all`: the key's (every key's) counters in the shared table go to zero,
+// and the daemon's log rules judge it afresh: log lines from before the reset no longer count
+// toward an incident (reset_marks.h). Audited. Blocks stay: `unsuspend` lifts them.
+int ResetVerb(const std::string& config_path, const std::string& key, bool all,
+              const std::string& who, std::ostream& out, std::ostream& err);
 // `list`: blocked keys (the store's and the config's blocklist).
 int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err);
 // `whitelist add|remove KEY`, `whitelist list`.

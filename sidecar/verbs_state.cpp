@@ -1,5 +1,6 @@
 // verbs_state.cpp - the verbs that read or change the sidecar's remembered state: `incidents`,
-// `why`, `suspend`, `unsuspend`, `list`, `whitelist add|remove|list`, `status`. See verbs.h.
+// `why`, `suspend`, `unsuspend`, `reset`, `list`, `whitelist add|remove|list`, `status`. See
+// verbs.h.
 //
 // Changes (suspend, unsuspend, whitelist) are written to the state store with the admin's name
 // (CliUser) in the audit trail, then published into the shared table at once, so the next RCPT
@@ -21,6 +22,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "publish.h"
+#include "reset_marks.h"
 #include "segment.h"
 #include "state_store.h"
 #include "time_text.h"
@@ -353,6 +355,51 @@ int UnsuspendVerb(const std::string& config_path, const std::string& written,
       out << "note: the config's blocklist still blocks it (" << l.config.path << ")\n";
     }
   }
+  return kExitOk;
+}
+
+int ResetVerb(const std::string& config_path, const std::string& written, bool all,
+              const std::string& who, std::ostream& out, std::ostream& err) {
+  PolicyKey key;
+  if (!all && !ParseKey(written, &key, err)) return kExitUsage;
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  // The name incidents and the detectors use: a uid key is the user's name (IncidentKeys).
+  std::string mark = "*";
+  if (!all) {
+    const std::vector<std::string> names = IncidentKeys(key);
+    if (key.klass == KeyClass::kUid && names.size() < 2) {
+      err << "no user with uid " << key.text << " on this host\n";
+      return kExitFailure;
+    }
+    mark = ResetMarkKey(KeyClassName(key.klass), names.back());
+  }
+  const int64_t now = Now();
+  std::string error;
+  uint64_t cleared = 0;
+  std::unique_ptr<Segment> seg = OpenSegment(l.config.shm_name, &error);
+  if (seg) {
+    const Table& t = seg->table;
+    cleared = ClearCounts(t, all ? 0 : KeyHash(t, key.klass, key.text.data(), key.text.size()),
+                          static_cast<uint32_t>(now));
+  } else {
+    out << "no shared table to clear (" << error << ")\n";
+  }
+  AuditEntry a;
+  a.time = now;
+  a.who = who;
+  a.action = kAuditReset;
+  a.key = mark;
+  a.detail = std::to_string(cleared) + " recipients of the last hour cleared";
+  if (!l.store->Audit(a, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  out << "reset "
+      << (all ? std::string("every key") : KeyClassName(key.klass) + std::string(" ") + key.text)
+      << ": " << cleared << " recipients of the last hour cleared in the shared table; the log "
+      << "rules judge " << (all ? "every key" : "it") << " afresh from now\n";
+  TellDaemon(l.config, out);
   return kExitOk;
 }
 

@@ -3,7 +3,7 @@
 // rename and copytruncate rotation, SIGHUP, SIGTERM, kill -9 and restart with nothing lost or
 // recorded twice, one follower at a time), `run`, `skip`, `rerun` of a .gz, `replay` (kinds,
 // JSON, scenarios with benign traffic), `suspend`/`unsuspend` in the table, `whitelist`,
-// `incidents`, `why`, `list`, `status`.
+// `incidents`, `why`, `list`, `status`, `reset`.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -457,6 +457,38 @@ TEST_F(Daemon, SuspendBlocksInTheTableAtOnceAndUnsuspendLiftsIt) {
   ASSERT_EQ(audit.size(), 2u);
   EXPECT_EQ(audit[0].action, "block_add");
   EXPECT_EQ(audit[1].action, "block_remove");
+}
+
+TEST_F(Daemon, ResetClearsAKeysCountersAndIsAudited) {
+  WriteConfig({{"limits", {{"sender", {{"per_minute", 3}, {"per_hour", 100}}}}}});
+  ASSERT_EQ(RunCli({"run", "--config", config_path_}).exit_code, 0);
+  auto seg = Open();
+  const auto now = static_cast<uint32_t>(time(nullptr));
+  ASSERT_EQ(Send(*seg, KeyClass::kSender, "busy@v.example", 3, now), Verdict::kOk);
+  ASSERT_EQ(Send(*seg, KeyClass::kSender, "other@v.example", 2, now), Verdict::kOk);
+  ASSERT_NE(Send(*seg, KeyClass::kSender, "busy@v.example", 1, now), Verdict::kOk);  // 4 > 3
+
+  CliResult r = RunCli({"reset", "--config", config_path_, "Busy@V.example"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("reset sender busy@v.example: 3 recipients"), std::string::npos) << r.out;
+  EXPECT_EQ(Send(*seg, KeyClass::kSender, "busy@v.example", 3, now), Verdict::kOk);   // afresh
+  EXPECT_NE(Send(*seg, KeyClass::kSender, "other@v.example", 2, now), Verdict::kOk);  // kept
+
+  r = RunCli({"reset", "--config", config_path_, "--all"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Send(*seg, KeyClass::kSender, "other@v.example", 3, now), Verdict::kOk);
+  EXPECT_EQ(RunCli({"reset", "--config", config_path_}).exit_code, 2);  // KEY or --all
+  EXPECT_EQ(RunCli({"reset", "--config", config_path_, "--all", "a@b.c"}).exit_code, 2);
+
+  std::string error;
+  auto store = StateStore::Open(dir_.File("state"), &error);
+  std::vector<AuditEntry> audit;
+  ASSERT_TRUE(store->ListAudit(0, 0, &audit, &error));
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[0].action, "reset");
+  EXPECT_EQ(audit[0].key, "sender busy@v.example");
+  EXPECT_EQ(audit[0].who.rfind("cli:", 0), 0u);
+  EXPECT_EQ(audit[1].key, "*");
 }
 
 TEST_F(Daemon, WhitelistAddMakesAKeyUnlimitedInTheTable) {

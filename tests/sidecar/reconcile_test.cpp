@@ -250,5 +250,24 @@ TEST_F(ReconcileTest, LedgerKeepsKeysBoundedAndNormalized) {
   EXPECT_LE(ledger.bytes(), 3 * (kLedgerKeyBytes + 1 + kEntryOverheadBytes));
 }
 
+// `reset`: ClearCounts empties both windows of one key (or all keys), and the key counts from
+// zero again at once.
+TEST_F(ReconcileTest, ClearCountsEmptiesOneKeyOrAll) {
+  seg.Publish(Limits(8, 1000, 0, 1000, 0, 1000));
+  ASSERT_EQ(Count("a@x", 5, kT0 + 10), Verdict::kOk);
+  ASSERT_EQ(Count("a@x", 3, kT0 + kB + 10), Verdict::kOk);     // minute window: 3 of 8
+  ASSERT_EQ(Count("a@x", 6, kT0 + kB + 11), Verdict::kDefer);  // 9 > 8 a minute
+  ASSERT_EQ(Count("b@x", 2, kT0 + kB + 12), Verdict::kOk);
+  const uint32_t now = kT0 + kB + 20;
+  EXPECT_EQ(ClearCounts(t, KeyHash(t, KeyClass::kSender, "a@x", 3), now), 8u);
+  EXPECT_EQ(Hour("a@x", now), 0u);
+  EXPECT_EQ(Hour("b@x", now), 2u);                    // another key is untouched
+  EXPECT_EQ(Count("a@x", 8, now + 1), Verdict::kOk);  // the full minute limit again
+  EXPECT_EQ(ClearCounts(t, KeyHash(t, KeyClass::kSender, "nobody@x", 8), now), 0u);
+  EXPECT_EQ(ClearCounts(t, 0, now + 2), 10u);  // every key: a@x's 8 and b@x's 2
+  EXPECT_EQ(Hour("a@x", now + 2), 0u);
+  EXPECT_EQ(Hour("b@x", now + 2), 0u);
+}
+
 }  // namespace
 }  // namespace eg::sidecar
