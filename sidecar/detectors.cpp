@@ -4,11 +4,14 @@
 
 #include "detectors.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <new>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -157,12 +160,18 @@ void ResetValue(V& v) {
 
 // A map from string keys to V, at most `cap` entries; the least recently used entry is evicted
 // when full, and entries idle for more than `idle` seconds of log time are evicted as new keys
-// come. Lookups take a string_view (no allocation). Layout: entries live in chunks of slots that
-// never move (a returned reference stays valid until that entry is evicted), linked in an
-// intrusive LRU list by 32-bit indices; an open-addressing index (linear probing, load <= 1/2,
-// backward-shift deletion) maps the key's hash to the slot. An evicted slot is recycled with
-// its strings' capacity, so after warm-up Get() allocates only when a key or value outgrows
-// the slot it lands in.
+// come. Lookups take a string_view (no allocation). Layout, for few cache misses per lookup:
+//   - an open-addressing index (linear probing, load <= 1/2, backward-shift deletion) maps the
+//     key's hash to a slot number;
+//   - the hot metadata (hash, last use, the intrusive LRU list's 32-bit links) of every slot is
+//     a compact array (24 B a slot), so keeping the LRU order touches no key or value;
+//   - the slots (key + value) live in one reservation of address space for `cap` slots, made
+//     on first use and filled in order; a slot never moves (a returned reference stays valid
+//     until that entry is evicted). Only the slots made are touched, so memory is what the
+//     entries take, not the reservation; big maps are advised to use transparent huge pages
+//     (first-touch page faults are a large part of a replay's time in a VM).
+// An evicted slot is recycled with its strings' capacity, so after warm-up Get() allocates only
+// when a key or value outgrows the slot it lands in.
 template <class V>
 class LruMap {
  public:
@@ -171,6 +180,10 @@ class LruMap {
         idle_(idle),
         evictions_(evictions),
         seed_(static_cast<uint64_t>(reinterpret_cast<uintptr_t>(this)) * 0x9e3779b97f4a7c15ULL) {}
+  ~LruMap() {
+    for (size_t i = 0; i < slots_; ++i) slot_base_[i].~Slot();
+    if (slot_base_ != nullptr) munmap(slot_base_, reserved_);
+  }
   LruMap(const LruMap&) = delete;
   LruMap& operator=(const LruMap&) = delete;
 
@@ -181,14 +194,14 @@ class LruMap {
     if (found != kNil) {
       *created = false;
       Touch(found, now);
-      return At(found).value;
+      return slot_base_[found].value;
     }
     EvictFor(now);
     const uint32_t idx = NewSlot();
-    Slot& slot = At(idx);
+    Slot& slot = slot_base_[idx];
     slot.key.assign(key);
-    slot.hash = h;
-    slot.last = now;
+    meta_[idx].hash = h;
+    meta_[idx].last = now;
     PushFront(idx);
     Insert(h, idx);
     ++size_;
@@ -200,25 +213,24 @@ class LruMap {
     const uint32_t found = Lookup(key, HashKey(key, seed_));
     if (found == kNil) return nullptr;
     Touch(found, now);
-    return &At(found).value;
+    return &slot_base_[found].value;
   }
 
   size_t size() const { return size_; }
 
  private:
   static constexpr uint32_t kNil = 0xffffffffU;
-  static constexpr size_t kChunkBits = 9;  // 512 slots per chunk
-  static constexpr size_t kChunk = size_t{1} << kChunkBits;
+  static constexpr size_t kHugePage = size_t{2} << 20;
 
   struct Slot {
     ShortString key;
+    V value{};
+  };
+  struct Meta {
     uint64_t hash = 0;
     int64_t last = 0;
     uint32_t prev = kNil, next = kNil;
-    V value{};
   };
-
-  Slot& At(uint32_t idx) { return chunks_[idx >> kChunkBits][idx & (kChunk - 1)]; }
 
   // Index entries: (low 32 bits of the hash) << 32 | (slot + 1); 0 is empty.
   static uint64_t Entry(uint64_t h, uint32_t idx) { return (h << 32) | (uint64_t{idx} + 1); }
@@ -231,7 +243,7 @@ class LruMap {
       if (e == 0) return kNil;
       if ((e >> 32) == tag) {
         const uint32_t idx = static_cast<uint32_t>(e) - 1;
-        if (At(idx).key.view() == key) return idx;
+        if (slot_base_[idx].key.view() == key) return idx;
       }
     }
   }
@@ -257,7 +269,7 @@ class LruMap {
   }
 
   void Erase(uint32_t idx) {
-    const uint64_t h = At(idx).hash;
+    const uint64_t h = meta_[idx].hash;
     const uint64_t want = Entry(h, idx);
     size_t i = h & mask_;
     while (index_[i] != want) i = (i + 1) & mask_;
@@ -274,41 +286,55 @@ class LruMap {
     index_[i] = 0;
   }
 
+  // Address space for cap_ slots (MAP_NORESERVE: pages are taken only when touched).
+  void Reserve() {
+    reserved_ = (cap_ * sizeof(Slot) + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = mmap(nullptr, reserved_, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    // Only where it pays: a small map would take a whole 2 MB page for a few slots.
+    if (reserved_ >= 4 * kHugePage) madvise(p, reserved_, MADV_HUGEPAGE);
+    slot_base_ = static_cast<Slot*>(p);
+  }
+
   uint32_t NewSlot() {
     if (free_ != kNil) {
       const uint32_t idx = free_;
-      free_ = At(idx).next;
-      ResetValue(At(idx).value);
+      free_ = meta_[idx].next;
+      ResetValue(slot_base_[idx].value);
       return idx;
     }
-    if ((slots_ & (kChunk - 1)) == 0) chunks_.push_back(std::make_unique<Slot[]>(kChunk));
+    // Only when the map is not full (EvictFor made room), so slots_ < cap_.
+    if (slot_base_ == nullptr) Reserve();
+    meta_.emplace_back();
+    new (&slot_base_[slots_]) Slot();
     return static_cast<uint32_t>(slots_++);
   }
 
   void Unlink(uint32_t idx) {
-    Slot& s = At(idx);
-    if (s.prev != kNil)
-      At(s.prev).next = s.next;
+    Meta& m = meta_[idx];
+    if (m.prev != kNil)
+      meta_[m.prev].next = m.next;
     else
-      head_ = s.next;
-    if (s.next != kNil)
-      At(s.next).prev = s.prev;
+      head_ = m.next;
+    if (m.next != kNil)
+      meta_[m.next].prev = m.prev;
     else
-      tail_ = s.prev;
+      tail_ = m.prev;
   }
   void PushFront(uint32_t idx) {
-    Slot& s = At(idx);
-    s.prev = kNil;
-    s.next = head_;
+    Meta& m = meta_[idx];
+    m.prev = kNil;
+    m.next = head_;
     if (head_ != kNil)
-      At(head_).prev = idx;
+      meta_[head_].prev = idx;
     else
       tail_ = idx;
     head_ = idx;
   }
   void Touch(uint32_t idx, int64_t now) {
-    Slot& s = At(idx);
-    s.last = std::max(s.last, now);
+    Meta& m = meta_[idx];
+    m.last = std::max(m.last, now);
     if (idx != head_) {
       Unlink(idx);
       PushFront(idx);
@@ -317,14 +343,14 @@ class LruMap {
   void EvictFor(int64_t now) {
     // Idle ones first (at most a few per insertion, so the cost stays O(1) amortized), then
     // the least recently used one if still full.
-    for (int i = 0; i < 4 && tail_ != kNil && At(tail_).last + idle_ < now; ++i) PopBack();
+    for (int i = 0; i < 4 && tail_ != kNil && meta_[tail_].last + idle_ < now; ++i) PopBack();
     while (size_ >= cap_) PopBack();
   }
   void PopBack() {
     const uint32_t idx = tail_;
     Erase(idx);
     Unlink(idx);
-    At(idx).next = free_;
+    meta_[idx].next = free_;
     free_ = idx;
     --size_;
     ++*evictions_;
@@ -334,8 +360,10 @@ class LruMap {
   int64_t idle_;
   uint64_t* evictions_;
   uint64_t seed_;
-  std::vector<std::unique_ptr<Slot[]>> chunks_;
-  size_t slots_ = 0;  // slots ever made (in use or on the free list)
+  Slot* slot_base_ = nullptr;  // cap_ slots reserved, the first slots_ made
+  size_t reserved_ = 0;        // bytes
+  std::vector<Meta> meta_;     // meta_[i] is slot i's
+  size_t slots_ = 0;           // slots ever made (in use or on the free list)
   size_t size_ = 0;
   uint32_t head_ = kNil, tail_ = kNil, free_ = kNil;
   std::vector<uint64_t> index_;

@@ -65,13 +65,15 @@
 //   recycled for the next new key with its small strings' buffers kept (lines up to 256 B,
 //   samples up to 96 B: few allocations per new key once warm; larger buffers are freed, else
 //   every slot would creep to the longest lines that ever passed through it), so a map's memory
-//   does not shrink when keys go idle; it never exceeds what its
-//   cap of full entries takes (slots are made 512 at a time, so up to 511 more than the cap;
-//   the index is <= 16 B per slot). Message map: ~100 B per entry (ids and accounts up to 32
-//   bytes are stored inline), ~10 MB at the default 100 000. Measured: a replay of a 1 million
-//   line day (5 000 accounts, 14 000+ distinct senders) peaks at ~75 MB RSS with the defaults,
-//   the 4 MB read buffer included (bench/README.md). Incidents wait in TakeIncidents()'s
-//   vector; a caller that never takes them grows it (take after each batch).
+//   does not shrink when keys go idle; it never exceeds what its cap of full entries takes.
+//   Slots are made one at a time in address space reserved for the cap on first use; only the
+//   pages touched take memory, and a map reserving 8 MB or more is advised to use transparent
+//   huge pages (its memory then grows 2 MB at a time). Per slot also 24 B of LRU metadata and
+//   <= 16 B of index. Message map: ~100 B per entry (ids and accounts up to 32 bytes are stored
+//   inline), ~10 MB at the default 100 000. Measured: a replay of a 1 million line day (5 000
+//   accounts, 14 000+ distinct senders) peaks at ~75 MB RSS with the defaults, replay's
+//   read-ahead batches included (bench/README.md). Incidents wait in TakeIncidents()'s vector;
+//   a caller that never takes them grows it (take after each batch).
 //
 // THREAD SAFETY
 //   None inside: one Detectors per thread (the daemon feeds it from its one follower thread).

@@ -16,67 +16,53 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// A config key as the detectors see it: class uid keys by user name (see
-// engine.h).
+// A config key as the detectors see it: class uid keys by user name (see engine.h).
 PolicyKey ForDetectors(PolicyKey key) {
-  if (key.klass != KeyClass::kUid)
-    return key;
-  std::string name = UserOfUid(
-      static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10)));
-  if (!name.empty())
-    key.text = std::move(name);
+  if (key.klass != KeyClass::kUid) return key;
+  std::string name = UserOfUid(static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10)));
+  if (!name.empty()) key.text = std::move(name);
   return key;
 }
 
 std::string Lower(std::string s) {
-  for (char &c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
-} // namespace
+}  // namespace
 
-bool ReadDomainsFile(const std::string &path, std::vector<std::string> *out,
-                     std::string *error) {
+bool ReadDomainsFile(const std::string& path, std::vector<std::string>* out, std::string* error) {
   out->clear();
-  if (path.empty())
-    return true;
+  if (path.empty()) return true;
   std::ifstream in(path);
   if (!in) {
-    if (errno == ENOENT)
-      return true;
+    if (errno == ENOENT) return true;
     *error = "local_domains_file " + path + ": " + std::strerror(errno);
     return false;
   }
   std::string line;
   while (std::getline(in, line)) {
     const size_t hash = line.find('#');
-    if (hash != std::string::npos)
-      line.erase(hash);
+    if (hash != std::string::npos) line.erase(hash);
     const size_t b = line.find_first_not_of(" \t\r");
-    if (b == std::string::npos)
-      continue;
+    if (b == std::string::npos) continue;
     const size_t e = line.find_last_not_of(" \t\r");
     out->push_back(Lower(line.substr(b, e - b + 1)));
   }
   return true;
 }
 
-DetectorSettings
-DetectorSettingsFromConfig(const Config &config,
-                           const std::vector<PolicyKey> &extra_whitelist,
-                           const std::vector<std::string> &file_domains) {
+DetectorSettings DetectorSettingsFromConfig(const Config& config,
+                                            const std::vector<PolicyKey>& extra_whitelist,
+                                            const std::vector<std::string>& file_domains) {
   DetectorSettings s;
-  for (int c = 0; c < kKeyClasses; ++c)
-    s.limits[c] = config.limits[c];
-  for (const Override &o : config.overrides) {
+  for (int c = 0; c < kKeyClasses; ++c) s.limits[c] = config.limits[c];
+  for (const Override& o : config.overrides) {
     s.overrides.push_back({ForDetectors(o.key), EffectiveLimit(config, o)});
   }
-  for (const PolicyKey &k : config.whitelist)
-    s.whitelist.push_back(ForDetectors(k));
-  for (const PolicyKey &k : extra_whitelist)
-    s.whitelist.push_back(ForDetectors(k));
-  const RuleSettings &r = config.detectors;
+  for (const PolicyKey& k : config.whitelist) s.whitelist.push_back(ForDetectors(k));
+  for (const PolicyKey& k : extra_whitelist) s.whitelist.push_back(ForDetectors(k));
+  const RuleSettings& r = config.detectors;
   s.max_ips_per_hour = r.max_ips_per_hour;
   s.ignore_loopback_ips = r.ignore_loopback_ips;
   s.max_logins_per_hour = r.max_logins_per_hour;
@@ -89,12 +75,11 @@ DetectorSettingsFromConfig(const Config &config,
   s.cooldown_seconds = r.cooldown_seconds;
   s.count_internal = config.count_internal;
   s.local_domains = config.local_domains;
-  s.local_domains.insert(s.local_domains.end(), file_domains.begin(),
-                         file_domains.end());
+  s.local_domains.insert(s.local_domains.end(), file_domains.begin(), file_domains.end());
   return s;
 }
 
-Json IncidentToJson(const Incident &i) {
+Json IncidentToJson(const Incident& i) {
   Json j;
   j["key"] = i.key;
   j["class"] = i.key_class;
@@ -114,47 +99,52 @@ Json IncidentToJson(const Incident &i) {
 
 Engine::Engine(Config config, DetectorSettings settings, EngineHooks hooks,
                ParseOptions parse_options)
-    : config_(std::move(config)), detectors_(std::move(settings)),
-      hooks_(std::move(hooks)), parse_options_(parse_options) {}
+    : config_(std::move(config)),
+      detectors_(std::move(settings)),
+      hooks_(std::move(hooks)),
+      parse_options_(parse_options) {}
+
+void ParseLogLine(std::string_view line, LogSource source, const ParseOptions& options,
+                  LogEvent* out) {
+  switch (source) {
+    case LogSource::kExim:
+      ParseEximLine(line, out, options);
+      break;
+    case LogSource::kDovecot:
+      ParseDovecotLine(line, out, options);
+      break;
+    case LogSource::kMixed:
+      ParseLine(line, out, options);
+      break;
+  }
+}
 
 void Engine::Feed(std::string_view line, LogSource source) {
+  ParseLogLine(line, source, parse_options_, &event_);
+  FeedParsed(event_, line);
+}
+
+void Engine::FeedParsed(const LogEvent& event, std::string_view line) {
   ++stats_.lines;
-  switch (source) {
-  case LogSource::kExim:
-    ParseEximLine(line, &event_, parse_options_);
-    break;
-  case LogSource::kDovecot:
-    ParseDovecotLine(line, &event_, parse_options_);
-    break;
-  case LogSource::kMixed:
-    ParseLine(line, &event_, parse_options_);
-    break;
-  }
-  if (event_.counted_as_unknown)
-    ++stats_.unparsed;
-  if (event_.kind == LineKind::kUnknown)
-    return;
-  if (event_.time > stats_.last_time)
-    stats_.last_time = event_.time;
-  detectors_.Feed(event_, line);
+  if (event.counted_as_unknown) ++stats_.unparsed;
+  if (event.kind == LineKind::kUnknown) return;
+  if (event.time > stats_.last_time) stats_.last_time = event.time;
+  detectors_.Feed(event, line);
 }
 
 std::vector<HandledIncident> Engine::Handle() {
   std::vector<HandledIncident> out;
-  for (Incident &i : detectors_.TakeIncidents()) {
+  for (Incident& i : detectors_.TakeIncidents()) {
     ++stats_.incidents;
     out.push_back(Act(std::move(i)));
   }
-  // One publish for all the blocks of the batch (a flood of incidents is one
-  // policy update).
+  // One publish for all the blocks of the batch (a flood of incidents is one policy update).
   if (blocks_pending_ && hooks_.republish) {
     blocks_pending_ = false;
     std::string error;
     if (!hooks_.republish(&error)) {
       ++stats_.errors;
-      if (hooks_.log)
-        hooks_.log("blocks recorded but NOT published to the shared table: " +
-                   error);
+      if (hooks_.log) hooks_.log("blocks recorded but NOT published to the shared table: " + error);
     }
   }
   return out;
@@ -163,7 +153,7 @@ std::vector<HandledIncident> Engine::Handle() {
 HandledIncident Engine::Act(Incident incident) {
   HandledIncident h;
   h.incident = std::move(incident);
-  const Incident &i = h.incident;
+  const Incident& i = h.incident;
   if (hooks_.store == nullptr) {
     h.outcome = "detected";
     h.action = "none (replay)";
@@ -184,8 +174,7 @@ HandledIncident Engine::Act(Incident incident) {
     block.key_class = i.key_class == "cwd"   ? KeyClass::kCwd
                       : i.key_class == "uid" ? KeyClass::kUid
                                              : KeyClass::kSender;
-    if (block.key_class == KeyClass::kUid)
-      block.key = UidOfUser(i.key);
+    if (block.key_class == KeyClass::kUid) block.key = UidOfUser(i.key);
     if (block.key.empty()) {
       h.action = "none (no user " + i.key + " on this host)";
     } else {
@@ -194,8 +183,7 @@ HandledIncident Engine::Act(Incident incident) {
       block.kind = kBlockKindBlock;
       block.since = i.time;
       block.by = "eximguard";
-      block.reason = i.rule + ": " + std::to_string(i.count) + " > " +
-                     std::to_string(i.threshold);
+      block.reason = i.rule + ": " + std::to_string(i.count) + " > " + std::to_string(i.threshold);
     }
   }
 
@@ -207,17 +195,14 @@ HandledIncident Engine::Act(Incident incident) {
   s.window_end = i.window_end;
   s.time = i.time;
   s.count = static_cast<int64_t>(i.count);
-  s.evidence_json =
-      IncidentToJson(i).dump(-1, ' ', false, Json::error_handler_t::replace);
+  s.evidence_json = IncidentToJson(i).dump(-1, ' ', false, Json::error_handler_t::replace);
   s.action = h.action;
   std::string error;
   bool added = false;
   const RecordOutcome rec = hooks_.store->RecordIncident(
-      &s, config_.detectors.cooldown_seconds, &error,
-      want_block ? &block : nullptr, &added);
-  auto log = [&](const std::string &line) {
-    if (hooks_.log)
-      hooks_.log(line);
+      &s, config_.detectors.cooldown_seconds, &error, want_block ? &block : nullptr, &added);
+  auto log = [&](const std::string& line) {
+    if (hooks_.log) hooks_.log(line);
   };
   if (rec == RecordOutcome::kCooldown) {
     ++stats_.cooldown;
@@ -233,15 +218,15 @@ HandledIncident Engine::Act(Incident incident) {
   ++stats_.recorded;
   h.outcome = "recorded";
   h.id = s.id;
-  log("incident #" + std::to_string(s.id) + " " + i.rule + " " + i.key_class +
-      " " + i.key + ": " + std::to_string(i.count) + " (threshold " +
-      std::to_string(i.threshold) + "); action " + h.action);
+  log("incident #" + std::to_string(s.id) + " " + i.rule + " " + i.key_class + " " + i.key + ": " +
+      std::to_string(i.count) + " (threshold " + std::to_string(i.threshold) + "); action " +
+      h.action);
   if (added) {
     ++stats_.blocks;
     blocks_pending_ = true;
   }
-  if (!config_.actions.command.empty() &&
-      RuleHasAction(config_.actions, i.rule, "command") && hooks_.run_action) {
+  if (!config_.actions.command.empty() && RuleHasAction(config_.actions, i.rule, "command") &&
+      hooks_.run_action) {
     Json j = IncidentToJson(i);
     j["id"] = s.id;
     j["action"] = h.action;
@@ -250,4 +235,4 @@ HandledIncident Engine::Act(Incident incident) {
   return h;
 }
 
-} // namespace eg::sidecar
+}  // namespace eg::sidecar

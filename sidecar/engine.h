@@ -5,6 +5,7 @@
 // SUMMARY
 //   Engine engine(config, DetectorSettingsFromConfig(config, ...), hooks);
 //   for each line of a log: engine.Feed(line, LogSource::kExim);
+//                       (or ParseLogLine() on a reader thread, then engine.FeedParsed())
 //   after each batch:       for (const HandledIncident& h : engine.Handle()) ...;
 //
 //   Handle() turns each new incident into:
@@ -109,6 +110,11 @@ bool ReadDomainsFile(const std::string& path, std::vector<std::string>* out, std
 // threshold, window_start, window_end, ips, scripts, subjects, lines.
 nlohmann::ordered_json IncidentToJson(const Incident& incident);
 
+// The parse Engine::Feed() does for a line of `source` (ParseEximLine, ParseDovecotLine or
+// ParseLine). Reentrant, like the parsers.
+void ParseLogLine(std::string_view line, LogSource source, const ParseOptions& options,
+                  LogEvent* out);
+
 class Engine {
  public:
   Engine(Config config, DetectorSettings settings, EngineHooks hooks,
@@ -116,6 +122,14 @@ class Engine {
 
   void Feed(std::string_view line, LogSource source);
   std::vector<HandledIncident> Handle();
+
+  // Feed() in two halves, for a caller that parses on another thread (replay's read-ahead,
+  // verbs_logs.cpp): Feed(line, source) is ParseLogLine(line, source, parse_options(), &ev)
+  // followed by FeedParsed(ev, line). `event` must be that parse of `line`, which must stay
+  // valid during the call. parse_options() never changes after construction, so another
+  // thread may read it while this one feeds.
+  void FeedParsed(const LogEvent& event, std::string_view line);
+  const ParseOptions& parse_options() const { return parse_options_; }
 
   const EngineStats& stats() const { return stats_; }
   const Detectors& detectors() const { return detectors_; }

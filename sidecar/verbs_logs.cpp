@@ -7,11 +7,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <system_error>
+#include <thread>
 
 #include "config.h"
 #include "daemon.h"
@@ -108,24 +116,192 @@ bool OpenInputs(const std::vector<std::string>& files, MergedFiles* merged, std:
   return ok;
 }
 
-// Runs every line of `merged` through `engine`; `on_incidents` sees the handled incidents.
+// Reads ahead of the engine on a second thread. The reader thread reads the files (gunzipping
+// a .gz), merges their lines in time order (MergedFiles), copies them into a batch and parses
+// them there (ParseLogLine, with the engine's options), so the calling thread only runs the
+// detectors (the larger half of the work: bench/README.md, "Replay vs eximstats"). Batches are
+// a fixed pool going round: free -> filled by the reader -> fed by the
+// caller -> free again, so memory is bounded (kBatches batches of at most kBatchLines lines or
+// about kBatchBytes bytes, plus their events) and nothing is allocated per line once warm.
+//
+// CONTRACT
+//   - Next(), on the thread that made the ReadAhead: the next batch, valid until the next call;
+//     nullptr when all lines were handed out. The lines come in the order MergedFiles gives.
+//   - `merged` belongs to the reader thread from the constructor until Next() returned nullptr
+//     or the ReadAhead is destroyed; only then may the caller look at it (its readers' errors).
+//     `keep` (optional) is called on the reader thread; it must only read what it captures.
+//   - The destructor stops and joins the reader thread, whatever the state (an exception in the
+//     caller's loop included). An exception on the reader thread (std::bad_alloc) ends its
+//     reading and is rethrown by Next(). If no thread can be started, Next() reads each batch
+//     itself: slower, same lines.
+class ReadAhead {
+ public:
+  struct Line {
+    size_t begin = 0;  // in Batch::text
+    size_t size = 0;
+    LogSource source = LogSource::kExim;
+    bool keep = true;  // false: filtered out by `keep`; not copied or parsed
+  };
+  struct Batch {
+    std::string text;              // the kept lines' bytes, back to back
+    std::vector<Line> lines;       // every line read, kept or not
+    std::vector<LogEvent> events;  // events[i]: lines[i] parsed (when kept); views into text
+    uint64_t bytes_read = 0;       // MergedFiles::BytesRead() after it (progress bars only)
+    std::string_view Text(const Line& l) const { return {text.data() + l.begin, l.size}; }
+  };
+
+  ReadAhead(MergedFiles& merged, const ParseOptions& options,
+            const std::function<bool(std::string_view)>& keep, bool want_bytes_read)
+      : merged_(merged), options_(options), keep_(keep), want_bytes_read_(want_bytes_read) {
+    for (auto& b : batches_) {
+      b = std::make_unique<Batch>();
+      free_.push_back(b.get());
+    }
+    merged_.Start();
+    try {
+      thread_ = std::thread([this] { Run(); });
+    } catch (const std::system_error&) {
+      inline_ = true;  // no thread: Next() reads
+    }
+  }
+  ~ReadAhead() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    freed_.notify_one();
+    thread_.join();
+  }
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+
+  const Batch* Next() {
+    if (inline_) {
+      Batch* b = batches_.front().get();
+      return Fill(b) ? b : nullptr;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (current_ != nullptr) {
+      free_.push_back(current_);
+      current_ = nullptr;
+      freed_.notify_one();
+    }
+    filled_.wait(lock, [&] { return !filled_queue_.empty() || done_; });
+    if (filled_queue_.empty()) {
+      if (error_) std::rethrow_exception(error_);
+      return nullptr;
+    }
+    current_ = filled_queue_.front();
+    filled_queue_.pop_front();
+    return current_;
+  }
+
+ private:
+  static constexpr size_t kBatches = 4;
+  static constexpr size_t kBatchLines = 1024;
+  static constexpr size_t kBatchBytes = size_t{1} << 20;
+
+  // The reader thread.
+  void Run() {
+    try {
+      for (;;) {
+        Batch* b = nullptr;
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          freed_.wait(lock, [&] { return !free_.empty() || stop_; });
+          if (stop_) break;
+          b = free_.front();
+          free_.pop_front();
+        }
+        const bool more = Fill(b);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!more) {
+          free_.push_back(b);
+          break;
+        }
+        filled_queue_.push_back(b);
+        filled_.notify_one();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      error_ = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    filled_.notify_one();
+  }
+
+  // Reads the next lines into *b and parses them. False when there were none left.
+  bool Fill(Batch* b) {
+    b->text.clear();
+    b->lines.clear();
+    while (b->lines.size() < kBatchLines && b->text.size() < kBatchBytes) {
+      MergedFiles::Input* in = merged_.Next();
+      if (in == nullptr) break;
+      Line l;
+      l.source = in->source;
+      l.keep = !keep_ || keep_(in->line);
+      if (l.keep) {
+        l.begin = b->text.size();
+        l.size = in->line.size();
+        b->text.append(in->line);
+      }
+      b->lines.push_back(l);
+      merged_.Advance(*in);
+    }
+    if (b->lines.empty()) return false;
+    // Parsed only now: `text` no longer moves. The events keep their recipients' capacity.
+    if (b->events.size() < b->lines.size()) b->events.resize(b->lines.size());
+    for (size_t i = 0; i < b->lines.size(); ++i) {
+      const Line& l = b->lines[i];
+      if (l.keep) ParseLogLine(b->Text(l), l.source, options_, &b->events[i]);
+    }
+    if (want_bytes_read_) b->bytes_read = merged_.BytesRead();
+    return true;
+  }
+
+  MergedFiles& merged_;
+  const ParseOptions options_;
+  const std::function<bool(std::string_view)>& keep_;
+  const bool want_bytes_read_;
+  std::array<std::unique_ptr<Batch>, kBatches> batches_;
+  bool inline_ = false;
+
+  std::mutex mu_;
+  std::condition_variable freed_, filled_;  // free_ got a batch; filled_queue_ did or done_
+  std::deque<Batch*> free_, filled_queue_;  // guarded by mu_
+  Batch* current_ = nullptr;                // the caller's; only the caller's thread
+  bool stop_ = false;                       // guarded by mu_: the destructor wants the end
+  bool done_ = false;                       // guarded by mu_: the reader thread has finished
+  std::exception_ptr error_;                // guarded by mu_
+  std::thread thread_;                      // last: started once the rest is ready
+};
+
+// Runs every line of `merged` through `engine` (read and parsed ahead on a second thread,
+// ReadAhead); `on_incidents` sees the handled incidents. `keep` (optional, called on the reader
+// thread) filters lines before parsing; a line it drops is not fed.
 template <typename OnIncidents>
 bool Pump(MergedFiles& merged, Engine& engine, const std::string& label, OnIncidents on_incidents,
           std::ostream& err, const std::function<bool(std::string_view)>& keep = nullptr) {
   ProgressBar bar;
   bar.Start(merged.Size(), label);
-  merged.Start();
   uint64_t lines = 0;
-  while (MergedFiles::Input* in = merged.Next()) {
-    if (!keep || keep(in->line)) engine.Feed(in->line, in->source);
-    ++lines;
-    if ((lines & 1023) == 0) {
-      on_incidents(engine.Handle());
-      // Only now and then, and only for a terminal: BytesRead() is an lseek() per file.
-      if (bar.enabled()) bar.Update(merged.BytesRead(), lines);
+  {
+    ReadAhead ahead(merged, engine.parse_options(), keep, bar.enabled());
+    while (const ReadAhead::Batch* b = ahead.Next()) {
+      const size_t n = b->lines.size();
+      for (size_t i = 0; i < n; ++i) {
+        const ReadAhead::Line& l = b->lines[i];
+        if (l.keep) engine.FeedParsed(b->events[i], b->Text(l));
+        ++lines;
+        if ((lines & 1023) == 0) {
+          on_incidents(engine.Handle());
+          if (bar.enabled()) bar.Update(b->bytes_read, lines);
+        }
+      }
     }
-    merged.Advance(*in);
-  }
+  }  // the reader thread has ended: `merged` is ours again
   on_incidents(engine.Handle());
   bar.Finish();
   bool ok = true;

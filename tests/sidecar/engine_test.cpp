@@ -206,6 +206,45 @@ TEST_F(EngineTest, WithoutAStoreIncidentsAreOnlyReturned) {
   EXPECT_TRUE(Blocks().empty());
 }
 
+// replay's read-ahead (verbs_logs.cpp) parses on another thread and feeds FeedParsed(): the
+// same incidents and counters as Feed(), evictions included.
+TEST_F(EngineTest, FeedingParsedEventsEqualsFeedingLines) {
+  DetectorSettings settings = DetectorSettingsFromConfig(config_, {}, {});
+  settings.max_keys = 16;  // evictions and recycled slots on the way
+  settings.max_messages = 32;
+  std::vector<std::string> lines;
+  for (int minute = 0; minute < 30; ++minute) {
+    for (int k = 0; k < 40; ++k) {
+      // One busy account (fires) among 30 that come and go (evicted and recycled).
+      const std::string account =
+          k % 2 == 0 ? "hot@v.example" : "u" + std::to_string((k * 7 + minute) % 30) + "@v.example";
+      lines.push_back(Arrival(minute, k, account, 1 + (k % 4), "198.51.100." + std::to_string(k)));
+      const std::string id = lines.back().substr(20, 16);
+      lines.push_back(lines.back().substr(0, 20) + id + " ** r0@far.example: unknown user");
+    }
+    lines.push_back("garbage " + std::to_string(minute));
+  }
+  Engine fed(config_, settings, EngineHooks{});
+  Engine parsed(config_, settings, EngineHooks{});
+  std::vector<LogEvent> events(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i)
+    ParseLogLine(lines[i], LogSource::kExim, parsed.parse_options(), &events[i]);
+  std::vector<std::string> a, b;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    fed.Feed(lines[i], LogSource::kExim);
+    parsed.FeedParsed(events[i], lines[i]);
+  }
+  for (const HandledIncident& h : fed.Handle()) a.push_back(IncidentToJson(h.incident).dump());
+  for (const HandledIncident& h : parsed.Handle()) b.push_back(IncidentToJson(h.incident).dump());
+  EXPECT_FALSE(a.empty());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(fed.stats().lines, parsed.stats().lines);
+  EXPECT_EQ(fed.stats().unparsed, parsed.stats().unparsed);
+  EXPECT_EQ(fed.stats().last_time, parsed.stats().last_time);
+  EXPECT_GT(fed.detectors().Stats().evictions, 0u);
+  EXPECT_EQ(fed.detectors().Stats().evictions, parsed.detectors().Stats().evictions);
+}
+
 TEST_F(EngineTest, SettingsFromConfigMapRulesDomainsAndUidKeysToNames) {
   std::string error;
   ConfigResult c = ParseConfig(R"({"detectors": {"max_ips_per_hour": 7, "cooldown_seconds": 60},
