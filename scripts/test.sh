@@ -18,7 +18,7 @@ trap 'rm -rf "$logs"' EXIT
 run_ctest() {
   local dir=$1 out=$logs/$(basename "$1").log
   shift
-  env "$@" ctest --test-dir "$dir" --output-on-failure --timeout 300 | tee "$out"
+  env "$@" ctest --test-dir "$dir" --output-on-failure --timeout 300 -j"$jobs" | tee "$out"
   local line
   line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$out" | tail -n 1)
   local total=${line##* out of }

@@ -145,7 +145,8 @@ class SigpipeBlock {
 
 class Runner {
  public:
-  Runner(std::string_view stdin_data, ActionResult* result) : in_(stdin_data), r_(result) {}
+  Runner(std::string_view stdin_data, ActionResult* result, size_t output_cap)
+      : in_(stdin_data), r_(result), cap_(output_cap) {}
 
   bool Spawn(const std::vector<std::string>& argv);
   void Run(std::chrono::milliseconds timeout, Clock::time_point start);
@@ -164,6 +165,7 @@ class Runner {
   std::string_view in_;
   size_t written_ = 0;
   ActionResult* r_;
+  size_t cap_;
   SigpipeBlock sigpipe_;
   pid_t pid_ = -1;
   UniqueFd in_w_, out_r_, pidfd_;
@@ -288,7 +290,7 @@ void Runner::ReadSome(size_t limit) {
     ssize_t n = ::read(out_r_.get(), buf, sizeof buf);
     if (n > 0) {
       total += static_cast<size_t>(n);
-      size_t room = kActionOutputCap - std::min(kActionOutputCap, r_->output.size());
+      size_t room = cap_ - std::min(cap_, r_->output.size());
       size_t keep = std::min(room, static_cast<size_t>(n));
       r_->output.append(buf, keep);
       if (keep < static_cast<size_t>(n)) r_->output_truncated = true;
@@ -373,7 +375,7 @@ void Runner::Run(std::chrono::milliseconds timeout, Clock::time_point start) {
 }  // namespace
 
 ActionResult RunActionCommand(const std::vector<std::string>& argv, std::string_view stdin_data,
-                              std::chrono::milliseconds timeout) {
+                              std::chrono::milliseconds timeout, size_t output_cap) {
   Clock::time_point start = Clock::now();
   ActionResult result;
   auto done = [&] {
@@ -399,7 +401,7 @@ ActionResult RunActionCommand(const std::vector<std::string>& argv, std::string_
     }
   }
   {
-    Runner runner(stdin_data, &result);
+    Runner runner(stdin_data, &result, output_cap);
     if (runner.Spawn(argv)) runner.Run(timeout, start);
   }  // the SIGPIPE mask is restored here
   return done();

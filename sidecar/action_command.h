@@ -33,7 +33,8 @@
 //     consumed with sigtimedwait() before the mask is restored, and the process-wide
 //     disposition is never touched. (A SIGPIPE already pending and blocked in the caller's
 //     thread before the call is left pending.)
-//   - Output: the first kActionOutputCap bytes of stdout+stderr interleaved as written are kept
+//   - Output: the first output_cap (default kActionOutputCap) bytes of stdout+stderr interleaved as
+//   written are kept
 //     in `output` (raw bytes: the caller escapes them for its log); the rest is read and
 //     discarded so the child never blocks writing. output_truncated says bytes were dropped.
 //   - Timeout (counted from the start, covering the stdin writing): SIGTERM to the whole
@@ -101,8 +102,11 @@ struct ActionResult {
 };
 
 // Runs argv (argv[0] an absolute path) with stdin_data on its stdin; see CONTRACT.
+// output_cap: how much output to keep (kActionOutputCap for an admin's program; more for a
+// program whose output is read, such as `exim -bp`).
 ActionResult RunActionCommand(const std::vector<std::string>& argv, std::string_view stdin_data,
-                              std::chrono::milliseconds timeout);
+                              std::chrono::milliseconds timeout,
+                              size_t output_cap = kActionOutputCap);
 
 }  // namespace eg::sidecar
 

@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -992,7 +993,7 @@ Limit EffectiveLimit(const Config& config, const Override& o) {
   return {o.per_minute.value_or(base.per_minute), o.per_hour.value_or(base.per_hour)};
 }
 
-ConfigResult ParseConfig(std::string_view text, const std::string& path) {
+ConfigResult ParseConfig(std::string_view text, const std::string& path, const EnvLookup& getenv) {
   ConfigResult r;
   r.config.path = path;
   const std::string prefix = "config " + path + ": ";
@@ -1019,10 +1020,12 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path) {
     r.errors.push_back(prefix + "expected a JSON object at the top level, got " + Got(doc));
     return r;
   }
+  ApplyEnvOverrides(doc, getenv, &r.env_applied);  // eximmon's variables (config_env.h)
   Walk w{r.config, r.errors, {}, {}};
   WalkObject(doc, w);
   if (r.config.exim_group.empty()) r.config.exim_group = DefaultEximGroup();
   CrossChecks(w);
+  NoteEnvSources(r.env_applied, &r.errors);
   return r;
 }
 
@@ -1077,8 +1080,9 @@ ConfigResult LoadConfig(const std::string& path) {
   }
   close(fd);
   if (!readable) return r;
-  ConfigResult parsed = ParseConfig(text, path);
+  ConfigResult parsed = ParseConfig(text, path, [](const char* n) { return std::getenv(n); });
   r.config = std::move(parsed.config);
+  r.env_applied = std::move(parsed.env_applied);
   r.errors.insert(r.errors.end(), parsed.errors.begin(), parsed.errors.end());
   return r;
 }

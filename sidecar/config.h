@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config_env.h"
 #include "layout.h"
 #include "policy_key.h"
 #include "table.h"
@@ -199,7 +200,8 @@ struct Config {
 
 struct ConfigResult {
   Config config;
-  std::vector<std::string> errors;  // empty: config is valid
+  std::vector<std::string> errors;       // empty: config is valid
+  std::vector<std::string> env_applied;  // environment variables that overrode the file (names)
   bool ok() const { return errors.empty(); }
 };
 
@@ -207,8 +209,10 @@ struct ConfigResult {
 ConfigResult LoadConfig(const std::string& path);
 
 // Validates JSON text; `path` is only used in error messages and Config::path. Does not look
-// at any file (so no mode check).
-ConfigResult ParseConfig(std::string_view text, const std::string& path);
+// at any file (so no mode check). With `getenv`, eximmon's environment variables override the
+// text (config_env.h); LoadConfig passes the real environment, tests and imports do not.
+ConfigResult ParseConfig(std::string_view text, const std::string& path,
+                         const EnvLookup& getenv = nullptr);
 
 // "Debian-exim" if that group exists, else "exim", else "mail" (cPanel's Exim group).
 std::string DefaultEximGroup();

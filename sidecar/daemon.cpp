@@ -22,15 +22,21 @@
 #include <vector>
 
 #include "action_command.h"
+#include "bot_commands.h"
 #include "config.h"
 #include "engine.h"
+#include "follow_up.h"
 #include "log_follower.h"
+#include "notify.h"
 #include "policy_from_state.h"
 #include "publish.h"
 #include "reconcile.h"
+#include "slack_socket.h"
 #include "state_store.h"
+#include "telegram_bot.h"
 #include "time_text.h"
 #include "users.h"
+#include "whm_client.h"
 
 namespace eg::sidecar {
 namespace {
@@ -76,27 +82,49 @@ struct Logger {
   }
 };
 
-// Runs actions.command for each queued incident, one at a time, off the following thread.
-class ActionWorker {
+// Follows up each recorded incident, one at a time, off the following thread: the rule's WHM,
+// queue and firewall steps (follow_up.h), then actions.command with the incident on stdin, then
+// the notice to the admins (notify.h, which sends on its own thread and digests floods).
+class FollowUpWorker {
  public:
-  ActionWorker(std::vector<std::string> argv, std::chrono::milliseconds timeout, Logger* log)
-      : argv_(std::move(argv)), timeout_(timeout), log_(log), thread_([this] { Loop(); }) {}
-  ~ActionWorker() {
+  FollowUpWorker(const Config& config, StateStore* store, Logger* log) : store_(store), log_(log) {
+    Reconfigure(config);
+    NotifierOptions n;
+    n.log = [log](const std::string& line) { (*log)(line); };
+    notifier_ = std::make_unique<Notifier>(config, std::move(n));
+    thread_ = std::thread([this] { Loop(); });
+  }
+  // Finishes what is queued, then gives the notifier up to kNotifyDrain to send.
+  ~FollowUpWorker() {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
     cv_.notify_one();
     thread_.join();
+    const auto until = std::chrono::steady_clock::now() + kNotifyDrain;
+    while (!notifier_->Idle() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    notifier_->Stop();
   }
-  const std::vector<std::string>& argv() const { return argv_; }
-  std::chrono::milliseconds timeout() const { return timeout_; }
+  // A reloaded config: the next incidents use it.
+  void Reconfigure(const Config& config) {
+    std::lock_guard lock(mu_);
+    config_ = std::make_shared<const Config>(config);
+    if (config.whm.token.empty()) {
+      whm_.reset();
+    } else {
+      whm_ = std::make_shared<WhmClient>(config.whm);
+    }
+    if (notifier_) notifier_->Reconfigure(config);
+  }
   void Push(std::string json) {
     {
       std::lock_guard lock(mu_);
       if (queue_.size() >= kMaxQueuedActions) {
-        (*log_)("actions.command: " + std::to_string(kMaxQueuedActions) +
-                " incidents already queued; this one is not handed to " + argv_[0]);
+        (*log_)("follow-up: " + std::to_string(kMaxQueuedActions) +
+                " incidents already queued; this one is only recorded");
         return;
       }
       queue_.push_back(std::move(json));
@@ -112,35 +140,69 @@ class ActionWorker {
       if (queue_.empty()) return;  // stop_ and nothing left
       std::string json = std::move(queue_.front());
       queue_.pop_front();
+      std::shared_ptr<const Config> config = config_;
+      std::shared_ptr<WhmClient> whm = whm_;
       lock.unlock();
-      const ActionResult r = RunActionCommand(argv_, json, timeout_);
-      std::string what;
-      if (!r.started) {
-        what = "could not start: " + r.error;
-      } else if (r.timed_out) {
-        what = "timed out after " + std::to_string(timeout_.count() / 1000) + " s (killed)";
-      } else if (r.term_signal != 0) {
-        what = "killed by signal " + std::to_string(r.term_signal);
-      } else if (r.exit_status != 0) {
-        what = "exit status " + std::to_string(r.exit_status);
-      }
-      if (!what.empty()) {
-        std::string output = r.output;
-        for (char& c : output) {
-          if (c == '\n' || c == '\r') c = ' ';
-        }
-        (*log_)("actions.command " + argv_[0] + ": " + what +
-                (output.empty() ? "" : "; output: " + output.substr(0, 300)));
-      }
+      FollowUpOne(*config, whm.get(), json);
       lock.lock();
     }
   }
 
-  std::vector<std::string> argv_;
-  std::chrono::milliseconds timeout_;
+  void FollowUpOne(const Config& config, WhmClient* whm, const std::string& json) {
+    const nlohmann::ordered_json incident = nlohmann::ordered_json::parse(json, nullptr, false);
+    if (!incident.is_object()) return;
+    FollowUpEnv env;
+    env.config = &config;
+    env.store = store_;
+    env.whm = whm;
+    const FollowUp f = RunFollowUp(env, incident);
+    const std::string what = incident.value("rule", "") + " " + incident.value("key", "");
+    for (const StepResult& s : f.steps)
+      (*log_)("follow-up " + what + ": " + s.action + ": " + s.outcome);
+    if (f.valve_tripped) {
+      (*log_)(
+          "SAFETY VALVE: actions.max_auto_suspensions_per_hour reached; automatic "
+          "suspensions are paused, incidents are only blocked and notified");
+    }
+    const std::string rule = incident.value("rule", "");
+    if (!config.actions.command.empty() && RuleHasAction(config.actions, rule, "command") &&
+        !config.notify_only) {
+      RunCommand(config, json);
+    }
+    notifier_->Post(FollowUpNotice(incident, f));
+  }
+
+  void RunCommand(const Config& config, const std::string& json) {
+    const std::vector<std::string>& argv = config.actions.command;
+    const auto timeout = std::chrono::seconds(config.actions.timeout_seconds);
+    const ActionResult r = RunActionCommand(argv, json, timeout);
+    std::string what;
+    if (!r.started) {
+      what = "could not start: " + r.error;
+    } else if (r.timed_out) {
+      what = "timed out after " + std::to_string(timeout.count()) + " s (killed)";
+    } else if (r.term_signal != 0) {
+      what = "killed by signal " + std::to_string(r.term_signal);
+    } else if (r.exit_status != 0) {
+      what = "exit status " + std::to_string(r.exit_status);
+    }
+    if (!what.empty()) {
+      std::string output = r.output;
+      for (char& c : output) {
+        if (c == '\n' || c == '\r') c = ' ';
+      }
+      (*log_)("actions.command " + argv[0] + ": " + what +
+              (output.empty() ? "" : "; output: " + output.substr(0, 300)));
+    }
+  }
+
+  StateStore* store_;
   Logger* log_;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::shared_ptr<const Config> config_;  // guarded by mu_
+  std::shared_ptr<WhmClient> whm_;        // guarded by mu_; null without whm.token
+  std::unique_ptr<Notifier> notifier_;
   std::deque<std::string> queue_;
   bool stop_ = false;
   std::thread thread_;  // last: started once the rest is ready
@@ -308,9 +370,16 @@ class Daemon {
     hooks.store = store_.get();
     hooks.republish = [this](std::string* e) { return Publish(e); };
     hooks.log = [this](const std::string& line) { log_(line); };
-    SetUpActions();
-    if (actions_) hooks.run_action = [this](std::string json) { actions_->Push(std::move(json)); };
-    DetectorSettings settings = DetectorSettingsFromConfig(config_, extra, domains);
+    if (!follow_up_) {
+      follow_up_ = std::make_unique<FollowUpWorker>(config_, store_.get(), &log_);
+    } else {
+      follow_up_->Reconfigure(config_);
+    }
+    hooks.run_action = [this](std::string json) { follow_up_->Push(std::move(json)); };
+    std::vector<StoredLimit> limits;
+    if (!store_->ListLimits(&limits, error)) return false;
+    const Config effective = WithStoredLimits(config_, limits);  // `eximguard set`'s limits
+    DetectorSettings settings = DetectorSettingsFromConfig(effective, extra, domains);
     if (!opt_.once) {   // only the daemon reconciles (two reconcilers would credit twice)
       ledger_.reset();  // made again at the first arrival the warm-up feeds
       settings.on_arrival = [this](const CountedArrival& a) { OnArrival(a); };
@@ -318,18 +387,11 @@ class Daemon {
     ParseOptions parse;
     parse.utc = config_.log_utc;
     if (engine_) before_reload_ += engine_->stats();  // a reload: keep the old counters
-    engine_ = std::make_unique<Engine>(config_, std::move(settings), std::move(hooks), parse);
+    engine_ = std::make_unique<Engine>(effective, std::move(settings), std::move(hooks), parse);
+    ResetMarks marks;  // `reset`: what came before no longer counts for the key
+    if (!LoadResetMarks(*store_, Now(), &marks, error)) return false;
+    engine_->SetResetMarks(std::move(marks));
     return true;
-  }
-
-  // The worker for actions.command, made or replaced when the command or its timeout changed
-  // (at start and on reload); none when no command is set.
-  void SetUpActions() {
-    const Actions& a = config_.actions;
-    const std::chrono::milliseconds timeout = std::chrono::seconds(a.timeout_seconds);
-    if (actions_ && actions_->argv() == a.command && actions_->timeout() == timeout) return;
-    actions_.reset();  // lets the old worker finish what it has queued
-    if (!a.command.empty()) actions_ = std::make_unique<ActionWorker>(a.command, timeout, &log_);
   }
 
   // The detectors' hook: arrivals the guard counted (authenticated or local) go to the ledger
@@ -451,6 +513,7 @@ class Daemon {
   }
 
   int RunForever() {
+    SetUpBots();
     WriteStatus();  // also tells `status` (and tests) that the daemon is up
     Clock::time_point next_status = Clock::now() + std::chrono::seconds(2);
     Clock::time_point next_prune = Clock::now();
@@ -480,6 +543,8 @@ class Daemon {
       }
     }
     for (FollowedLog& log : logs_) SaveCheckpoint(log);
+    telegram_.reset();  // each stops within a second or two
+    slack_.reset();
     WriteStatus();
     const EngineStats s = Totals();
     log_("stopped: " + std::to_string(s.lines) + " lines, " + std::to_string(s.recorded) +
@@ -511,7 +576,50 @@ class Daemon {
     }
     for (FollowedLog& log : logs_) SaveCheckpoint(log);
     WarmUpAll();
+    SetUpBots();
     log_("reloaded " + config_path_);
+  }
+
+  // The admin bots, `start` only: made at start, and made again on a reload that changed their
+  // section (a new token, API URL or CA); admins and chats change in place.
+  void SetUpBots() {
+    const nlohmann::ordered_json shown = ConfigToJson(config_);
+    const TelegramSettings& t = config_.telegram;
+    if (t.token.empty()) {
+      telegram_.reset();
+    } else if (!telegram_ || shown["telegram"] != bot_sections_["telegram"]) {
+      telegram_.reset();
+      TelegramBotOptions o;
+      o.log = [this](const std::string& line) { log_(line); };
+      telegram_ = std::make_unique<TelegramBot>(config_path_, config_, std::move(o));
+      telegram_->Start();
+      log_("telegram bot started");
+    }
+    const SlackSettings& sl = config_.slack;
+    if (sl.bot_token.empty() || sl.app_token.empty()) {
+      slack_.reset();
+    } else if (!slack_ || shown["slack"] != bot_sections_["slack"]) {
+      slack_.reset();
+      SlackBotOptions o;
+      o.log = [this](const std::string& line) { log_(line); };
+      slack_ = std::make_unique<SlackBot>(
+          sl,
+          [path = config_path_, notify = sl.notify_channel](const SlackCommand& c) {
+            BotContext ctx;
+            ctx.config_path = path;
+            ctx.caller_id = c.user_id;
+            ctx.is_admin = c.is_admin;
+            // Reading too is for admins, or for anyone in the admins' notification channel.
+            ctx.may_read = c.is_admin || (!notify.empty() && c.channel_id == notify);
+            ctx.channel = "slack";
+            ctx.markup = Markup::kMrkdwn;
+            return RunBotCommand(ctx, c.text).text;
+          },
+          std::move(o));
+      slack_->Start();
+      log_("slack bot started");
+    }
+    bot_sections_ = {{"telegram", shown["telegram"]}, {"slack", shown["slack"]}};
   }
 
   void Prune() {
@@ -583,7 +691,10 @@ class Daemon {
   std::unique_ptr<StateStore> store_;
   FollowLock lock_;
   std::unique_ptr<Segment> segment_;
-  std::unique_ptr<ActionWorker> actions_;
+  std::unique_ptr<FollowUpWorker> follow_up_;
+  std::unique_ptr<TelegramBot> telegram_;
+  std::unique_ptr<SlackBot> slack_;
+  nlohmann::ordered_json bot_sections_;  // the telegram and slack sections the bots run with
   std::unique_ptr<Engine> engine_;
   std::vector<FollowedLog> logs_;
   int64_t started_ = 0;

@@ -29,8 +29,13 @@
 //   - Callers: main.cpp. Runs as root in production (the table, the logs, state_dir). Messages
 //     go to `log` (stderr: the journal under systemd), one line each, never a secret.
 //   - Returns the exit code: 0 ok, 1 failure (each problem written to `err`).
-//   - Thread safety: one thread follows and acts; actions.command runs in one worker thread fed
-//     by a bounded queue (kMaxQueuedActions; beyond it an action is dropped and logged).
+//   - Thread safety: one thread follows, records and blocks. Each recorded incident's follow-up
+//     (WHM steps, freeze, firewall, actions.command, then the notice: follow_up.h) runs in one
+//     worker thread fed by a bounded queue (kMaxQueuedActions; beyond it a follow-up is dropped
+//     and logged; the block and the record are already done). Notices are sent by the
+//     notifier's own thread (notify.h). `start` also runs the Telegram and Slack admin bots, each
+//     on its own thread, when their tokens are set. At exit the queue is finished and the
+//     notifier gets up to kNotifyDrain to send what it holds.
 
 #ifndef EXIMGUARD_SIDECAR_DAEMON_H_
 #define EXIMGUARD_SIDECAR_DAEMON_H_
@@ -45,6 +50,7 @@ namespace eg::sidecar {
 
 inline constexpr uint64_t kWarmUpBytes = uint64_t{16} << 20;
 inline constexpr size_t kMaxQueuedActions = 256;
+inline constexpr std::chrono::seconds kNotifyDrain{10};
 // Reconcile credits a bucket only this long after the log is complete past its end: longer
 // than a DATA phase takes, so a message still being received is never taken for a phantom.
 inline constexpr uint32_t kReconcileLagSeconds = 300;

@@ -129,6 +129,10 @@ void Engine::FeedParsed(const LogEvent& event, std::string_view line) {
   if (event.counted_as_unknown) ++stats_.unparsed;
   if (event.kind == LineKind::kUnknown) return;
   if (event.time > stats_.last_time) stats_.last_time = event.time;
+  if (!resets_.empty() && ResetHides(resets_, event)) {
+    ++stats_.hidden_by_reset;
+    return;
+  }
   detectors_.Feed(event, line);
 }
 
@@ -199,8 +203,17 @@ HandledIncident Engine::Act(Incident incident) {
   s.action = h.action;
   std::string error;
   bool added = false;
-  const RecordOutcome rec = hooks_.store->RecordIncident(
-      &s, config_.detectors.cooldown_seconds, &error, want_block ? &block : nullptr, &added);
+  // A `reset` of the key since its last incident ends that incident's cooldown: only incidents
+  // after the reset count.
+  int64_t cooldown = config_.detectors.cooldown_seconds;
+  if (!resets_.empty()) {
+    int64_t mark = resets_.all;
+    if (auto it = resets_.keys.find(ResetMarkKey(i.key_class, i.key)); it != resets_.keys.end())
+      mark = std::max(mark, it->second);
+    if (mark > 0 && i.time >= mark) cooldown = std::min(cooldown, i.time - mark);
+  }
+  const RecordOutcome rec =
+      hooks_.store->RecordIncident(&s, cooldown, &error, want_block ? &block : nullptr, &added);
   auto log = [&](const std::string& line) {
     if (hooks_.log) hooks_.log(line);
   };
@@ -225,8 +238,7 @@ HandledIncident Engine::Act(Incident incident) {
     ++stats_.blocks;
     blocks_pending_ = true;
   }
-  if (!config_.actions.command.empty() && RuleHasAction(config_.actions, i.rule, "command") &&
-      hooks_.run_action) {
+  if (hooks_.run_action) {
     Json j = IncidentToJson(i);
     j["id"] = s.id;
     j["action"] = h.action;

@@ -15,7 +15,8 @@
 //     2. if actions.rules.<rule> has block, the key has a table class (sender, cwd, uid) and
 //        notify_only is off: a block, added in the same transaction; after the batch, one
 //        hooks.republish() for all its new blocks, so the next RCPT is refused inline;
-//     3. hooks.run_action(json) when actions.command is set (the daemon queues it to a worker);
+//     3. hooks.run_action(json): the follow-up (the daemon queues it: WHM steps, the custom
+//        command, the notice; follow_up.h)
 //     4. a log line through hooks.log.
 //   Without a store (hooks.store null: `replay`), Handle() only returns the incidents.
 //
@@ -46,6 +47,7 @@
 #include "config.h"
 #include "detectors.h"
 #include "log_line.h"
+#include "reset_marks.h"
 #include "state_store.h"
 
 namespace eg::sidecar {
@@ -60,7 +62,7 @@ struct EngineHooks {
   StateStore* store = nullptr;  // null: nothing is recorded, blocked or run (replay)
   // Publishes the policy again from the config and the store (after a block was added).
   std::function<bool(std::string* error)> republish;
-  // Runs the custom action with the incident's JSON on stdin (may queue it).
+  // The incident's follow-up, given its JSON (IncidentToJson + "id" + "action"); may queue it.
   std::function<void(std::string json)> run_action;
   std::function<void(const std::string& line)> log;  // one line for the daemon's log
 };
@@ -77,10 +79,11 @@ struct EngineStats {
   uint64_t unparsed = 0;   // lines the parser counted as unknown (skipped)
   uint64_t incidents = 0;  // detected
   uint64_t recorded = 0;
-  uint64_t cooldown = 0;  // detected again within the cooldown: not recorded
-  uint64_t blocks = 0;    // new blocks placed
-  uint64_t errors = 0;    // store/publish failures
-  int64_t last_time = 0;  // log time of the last parsed line
+  uint64_t cooldown = 0;         // detected again within the cooldown: not recorded
+  uint64_t blocks = 0;           // new blocks placed
+  uint64_t errors = 0;           // store/publish failures
+  uint64_t hidden_by_reset = 0;  // lines older than a `reset` of their key (reset_marks.h)
+  int64_t last_time = 0;         // log time of the last parsed line
 
   // Adds another engine's counters (the daemon keeps them across reloads); last_time: the later.
   EngineStats& operator+=(const EngineStats& o) {
@@ -89,6 +92,7 @@ struct EngineStats {
     incidents += o.incidents;
     recorded += o.recorded;
     cooldown += o.cooldown;
+    hidden_by_reset += o.hidden_by_reset;
     blocks += o.blocks;
     errors += o.errors;
     last_time = std::max(last_time, o.last_time);
@@ -130,6 +134,8 @@ class Engine {
   // thread may read it while this one feeds.
   void FeedParsed(const LogEvent& event, std::string_view line);
   const ParseOptions& parse_options() const { return parse_options_; }
+  // Events older than a reset of a key they touch are skipped from now on (reset_marks.h).
+  void SetResetMarks(ResetMarks marks) { resets_ = std::move(marks); }
 
   const EngineStats& stats() const { return stats_; }
   const Detectors& detectors() const { return detectors_; }
@@ -143,6 +149,7 @@ class Engine {
   ParseOptions parse_options_;
   LogEvent event_;  // reused: its recipients' capacity survives
   EngineStats stats_;
+  ResetMarks resets_;
   bool blocks_pending_ = false;  // blocks added since the last publish
 };
 

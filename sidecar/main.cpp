@@ -10,13 +10,18 @@
 //   eximguard incidents [--json] [--since S]
 //   eximguard why KEY
 //   eximguard suspend KEY [--reason R]    block KEY in the shared table now
-//   eximguard unsuspend KEY
+//   eximguard unsuspend KEY               lift the block and what eximguard suspended in WHM
+//   eximguard hold KEY | release KEY      WHM: hold the key's outgoing mail in the queue / let go
+//   eximguard set KEY VALUE               a limit now and kept (N/min, N/hour, 0 = none, default)
+//   eximguard info DOMAIN|EMAIL           cPanel owner, blocks, incidents, limits, counters
 //   eximguard reset KEY | --all           counters to zero; the log rules judge afresh
 //   eximguard list [--json]               blocked keys
 //   eximguard whitelist add KEY [--note N] | remove KEY | list
 //   eximguard top [-n N] [--json]
 //   eximguard status [--json]
 //   eximguard config check | show
+//   eximguard test-notify                 a test notice to every configured channel
+//   eximguard import-eximmon FILE [-o F] [--force]   eximmon's config turned into ours
 
 #include <CLI/CLI.hpp>
 #include <cstddef>
@@ -25,8 +30,11 @@
 #include <string>
 #include <vector>
 
+#include "bot_verbs.h"
 #include "config.h"
 #include "daemon.h"
+#include "eximmon_import.h"
+#include "notify_verbs.h"
 #include "verbs.h"
 
 namespace {
@@ -87,11 +95,38 @@ int main(int argc, char** argv) {
   why->add_option("KEY", key, kKeyHelp)->required();
 
   std::string reason;
-  CLI::App* suspend = verb("suspend", "Block a key in the shared table now.");
+  CLI::App* suspend = verb("suspend",
+                           "Block a key in the shared table now (and, with whm.token, suspend its "
+                           "outgoing mail in cPanel).");
   suspend->add_option("KEY", key, kKeyHelp)->required();
   suspend->add_option("--reason", reason, "why (kept in the audit trail)");
   CLI::App* unsuspend = verb("unsuspend", "Lift a block.");
   unsuspend->add_option("KEY", key, kKeyHelp)->required();
+
+  CLI::App* hold = verb("hold", "cPanel (WHM): hold the key's outgoing mail in Exim's queue.");
+  hold->add_option("KEY", key, kKeyHelp)->required();
+  CLI::App* release = verb("release", "cPanel (WHM): release a hold on the key's outgoing mail.");
+  release->add_option("KEY", key, kKeyHelp)->required();
+
+  std::string limit_value;
+  CLI::App* set_limit = verb("set",
+                             "Set a limit now (shared table and detectors) and keep it across "
+                             "restarts; `set KEY default` goes back to the config's.");
+  set_limit
+      ->add_option("KEY", key,
+                   "an address, a script directory, uid:N, or a class (sender, cwd, uid) for "
+                   "its default")
+      ->required();
+  set_limit
+      ->add_option("VALUE", limit_value,
+                   "N/min, N/hour or both (2/min,100/hour); 0 = unlimited; default")
+      ->required();
+
+  std::string what;
+  CLI::App* info = verb("info",
+                        "Who owns a domain in cPanel (WHM), and what eximguard knows about it "
+                        "or one address: blocks, incidents, whitelist, limits, counters.");
+  info->add_option("DOMAIN|EMAIL", what, "example.com or user@example.com")->required();
 
   bool reset_all = false;
   CLI::App* reset = verb("reset",
@@ -140,6 +175,26 @@ int main(int argc, char** argv) {
       config->add_subcommand("show", "Print the effective config (defaults filled in) as JSON.");
   AddConfigOption(show, &config_path);
 
+  CLI::App* test_notify = verb("test-notify",
+                               "Send a test notice to every configured channel (email, Telegram, "
+                               "Slack, webhook) and say how each went.");
+
+  std::string eximmon_file, import_output;
+  bool import_force = false;
+  CLI::App* import_eximmon = app.add_subcommand(
+      "import-eximmon",
+      "Turn an eximmon config (.eximmon.conf) into an eximguard config: on stdout, or in "
+      "--output FILE (mode 0600).");
+  import_eximmon
+      ->add_option("FILE", eximmon_file, "eximmon's config, e.g. /opt/eximmon/.eximmon.conf")
+      ->required();
+  CLI::Option* import_out =
+      import_eximmon
+          ->add_option("--output,-o", import_output, "write it here (mode 0600), not to stdout")
+          ->type_name("FILE");
+  import_eximmon->add_flag("--force", import_force, "replace --output if it exists")
+      ->needs(import_out);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -165,6 +220,10 @@ int main(int argc, char** argv) {
     if (*why) return WhyVerb(config_path, key, out, err);
     if (*suspend) return SuspendVerb(config_path, key, reason, CliUser(), out, err);
     if (*unsuspend) return UnsuspendVerb(config_path, key, CliUser(), out, err);
+    if (*hold) return HoldVerb(config_path, key, CliUser(), out, err);
+    if (*release) return ReleaseVerb(config_path, key, CliUser(), out, err);
+    if (*set_limit) return SetLimitVerb(config_path, key, limit_value, CliUser(), out, err);
+    if (*info) return InfoVerb(config_path, what, out, err);
     if (*reset) return ResetVerb(config_path, key, reset_all, CliUser(), out, err);
     if (*list) return ListVerb(config_path, json, out, err);
     if (*wl_add) return WhitelistVerb(config_path, "add", key, note, CliUser(), out, err);
@@ -172,6 +231,10 @@ int main(int argc, char** argv) {
     if (*wl_list) return WhitelistVerb(config_path, "list", key, note, CliUser(), out, err);
     if (*top) return TopVerb(config_path, rows, json, out, err);
     if (*status) return StatusVerb(config_path, json, out, err);
+    if (*test_notify) return TestNotifyVerb(config_path, out, err);
+    if (*import_eximmon) {
+      return ImportEximmonVerb(eximmon_file, import_output, import_force, out, err);
+    }
     if (*check) return ConfigCheckVerb(config_path, out, err);
     if (*show) return ConfigShowVerb(config_path, out, err);
   } catch (const std::exception& e) {

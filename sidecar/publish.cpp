@@ -37,12 +37,15 @@ bool PublishFromStore(const Config& config, StateStore& store, uint32_t now_unix
                       PublishResult* out, std::string* error, std::vector<std::string>* notes) {
   std::vector<StoredBlock> blocks;
   std::vector<WhitelistEntry> whitelist;
-  if (!store.ActiveBlocks(&blocks, error) || !store.ListWhitelist(&whitelist, error)) {
+  std::vector<StoredLimit> limits;
+  if (!store.ActiveBlocks(&blocks, error) || !store.ListWhitelist(&whitelist, error) ||
+      !store.ListLimits(&limits, error)) {
     *error = store.path() + ": " + *error;
     return false;
   }
   const std::vector<PolicyRule> extra = RulesFromState(blocks, whitelist, notes);
-  if (!PublishConfig(config, now_unix, out, error, extra)) return false;
+  const Config effective = WithStoredLimits(config, limits);
+  if (!PublishConfig(effective, now_unix, out, error, extra)) return false;
   UnlockSegment(*out->segment);
   return true;
 }

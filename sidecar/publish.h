@@ -37,7 +37,8 @@ struct PublishResult {
 bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out, std::string* error,
                    const std::vector<PolicyRule>& extra_rules = {});
 
-// PublishConfig() with the store's active blocks and whitelist (policy_from_state.h), then gives up
+// PublishConfig() of the config with the store's limits laid over it (WithStoredLimits) and with
+// the store's active blocks and whitelist (policy_from_state.h), then gives up
 // the segment's writer lock (the mapping in out->segment stays usable), so CLI verbs and the
 // daemon can publish in turn. *notes (may be null) gets whitelist entries that were skipped.
 bool PublishFromStore(const Config& config, StateStore& store, uint32_t now_unix,

@@ -60,6 +60,11 @@ class Stmt {
                                      SQLITE_TRANSIENT) == SQLITE_OK;
   }
   bool Bind(int i, const char* v) { return Bind(i, std::string(v)); }
+  // An unset optional binds NULL.
+  bool Bind(int i, const std::optional<uint32_t>& v) {
+    if (v) return Bind(i, int64_t{*v});
+    return ok() && sqlite3_bind_null(stmt_, i) == SQLITE_OK;
+  }
 
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return ok() ? sqlite3_step(stmt_) : SQLITE_ERROR; }
@@ -158,8 +163,22 @@ CREATE TABLE audit (
 CREATE INDEX audit_time ON audit (time);
 )sql";
 
+// Version 2: limits set at run time (`eximguard set`). key '' is the class's default; a NULL
+// window is the config's.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE limits (
+  key_class TEXT NOT NULL CHECK (key_class IN ('sender', 'cwd', 'uid')),
+  key TEXT NOT NULL,
+  per_minute INTEGER CHECK (per_minute BETWEEN 0 AND 4294967295),
+  per_hour INTEGER CHECK (per_hour BETWEEN 0 AND 4294967295),
+  set_by TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  PRIMARY KEY (key_class, key)
+);
+)sql";
+
 // migrations[i] takes the schema from version i to i + 1.
-constexpr const char* kMigrations[] = {kSchemaV1};
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 // mkdir -p with mode 0700 for every directory it creates.
@@ -560,6 +579,94 @@ bool StateStore::ListWhitelist(std::vector<WhitelistEntry>* out, std::string* er
     out->push_back({s.Text(0), s.Text(1), s.Int(2), s.Text(3)});
   }
   if (rc != SQLITE_DONE) return SqlError(error, "ListWhitelist", db_.get());
+  return true;
+}
+
+namespace {
+
+// How the audit trail names a limit's key: as an admin writes it.
+std::string LimitAuditKey(KeyClass key_class, const std::string& key) {
+  if (key.empty()) return std::string(KeyClassName(key_class)) + " (class default)";
+  return key_class == KeyClass::kUid ? "uid:" + key : key;
+}
+
+std::string WindowText(const std::optional<uint32_t>& v, const char* name) {
+  return v ? std::string(name) + "=" + std::to_string(*v) : "";
+}
+
+}  // namespace
+
+bool StateStore::SetLimit(const StoredLimit& limit, std::string* error) {
+  const char* op = "SetLimit";
+  if (!limit.per_minute && !limit.per_hour) {
+    return SetError(error, op, "per_minute or per_hour must be set");
+  }
+  std::lock_guard lock(mu_);
+  sqlite3* db = db_.get();
+  Txn txn(db);
+  if (!txn.began()) return SqlError(error, op, db);
+  Stmt s(db,
+         "INSERT INTO limits (key_class, key, per_minute, per_hour, set_by, time) "
+         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key_class, key) DO UPDATE SET "
+         "per_minute = COALESCE(excluded.per_minute, limits.per_minute), "
+         "per_hour = COALESCE(excluded.per_hour, limits.per_hour), "
+         "set_by = excluded.set_by, time = excluded.time");
+  if (!s.Bind(1, KeyClassName(limit.key_class)) || !s.Bind(2, limit.key) ||
+      !s.Bind(3, limit.per_minute) || !s.Bind(4, limit.per_hour) || !s.Bind(5, limit.set_by) ||
+      !s.Bind(6, limit.time) || !s.Run()) {
+    return SqlError(error, op, db);
+  }
+  std::string detail = WindowText(limit.per_minute, "per_minute");
+  if (limit.per_hour) {
+    detail += (detail.empty() ? "" : " ") + WindowText(limit.per_hour, "per_hour");
+  }
+  if (!InsertAudit(db, limit.time, limit.set_by, "set_limit",
+                   LimitAuditKey(limit.key_class, limit.key), detail) ||
+      !txn.Commit()) {
+    return SqlError(error, op, db);
+  }
+  return true;
+}
+
+bool StateStore::RemoveLimit(KeyClass key_class, const std::string& key, int64_t now,
+                             const std::string& by, bool* removed, std::string* error) {
+  const char* op = "RemoveLimit";
+  std::lock_guard lock(mu_);
+  sqlite3* db = db_.get();
+  Txn txn(db);
+  if (!txn.began()) return SqlError(error, op, db);
+  Stmt s(db, "DELETE FROM limits WHERE key_class = ? AND key = ?");
+  if (!s.Bind(1, KeyClassName(key_class)) || !s.Bind(2, key) || !s.Run()) {
+    return SqlError(error, op, db);
+  }
+  const bool deleted = sqlite3_changes(db) > 0;
+  if (deleted && !InsertAudit(db, now, by, "remove_limit", LimitAuditKey(key_class, key),
+                              "back to the config's")) {
+    return SqlError(error, op, db);
+  }
+  if (!txn.Commit()) return SqlError(error, op, db);
+  if (removed != nullptr) *removed = deleted;
+  return true;
+}
+
+bool StateStore::ListLimits(std::vector<StoredLimit>* out, std::string* error) {
+  std::lock_guard lock(mu_);
+  out->clear();
+  Stmt s(db_.get(),
+         "SELECT key_class, key, per_minute, per_hour, set_by, time FROM limits "
+         "ORDER BY key_class, key");
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    StoredLimit l;
+    l.key_class = ClassFromText(s.Text(0));
+    l.key = s.Text(1);
+    if (!s.IsNull(2)) l.per_minute = static_cast<uint32_t>(s.Int(2));
+    if (!s.IsNull(3)) l.per_hour = static_cast<uint32_t>(s.Int(3));
+    l.set_by = s.Text(4);
+    l.time = s.Int(5);
+    out->push_back(std::move(l));
+  }
+  if (rc != SQLITE_DONE) return SqlError(error, "ListLimits", db_.get());
   return true;
 }
 

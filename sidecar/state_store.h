@@ -13,12 +13,14 @@
 //   }
 //   db->AddBlock(block, &added, &err);  db->ActiveBlocks(&blocks, &err);
 //   db->SaveCheckpoint("mainlog", follower.checkpoint(), &err);
+//   db->SetLimit({.key = "a@b.example", .per_minute = 2, .set_by = "cli:root", .time = now}, &err);
 //   db->Prune(now, 30, nullptr, &err);                         // e.g. once an hour
 //
 // CONTRACT
 //   - Callers: the sidecar daemon (`start`, `run`) records incidents, blocks and checkpoints; the
 //     CLI verbs (`incidents`, `why`, `suspend`, `unsuspend`, `list`, `whitelist`, `status`,
-//     `reset`) read and change the same file from another process at the same time; tests.
+//     `reset`, `set`, `info`) read and change the same file from another process at the same
+//     time; tests.
 //   - Owns: one SQLite connection (and the statements it prepares per call). The file, and the
 //     state directory when it has to be created, are created with modes 0600 and 0700; an
 //     existing file wider than 0600 is narrowed to 0600. SQLite's -wal and -shm files take the
@@ -31,7 +33,9 @@
 //     writes on its next call. A writer waits up to busy_timeout for another's lock, then fails
 //     with SQLite's "database is locked".
 //   - Schema: a `schema_version` table; Open() applies the migrations up to kSchemaVersion in one
-//     transaction and refuses a file whose version is newer than this program knows.
+//     transaction and refuses a file whose version is newer than this program knows. Version 2
+//     added the `limits` table (limits set at run time by `eximguard set`); a version-1 file is
+//     migrated in place, its rows kept.
 //   - Errors: every function returns false / kError (or nullptr for Open) and sets *error to
 //     "<operation>: <SQLite's message>" (error may be nullptr). Nothing throws across this API
 //     but std::bad_alloc. A file that is not a database (corrupted, garbage) makes Open() fail
@@ -60,7 +64,7 @@ struct sqlite3;
 
 namespace eg::sidecar {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 inline constexpr const char* kStateDbName = "eximguard.db";
 inline constexpr int kDefaultRetentionDays = 30;
 
@@ -121,6 +125,17 @@ struct AuditEntry {
   std::string detail;
 };
 
+// A limit an admin set at run time (`eximguard set KEY VALUE`); it applies on top of the config's
+// (WithStoredLimits, policy_from_state.h). One row per class and key.
+struct StoredLimit {
+  KeyClass key_class = KeyClass::kSender;
+  std::string key;                     // as the table sees it (policy_key.h); "" = class default
+  std::optional<uint32_t> per_minute;  // unset: the config's; 0 = unlimited
+  std::optional<uint32_t> per_hour;
+  std::string set_by;  // who: CliUser(), "telegram:ID", ...
+  int64_t time = 0;
+};
+
 struct PruneCounts {
   int64_t incidents = 0;
   int64_t audit = 0;
@@ -177,6 +192,16 @@ class StateStore {
                        std::string* error);
   bool ListWhitelist(std::vector<WhitelistEntry>* out, std::string* error);
 
+  // Limits set at run time. SetLimit stores limit.per_minute / per_hour for the class and key;
+  // a window it leaves unset keeps what was stored for it before (unset when nothing was), and
+  // at least one must be set. RemoveLimit deletes the row (*removed: there was one; may be
+  // null). Both write an audit row ("set_limit" / "remove_limit", who = set_by / by) in the same
+  // transaction. ListLimits: every row, by class then key.
+  bool SetLimit(const StoredLimit& limit, std::string* error);
+  bool RemoveLimit(KeyClass key_class, const std::string& key, int64_t now, const std::string& by,
+                   bool* removed, std::string* error);
+  bool ListLimits(std::vector<StoredLimit>* out, std::string* error);
+
   // Checkpoints of the log followers, by name ("mainlog", "dovecot"). *found false: none saved.
   bool SaveCheckpoint(const std::string& name, const Checkpoint& cp, std::string* error);
   bool LoadCheckpoint(const std::string& name, Checkpoint* out, bool* found, std::string* error);
@@ -186,7 +211,8 @@ class StateStore {
   bool ListAudit(int64_t since, int64_t limit, std::vector<AuditEntry>* out, std::string* error);
 
   // Deletes incidents and audit rows with time < now - retention_days days, and inactive blocks
-  // removed before then. Never active blocks, the whitelist or checkpoints. counts may be null.
+  // removed before then. Never active blocks, the whitelist, limits or checkpoints. counts may
+  // be null.
   bool Prune(int64_t now, int retention_days, PruneCounts* counts, std::string* error);
 
  private:

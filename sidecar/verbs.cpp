@@ -8,6 +8,7 @@
 #include "config.h"
 #include "segment.h"
 #include "top.h"
+#include "verbs_support.h"
 
 namespace eg::sidecar {
 namespace {
@@ -70,6 +71,7 @@ int ConfigShowVerb(const std::string& config_path, std::ostream& out, std::ostre
   nlohmann::ordered_json json = ConfigToJson(loaded.config);
   MaskSecrets(json);
   out << json.dump(2) << "\n";
+  NoteStoredLimits(loaded.config, err);  // on err: out stays the file's JSON
   return kExitOk;
 }
 

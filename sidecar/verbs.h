@@ -28,7 +28,8 @@ int TopVerb(const std::string& config_path, size_t max_rows, bool json, std::ost
 // `config check`: "config OK: <file>" and a summary, or every error.
 int ConfigCheckVerb(const std::string& config_path, std::ostream& out, std::ostream& err);
 
-// `config show`: the effective config as JSON, secrets masked.
+// `config show`: the effective config as JSON, secrets masked; limits set with `set` (which
+// apply on top of the file) are listed on err.
 int ConfigShowVerb(const std::string& config_path, std::ostream& out, std::ostream& err);
 
 // `start` and `run` are RunDaemon() (daemon.h).
@@ -55,6 +56,11 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
 // `why KEY`: limits, blocks, whitelisting, current counters, incidents with their evidence.
 int WhyVerb(const std::string& config_path, const std::string& key, std::ostream& out,
             std::ostream& err);
+// `info DOMAIN|EMAIL`: the domain's cPanel owner (WHM, needs whm.token), and for the address
+// (or every address of the domain, and the owner's uid): blocks, incidents of the last 7 days,
+// whitelisting, limits set with `set`, live counters. Read-only.
+int InfoVerb(const std::string& config_path, const std::string& what, std::ostream& out,
+             std::ostream& err);
 // `suspend KEY` / `unsuspend KEY`: a block in the store and, at once, in the shared table.
 // `who` goes to the audit trail: CliUser() from the command line, "telegram:ID" / "slack:ID"
 // from the bots.

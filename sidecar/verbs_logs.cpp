@@ -419,8 +419,9 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
   if (!OpenInputs(files, &merged, err, false)) return kExitFailure;
 
   std::vector<WhitelistEntry> wl;
+  std::vector<StoredLimit> limits;
   std::vector<std::string> domains;
-  if (!store->ListWhitelist(&wl, &error) ||
+  if (!store->ListWhitelist(&wl, &error) || !store->ListLimits(&limits, &error) ||
       !ReadDomainsFile(config.local_domains_file, &domains, &error)) {
     err << error << "\n";
     return kExitFailure;
@@ -434,7 +435,9 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
   hooks.log = [&](const std::string& line) { err << line << "\n"; };
   ParseOptions parse;
   parse.utc = config.log_utc;
-  Engine engine(config, DetectorSettingsFromConfig(config, WhitelistKeys(wl, nullptr), domains),
+  const Config effective = WithStoredLimits(config, limits);  // and `eximguard set`'s limits
+  Engine engine(effective,
+                DetectorSettingsFromConfig(effective, WhitelistKeys(wl, nullptr), domains),
                 std::move(hooks), parse);
   // Lines of other days are skipped before parsing when they start with Exim's own date; the
   // previous day's last hour is kept so windows that cross midnight are whole.

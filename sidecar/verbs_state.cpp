@@ -19,8 +19,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "bot_verbs.h"
 #include "config.h"
 #include "daemon.h"
+#include "follow_up.h"
 #include "publish.h"
 #include "reset_marks.h"
 #include "segment.h"
@@ -28,6 +30,7 @@
 #include "time_text.h"
 #include "users.h"
 #include "verbs.h"
+#include "whm_client.h"
 
 namespace eg::sidecar {
 namespace {
@@ -118,6 +121,55 @@ Json IncidentJson(const StoredIncident& i) {
 std::string Pad(std::string s, size_t width) {
   if (s.size() < width) s.resize(width, ' ');
   return s;
+}
+
+// The store row of a WHM step names the key as the table block does (uid numeric); WHM needs
+// it as incidents name it (uid: the user name).
+struct WhmKey {
+  KeyClass table_class;
+  std::string table_key;
+  std::string incident_class;
+  std::string incident_key;
+};
+
+WhmKey WhmKeyOf(const PolicyKey& key) {
+  const std::vector<std::string> names = IncidentKeys(key);
+  return {key.klass, key.text, KeyClassName(key.klass), names.back()};
+}
+
+FollowUpEnv EnvOf(const Loaded& l, std::unique_ptr<WhmClient>* whm) {
+  if (!l.config.whm.token.empty()) *whm = std::make_unique<WhmClient>(l.config.whm);
+  FollowUpEnv env;
+  env.config = &l.config;
+  env.store = l.store.get();
+  env.whm = whm->get();
+  return env;
+}
+
+// Runs one WHM step (or its undo) for an admin and says what happened; false if it failed.
+bool AdminWhmStep(const FollowUpEnv& env, const std::string& step, bool undo, const WhmKey& k,
+                  const std::string& who, const std::string& reason, std::ostream& out,
+                  std::ostream& err) {
+  const StepResult r = RunWhmStep(env, step, undo, k.table_class, k.table_key, k.incident_class,
+                                  k.incident_key, who, reason);
+  (r.ok ? out : err) << "WHM " << r.action << ": " << r.outcome << "\n";
+  return r.ok;
+}
+
+// The key's active WHM rows of the kinds `wanted` accepts.
+std::vector<std::string> ActiveKinds(StateStore& store, const WhmKey& k,
+                                     bool (*wanted)(const std::string&)) {
+  std::vector<StoredBlock> blocks;
+  std::string error;
+  std::vector<std::string> kinds;
+  if (!store.ActiveBlocks(&blocks, &error)) return kinds;
+  for (const StoredBlock& b : blocks) {
+    if (b.key_class == k.table_class && b.key == k.table_key && IsWhmStep(b.kind) &&
+        wanted(b.kind)) {
+      kinds.push_back(b.kind);
+    }
+  }
+  return kinds;
 }
 
 }  // namespace
@@ -330,8 +382,14 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
   out << (added ? "blocked " : "already blocked: ") << KeyClassName(key.klass) << " " << key.text
       << "\n";
   if (!Republish(l, out, err)) return kExitFailure;
+  bool whm_ok = true;
+  if (!l.config.whm.token.empty()) {  // and in cPanel: the mailbox's (account's) outgoing mail
+    std::unique_ptr<WhmClient> whm;
+    whm_ok = AdminWhmStep(EnvOf(l, &whm), "suspend_outgoing", false, WhmKeyOf(key), who, b.reason,
+                          out, err);
+  }
   out << "undo: eximguard unsuspend " << written << "\n";
-  return kExitOk;
+  return whm_ok ? kExitOk : kExitFailure;
 }
 
 int UnsuspendVerb(const std::string& config_path, const std::string& written,
@@ -349,13 +407,63 @@ int UnsuspendVerb(const std::string& config_path, const std::string& written,
   out << (removed > 0 ? "unblocked " : "was not blocked: ") << KeyClassName(key.klass) << " "
       << key.text << "\n";
   if (!Republish(l, out, err)) return kExitFailure;
+  // What eximguard suspended in cPanel for the key, undone too.
+  bool whm_ok = true;
+  const WhmKey k = WhmKeyOf(key);
+  const std::vector<std::string> kinds = ActiveKinds(*l.store, k, IsSuspension);
+  if (!kinds.empty()) {
+    std::unique_ptr<WhmClient> whm;
+    const FollowUpEnv env = EnvOf(l, &whm);
+    for (const std::string& kind : kinds) {
+      whm_ok &= AdminWhmStep(env, kind, true, k, who, "", out, err);
+    }
+  }
   const std::string id = Identity(key);
   for (const PolicyKey& k : l.config.blocklist) {
     if (Identity(k) == id) {
       out << "note: the config's blocklist still blocks it (" << l.config.path << ")\n";
     }
   }
+  return whm_ok ? kExitOk : kExitFailure;
+}
+
+int HoldVerb(const std::string& config_path, const std::string& written, const std::string& who,
+             std::ostream& out, std::ostream& err) {
+  PolicyKey key;
+  if (!ParseKey(written, &key, err)) return kExitUsage;
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (l.config.whm.token.empty()) {
+    err << "hold needs cPanel's WHM API: whm.token is not set in " << l.config.path << "\n";
+    return kExitFailure;
+  }
+  std::unique_ptr<WhmClient> whm;
+  if (!AdminWhmStep(EnvOf(l, &whm), "hold_outgoing", false, WhmKeyOf(key), who, "held by an admin",
+                    out, err)) {
+    return kExitFailure;
+  }
+  out << "undo: eximguard release " << written << "\n";
   return kExitOk;
+}
+
+int ReleaseVerb(const std::string& config_path, const std::string& written, const std::string& who,
+                std::ostream& out, std::ostream& err) {
+  PolicyKey key;
+  if (!ParseKey(written, &key, err)) return kExitUsage;
+  Loaded l;
+  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (l.config.whm.token.empty()) {
+    err << "release needs cPanel's WHM API: whm.token is not set in " << l.config.path << "\n";
+    return kExitFailure;
+  }
+  const WhmKey k = WhmKeyOf(key);
+  std::vector<std::string> kinds = ActiveKinds(*l.store, k, IsHold);
+  if (kinds.empty()) kinds.push_back("hold_outgoing");  // asked: tell WHM even without a record
+  std::unique_ptr<WhmClient> whm;
+  const FollowUpEnv env = EnvOf(l, &whm);
+  bool ok = true;
+  for (const std::string& kind : kinds) ok &= AdminWhmStep(env, kind, true, k, who, "", out, err);
+  return ok ? kExitOk : kExitFailure;
 }
 
 int ResetVerb(const std::string& config_path, const std::string& written, bool all,

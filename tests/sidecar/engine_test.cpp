@@ -177,7 +177,30 @@ TEST_F(EngineTest, AUidIncidentBlocksTheNumericUidOfTheUserName) {
   EXPECT_EQ(Blocks().size(), 1u);
 }
 
-TEST_F(EngineTest, TheActionHookGetsTheIncidentAsJson) {
+// `reset`: lines before the key's reset no longer count, and its cooldown ends.
+TEST_F(EngineTest, AResetKeyIsJudgedAfreshFromTheReset) {
+  {
+    Engine e = Make();
+    Burst(e, "spam@victim.example");  // 10:00:00-10:00:20
+    ASSERT_EQ(e.Handle().size(), 1u);
+  }
+  ResetMarks marks;
+  marks.keys[ResetMarkKey("sender", "spam@victim.example")] =
+      LogEvent(ParseEximLine(Arrival(0, 30, "x@y.z", 1))).time;  // reset at 10:00:30
+  Engine e = Make();
+  e.SetResetMarks(marks);
+  Burst(e, "spam@victim.example");  // the old burst again, as a warm-up would: hidden
+  for (int s = 31; s < 35; ++s) e.Feed(Arrival(0, s, "spam@victim.example", 2), LogSource::kExim);
+  EXPECT_TRUE(e.Handle().empty());  // 8 recipients since the reset: not over 8
+  EXPECT_EQ(e.stats().hidden_by_reset, 5u);
+  e.Feed(Arrival(0, 36, "spam@victim.example", 1), LogSource::kExim);  // 9 > 8
+  std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].incident.count, 9u);
+  EXPECT_EQ(h[0].outcome, "recorded");  // the pre-reset incident's cooldown no longer holds
+}
+
+TEST_F(EngineTest, TheActionHookGetsEveryRecordedIncidentAsJson) {
   config_.actions.command = {"/bin/true"};
   Engine e = Make();
   Burst(e, "a@victim.example");
