@@ -130,6 +130,11 @@ class Options {
   CURLcode code_ = CURLE_OK;
 };
 
+// curl's progress callback: non-zero aborts the transfer.
+int Cancelled(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_relaxed) ? 1 : 0;
+}
+
 }  // namespace
 
 HttpResponse HttpSend(const HttpRequest& request) {
@@ -189,6 +194,11 @@ HttpResponse HttpSend(const HttpRequest& request) {
   if (!request.ca_file.empty()) {
     o.Set(CURLOPT_CAINFO, request.ca_file.c_str());
     o.Set(CURLOPT_CAPATH, static_cast<const char*>(nullptr));
+  }
+  if (request.cancel != nullptr) {
+    o.Set(CURLOPT_NOPROGRESS, 0L);
+    o.Set(CURLOPT_XFERINFOFUNCTION, &Cancelled);
+    o.Set(CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(request.cancel));
   }
   o.Set(CURLOPT_SSL_VERIFYPEER, request.verify_tls ? 1L : 0L);
   o.Set(CURLOPT_SSL_VERIFYHOST, request.verify_tls ? 2L : 0L);

@@ -25,6 +25,7 @@
 #ifndef EXIMGUARD_SIDECAR_HTTP_CLIENT_H_
 #define EXIMGUARD_SIDECAR_HTTP_CLIENT_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -42,6 +43,9 @@ struct HttpRequest {
   std::string ca_file;     // PEM to trust instead of the system store; "" = the system's
   bool verify_tls = true;  // false only when the admin opted out explicitly
   size_t max_body = 8u << 20;
+  // When set and it becomes true, the transfer is abandoned within about a second (curl's
+  // progress callback): a long poll need not run out when its owner stops.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponse {

@@ -140,6 +140,7 @@ void TelegramBot::RequestStop() {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
+  cancel_.store(true);  // ends a long poll in flight
   cv_.notify_all();
 }
 
@@ -181,6 +182,7 @@ bool TelegramBot::Call(const std::string& method, const std::string& body, uint3
   req.body = body;
   req.timeout_ms = timeout_ms;
   req.ca_file = settings_.ca_file;
+  req.cancel = &cancel_;
   const HttpResponse r = HttpSend(req);
   *status = r.status;
   if (!r.error.empty()) {

@@ -27,10 +27,8 @@
 //     Messages older than max_message_age are answered "too old, send it again" and not run (a
 //     command typed while eximguard was down is not run hours later).
 //   - Stopping: Stop() returns when the thread has ended: at once when it is waiting (backoff,
-//     between polls), else when the request in flight ends. http_client.h has no way to abort a
-//     request, so a long poll bounds it: Stop() waits at most poll_seconds + 5 s (the daemon
-//     calls RequestStop() first thing on SIGTERM and Stop() last; telegram.poll_seconds trades
-//     shutdown time for fewer requests; with an abort in HttpRequest this becomes ~0).
+//     between polls), and within about a second during a long poll, which RequestStop()
+//     abandons (HttpRequest::cancel, checked by curl's progress callback).
 //   - SECURITY: the token is in every URL; it never appears in a log line (http_client.h errors
 //     name no URL; API descriptions are scrubbed of it). Commands from non-admins never change
 //     state (bot_commands.h).
@@ -39,6 +37,7 @@
 #ifndef EXIMGUARD_SIDECAR_TELEGRAM_BOT_H_
 #define EXIMGUARD_SIDECAR_TELEGRAM_BOT_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -107,9 +106,10 @@ class TelegramBot {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  std::vector<int64_t> admin_ids_;  // guarded by mu_
-  std::string notify_chat_id_;      // guarded by mu_
-  TelegramBotStats stats_;          // guarded by mu_
+  std::atomic<bool> cancel_{false};  // set with stop_: aborts the HTTP request in flight
+  std::vector<int64_t> admin_ids_;   // guarded by mu_
+  std::string notify_chat_id_;       // guarded by mu_
+  TelegramBotStats stats_;           // guarded by mu_
   std::thread thread_;
 };
 

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 
 #include "fake_http_server.h"
 #include "http_client.h"
@@ -150,6 +152,31 @@ TEST(HttpClient, TimeoutIsReported) {
   EXPECT_NE(r.error, "");
   EXPECT_EQ(r.status, 0);
   EXPECT_LT(took, std::chrono::seconds(3));
+  ExpectNoSecret(r);
+}
+
+// HttpRequest::cancel abandons a request in flight (a long poll when the bot stops).
+TEST(HttpClient, CancelAbandonsARequestInFlight) {
+  FakeHttpServer server({.tls = true});
+  server.Handle([](const FakeRequest&) {
+    FakeResponse slow{200, "late"};
+    slow.delay_ms = 3000;
+    return slow;
+  });
+  std::atomic<bool> cancel{false};
+  HttpRequest req = SecretRequest(server.url());
+  req.ca_file = server.ca_file();
+  req.timeout_ms = 20000;
+  req.cancel = &cancel;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel = true;
+  });
+  HttpResponse r = HttpSend(req);
+  stopper.join();
+  EXPECT_NE(r.error, "");  // without the abort the answer would come, status 200
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, 0);
   ExpectNoSecret(r);
 }
 
