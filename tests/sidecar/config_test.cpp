@@ -221,9 +221,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"exim_group": "no-such-group-eg"})",
                 R"(exim_group: no group "no-such-group-eg" on this system)"},
         BadCase{R"({"exim_group": ""})", R"(exim_group: no group "" on this system)"},
-        BadCase{R"({"shm": "/x"})", R"(shm: unknown key)"},
+        BadCase{R"({"shm": "/x"})", R"(shm: unknown key (did you mean "whm"?))"},
         BadCase{R"({"capacty": 1024})", R"(capacty: unknown key (did you mean "capacity"?))"},
-        BadCase{R"({"whm": {"token": "x"}})", "whm: unknown key"}));
+        BadCase{R"({"whm": {"tokn": "x"}})", R"(whm.tokn: unknown key (did you mean "token"?))"},
+        BadCase{R"({"whm": {"url": "https://x", "verify_tls": "no"}})",
+                R"(whm.verify_tls: expected true or false, got "no")"}));
 
 INSTANTIATE_TEST_SUITE_P(
     Keys, ConfigRejects,
