@@ -128,7 +128,8 @@ int SetLimitVerb(const std::string& config_path, const std::string& written,
   if (!class_default && Whitelisted(s, key)) {
     out << "note: " << written << " is whitelisted: no limit applies to it while it is\n";
   }
-  const bool published = PublishAndTellDaemon(s, out, err);
+  const bool published = PublishNow(s, out, err);
+  if (published) TellDaemon(s.config, out);
   if (change.to_default) {
     if (old) out << "undo: eximguard set " << written << " " << old_text << "\n";
   } else {

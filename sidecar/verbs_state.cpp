@@ -7,7 +7,6 @@
 // already sees them; a whitelist change also signals the running daemon (SIGHUP) so its
 // detectors see it.
 
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,13 +22,13 @@
 #include "config.h"
 #include "daemon.h"
 #include "follow_up.h"
-#include "publish.h"
 #include "reset_marks.h"
 #include "segment.h"
 #include "state_store.h"
 #include "time_text.h"
 #include "users.h"
 #include "verbs.h"
+#include "verbs_support.h"
 #include "whm_client.h"
 
 namespace eg::sidecar {
@@ -41,61 +40,9 @@ int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
-// Config + store, or every error written to err.
-struct Loaded {
-  Config config;
-  std::unique_ptr<StateStore> store;
-};
-
-bool LoadAll(const std::string& config_path, Loaded* l, std::ostream& err) {
-  ConfigResult r = LoadConfig(config_path);
-  for (const std::string& e : r.errors) err << e << "\n";
-  if (!r.ok()) return false;
-  l->config = std::move(r.config);
-  std::string error;
-  l->store = StateStore::Open(l->config.state_dir, &error);
-  if (!l->store) {
-    err << error << "\n";
-    return false;
-  }
-  return true;
-}
-
-// Parses a key given on the command line. Sender keys are lowercased, as the table and the
-// detectors treat them, so `suspend A@B` and `unsuspend a@b` name one block.
-bool ParseKey(const std::string& written, PolicyKey* key, std::ostream& err) {
-  std::string why;
-  if (!ParsePolicyKey(written, key, &why)) {
-    err << "key \"" << written << "\": " << why << "\n";
-    return false;
-  }
-  if (key->klass == KeyClass::kSender) {
-    std::transform(key->text.begin(), key->text.end(), key->text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  }
-  return true;
-}
-
-// Publishes config + store into the table; says what happened.
-bool Republish(const Loaded& l, std::ostream& out, std::ostream& err) {
-  PublishResult r;
-  std::string error;
-  if (!PublishFromStore(l.config, *l.store, static_cast<uint32_t>(Now()), &r, &error)) {
-    err << "not published to the shared table: " << error << "\n";
-    return false;
-  }
-  out << "published policy generation " << r.generation << " to " << l.config.shm_name << "\n";
-  return true;
-}
-
-void TellDaemon(const Config& config, std::ostream& out) {
-  const int pid = FollowerPid(config.state_dir);
-  if (pid > 0 && kill(pid, SIGHUP) == 0) out << "told the running eximguard (pid " << pid << ")\n";
-}
-
 // The name incidents use for a key: uid-class incidents are keyed by user name.
 std::vector<std::string> IncidentKeys(const PolicyKey& key) {
-  std::vector<std::string> keys = {key.text};  // sender keys: lowercased by ParseKey already
+  std::vector<std::string> keys = {key.text};  // sender keys: lowercased by ParseCommandKey already
   if (key.klass == KeyClass::kUid) {
     std::string name = UserOfUid(static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10)));
     if (!name.empty()) keys.push_back(std::move(name));
@@ -137,7 +84,7 @@ WhmKey WhmKeyOf(const PolicyKey& key) {
   return {key.klass, key.text, KeyClassName(key.klass), names.back()};
 }
 
-FollowUpEnv EnvOf(const Loaded& l, std::unique_ptr<WhmClient>* whm) {
+FollowUpEnv EnvOf(const VerbState& l, std::unique_ptr<WhmClient>* whm) {
   if (!l.config.whm.token.empty()) *whm = std::make_unique<WhmClient>(l.config.whm);
   FollowUpEnv env;
   env.config = &l.config;
@@ -226,8 +173,8 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
         << since << "\"\n";
     return kExitUsage;
   }
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   std::vector<StoredIncident> list;
   std::string error;
   if (!l.store->ListIncidents(from, 0, &list, &error)) {
@@ -257,9 +204,9 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
 int WhyVerb(const std::string& config_path, const std::string& written, std::ostream& out,
             std::ostream& err) {
   PolicyKey key;
-  if (!ParseKey(written, &key, err)) return kExitUsage;
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (!ParseCommandKey(written, &key, err)) return kExitUsage;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   const Config& c = l.config;
   const std::string id = Identity(key);
   out << KeyClassName(key.klass) << " " << key.text << "\n";
@@ -303,23 +250,14 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
   }
 
   // The shared table's counters.
-  std::unique_ptr<Segment> seg = OpenSegment(c.shm_name, &error);
-  if (!seg) {
+  std::vector<SlotView> slots;
+  if (!LiveSlots(
+          c, [&](const PolicyKey& k) { return k.klass == key.klass && Identity(k) == id; }, &slots,
+          &error)) {
     out << "  shared table: " << error << "\n";
   } else {
-    const uint32_t now = static_cast<uint32_t>(Now());
-    bool found = false;
-    for (const SlotView& s : Snapshot(seg->table, now, 7200)) {
-      if (s.klass != key.klass) continue;
-      PolicyKey sk;
-      sk.klass = s.klass;
-      sk.text = s.key;
-      if (Identity(sk) != id) continue;
-      found = true;
-      out << "  now: " << s.minute << " in the last minute, " << s.hour << " in the last hour, "
-          << s.refused << " refused; last seen " << LocalTimeText(s.last_seen) << "\n";
-    }
-    if (!found) out << "  now: not counted in the last two hours\n";
+    for (const SlotView& s : slots) out << "  now: " << CountersText(s) << "\n";
+    if (slots.empty()) out << "  now: not counted in the last two hours\n";
   }
 
   // Its incidents, with the evidence.
@@ -363,9 +301,9 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
                 const std::string& reason, const std::string& who, std::ostream& out,
                 std::ostream& err) {
   PolicyKey key;
-  if (!ParseKey(written, &key, err)) return kExitUsage;
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (!ParseCommandKey(written, &key, err)) return kExitUsage;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   StoredBlock b;
   b.key = key.text;
   b.key_class = key.klass;
@@ -381,7 +319,7 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
   }
   out << (added ? "blocked " : "already blocked: ") << KeyClassName(key.klass) << " " << key.text
       << "\n";
-  if (!Republish(l, out, err)) return kExitFailure;
+  if (!PublishNow(l, out, err)) return kExitFailure;
   bool whm_ok = true;
   if (!l.config.whm.token.empty()) {  // and in cPanel: the mailbox's (account's) outgoing mail
     std::unique_ptr<WhmClient> whm;
@@ -395,9 +333,9 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
 int UnsuspendVerb(const std::string& config_path, const std::string& written,
                   const std::string& who, std::ostream& out, std::ostream& err) {
   PolicyKey key;
-  if (!ParseKey(written, &key, err)) return kExitUsage;
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (!ParseCommandKey(written, &key, err)) return kExitUsage;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   int removed = 0;
   std::string error;
   if (!l.store->RemoveBlock(key.klass, key.text, kBlockKindBlock, Now(), who, &removed, &error)) {
@@ -406,7 +344,7 @@ int UnsuspendVerb(const std::string& config_path, const std::string& written,
   }
   out << (removed > 0 ? "unblocked " : "was not blocked: ") << KeyClassName(key.klass) << " "
       << key.text << "\n";
-  if (!Republish(l, out, err)) return kExitFailure;
+  if (!PublishNow(l, out, err)) return kExitFailure;
   // What eximguard suspended in cPanel for the key, undone too.
   bool whm_ok = true;
   const WhmKey k = WhmKeyOf(key);
@@ -430,9 +368,9 @@ int UnsuspendVerb(const std::string& config_path, const std::string& written,
 int HoldVerb(const std::string& config_path, const std::string& written, const std::string& who,
              std::ostream& out, std::ostream& err) {
   PolicyKey key;
-  if (!ParseKey(written, &key, err)) return kExitUsage;
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (!ParseCommandKey(written, &key, err)) return kExitUsage;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   if (l.config.whm.token.empty()) {
     err << "hold needs cPanel's WHM API: whm.token is not set in " << l.config.path << "\n";
     return kExitFailure;
@@ -449,9 +387,9 @@ int HoldVerb(const std::string& config_path, const std::string& written, const s
 int ReleaseVerb(const std::string& config_path, const std::string& written, const std::string& who,
                 std::ostream& out, std::ostream& err) {
   PolicyKey key;
-  if (!ParseKey(written, &key, err)) return kExitUsage;
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (!ParseCommandKey(written, &key, err)) return kExitUsage;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   if (l.config.whm.token.empty()) {
     err << "release needs cPanel's WHM API: whm.token is not set in " << l.config.path << "\n";
     return kExitFailure;
@@ -469,9 +407,9 @@ int ReleaseVerb(const std::string& config_path, const std::string& written, cons
 int ResetVerb(const std::string& config_path, const std::string& written, bool all,
               const std::string& who, std::ostream& out, std::ostream& err) {
   PolicyKey key;
-  if (!all && !ParseKey(written, &key, err)) return kExitUsage;
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (!all && !ParseCommandKey(written, &key, err)) return kExitUsage;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   // The name incidents and the detectors use: a uid key is the user's name (IncidentKeys).
   std::string mark = "*";
   if (!all) {
@@ -512,8 +450,8 @@ int ResetVerb(const std::string& config_path, const std::string& written, bool a
 }
 
 int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err) {
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   std::vector<StoredBlock> blocks;
   std::string error;
   if (!l.store->ActiveBlocks(&blocks, &error)) {
@@ -559,10 +497,10 @@ int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::
 int WhitelistVerb(const std::string& config_path, const std::string& action,
                   const std::string& written, const std::string& note, const std::string& who,
                   std::ostream& out, std::ostream& err) {
-  Loaded l;
+  VerbState l;
   std::string error;
   if (action == "list") {
-    if (!LoadAll(config_path, &l, err)) return kExitFailure;
+    if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
     std::vector<WhitelistEntry> wl;
     if (!l.store->ListWhitelist(&wl, &error)) {
       err << error << "\n";
@@ -577,8 +515,8 @@ int WhitelistVerb(const std::string& config_path, const std::string& action,
     return kExitOk;
   }
   PolicyKey key;
-  if (!ParseKey(written, &key, err)) return kExitUsage;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  if (!ParseCommandKey(written, &key, err)) return kExitUsage;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   if (action == "add") {
     WhitelistEntry e;
     e.key = written;
@@ -604,14 +542,14 @@ int WhitelistVerb(const std::string& config_path, const std::string& action,
       }
     }
   }
-  if (!Republish(l, out, err)) return kExitFailure;
+  if (!PublishNow(l, out, err)) return kExitFailure;
   TellDaemon(l.config, out);
   return kExitOk;
 }
 
 int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err) {
-  Loaded l;
-  if (!LoadAll(config_path, &l, err)) return kExitFailure;
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   const Config& c = l.config;
   Json j;
   const int pid = FollowerPid(c.state_dir);

@@ -44,7 +44,7 @@ bool ParseCommandKey(const std::string& written, PolicyKey* key, std::ostream& e
   return true;
 }
 
-bool PublishAndTellDaemon(const VerbState& state, std::ostream& out, std::ostream& err) {
+bool PublishNow(const VerbState& state, std::ostream& out, std::ostream& err) {
   PublishResult r;
   std::string error;
   const auto now = static_cast<uint32_t>(std::time(nullptr));
@@ -53,9 +53,12 @@ bool PublishAndTellDaemon(const VerbState& state, std::ostream& out, std::ostrea
     return false;
   }
   out << "published policy generation " << r.generation << " to " << state.config.shm_name << "\n";
-  const int pid = FollowerPid(state.config.state_dir);
-  if (pid > 0 && kill(pid, SIGHUP) == 0) out << "told the running eximguard (pid " << pid << ")\n";
   return true;
+}
+
+void TellDaemon(const Config& config, std::ostream& out) {
+  const int pid = FollowerPid(config.state_dir);
+  if (pid > 0 && kill(pid, SIGHUP) == 0) out << "told the running eximguard (pid " << pid << ")\n";
 }
 
 std::string CountersText(const SlotView& s) {

@@ -37,10 +37,12 @@ bool LoadVerbState(const std::string& config_path, VerbState* state, std::ostrea
 // and the detectors treat them. False after saying why on err.
 bool ParseCommandKey(const std::string& written, PolicyKey* key, std::ostream& err);
 
-// Publishes the config and the store into the shared table at once, then signals the running
-// daemon (SIGHUP) so its detectors reload; says both on out. False (and why on err) when the
-// table could not be published.
-bool PublishAndTellDaemon(const VerbState& state, std::ostream& out, std::ostream& err);
+// Publishes the config and the store into the shared table at once; says so on out. False
+// (and why on err) when the table could not be published.
+bool PublishNow(const VerbState& state, std::ostream& out, std::ostream& err);
+
+// Signals the running daemon (SIGHUP) so its detectors reload; says so on out when there is one.
+void TellDaemon(const Config& config, std::ostream& out);
 
 // "3 in the last minute, 40 in the last hour, 0 refused; last seen 2026-11-01 10:00:00".
 std::string CountersText(const SlotView& slot);
