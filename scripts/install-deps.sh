@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev binutils passwd procps
   libboost-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libsqlite3-dev sqlite3 zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
-  exim4-daemon-heavy swaks
+  exim4-daemon-heavy swaks faketime
 )
 
 missing=()

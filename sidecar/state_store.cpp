@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
@@ -177,8 +178,18 @@ CREATE TABLE limits (
 );
 )sql";
 
+// Version 3: when an incident was recorded (retention is judged by it, not by the log time: a
+// `rerun` of an old log keeps what it recorded for retention_days), and when a block lapses
+// (NULL: never; automatic blocks expire, an admin's stay until `unsuspend`).
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE incidents ADD COLUMN recorded_at INTEGER;
+UPDATE incidents SET recorded_at = time;
+CREATE INDEX incidents_recorded_at ON incidents (recorded_at);
+ALTER TABLE blocks ADD COLUMN expires INTEGER;
+)sql";
+
 // migrations[i] takes the schema from version i to i + 1.
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 // mkdir -p with mode 0700 for every directory it creates.
@@ -223,12 +234,13 @@ StoredIncident ReadIncident(const Stmt& s) {
   inc.count = s.Int(7);
   inc.evidence_json = s.Text(8);
   inc.action = s.Text(9);
+  inc.recorded_at = s.IsNull(10) ? inc.time : s.Int(10);
   return inc;
 }
 
 constexpr const char* kIncidentColumns =
-    "SELECT id, key, key_class, rule, window_start, window_end, time, count, evidence, action "
-    "FROM incidents ";
+    "SELECT id, key, key_class, rule, window_start, window_end, time, count, evidence, action, "
+    "recorded_at FROM incidents ";
 
 bool InsertAudit(sqlite3* db, int64_t time, const std::string& who, const char* action,
                  const std::string& key, const std::string& detail) {
@@ -398,12 +410,14 @@ RecordOutcome StateStore::RecordIncident(StoredIncident* incident, int64_t coold
   }
   Stmt ins(db,
            "INSERT INTO incidents (key, key_class, rule, window_start, window_end, time, count, "
-           "evidence, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+           "evidence, action, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  const int64_t recorded_at =
+      incident->recorded_at != 0 ? incident->recorded_at : static_cast<int64_t>(std::time(nullptr));
   bool ok = ins.Bind(1, incident->key) && ins.Bind(2, incident->key_class) &&
             ins.Bind(3, incident->rule) && ins.Bind(4, incident->window_start) &&
             ins.Bind(5, incident->window_end) && ins.Bind(6, incident->time) &&
             ins.Bind(7, incident->count) && ins.Bind(8, incident->evidence_json) &&
-            ins.Bind(9, incident->action) && ins.Run();
+            ins.Bind(9, incident->action) && ins.Bind(10, recorded_at) && ins.Run();
   if (!ok) {
     SqlError(error, op, db);
     return RecordOutcome::kError;
@@ -424,6 +438,7 @@ RecordOutcome StateStore::RecordIncident(StoredIncident* incident, int64_t coold
     return RecordOutcome::kError;
   }
   incident->id = id;
+  incident->recorded_at = recorded_at;
   if (block_added != nullptr) *block_added = added;
   return RecordOutcome::kRecorded;
 }
@@ -745,7 +760,7 @@ bool StateStore::Prune(int64_t now, int retention_days, PruneCounts* counts, std
     int64_t* count;
   };
   const Step steps[] = {
-      {"DELETE FROM incidents WHERE time < ?", &c.incidents},
+      {"DELETE FROM incidents WHERE COALESCE(recorded_at, time) < ?", &c.incidents},
       {"DELETE FROM audit WHERE time < ?", &c.audit},
       {"DELETE FROM blocks WHERE active = 0 AND COALESCE(removed_at, since) < ?", &c.blocks},
   };

@@ -34,8 +34,8 @@
 //     with SQLite's "database is locked".
 //   - Schema: a `schema_version` table; Open() applies the migrations up to kSchemaVersion in one
 //     transaction and refuses a file whose version is newer than this program knows. Version 2
-//     added the `limits` table (limits set at run time by `eximguard set`); a version-1 file is
-//     migrated in place, its rows kept.
+//     added the `limits` table (limits set at run time by `eximguard set`); version 3 added
+//     incidents.recorded_at and blocks.expires. Older files are migrated in place, rows kept.
 //   - Errors: every function returns false / kError (or nullptr for Open) and sets *error to
 //     "<operation>: <SQLite's message>" (error may be nullptr). Nothing throws across this API
 //     but std::bad_alloc. A file that is not a database (corrupted, garbage) makes Open() fail
@@ -64,7 +64,7 @@ struct sqlite3;
 
 namespace eg::sidecar {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 inline constexpr const char* kStateDbName = "eximguard.db";
 inline constexpr int kDefaultRetentionDays = 30;
 
@@ -88,6 +88,9 @@ struct StoredIncident {
   int64_t count = 0;
   std::string evidence_json = "{}";  // must be valid JSON (checked); "" is stored as "{}"
   std::string action;                // what was done: "block", "notify_only", ...
+  // When it was recorded (unix seconds); 0 when recording: the clock. Retention is judged by
+  // this, not by `time`: a `rerun` of a 40-day-old log keeps what it found for retention_days.
+  int64_t recorded_at = 0;
 };
 
 enum class RecordOutcome : uint8_t {
@@ -210,9 +213,9 @@ class StateStore {
   bool Audit(const AuditEntry& entry, std::string* error);
   bool ListAudit(int64_t since, int64_t limit, std::vector<AuditEntry>* out, std::string* error);
 
-  // Deletes incidents and audit rows with time < now - retention_days days, and inactive blocks
-  // removed before then. Never active blocks, the whitelist, limits or checkpoints. counts may
-  // be null.
+  // Deletes incidents RECORDED before now - retention_days days (recorded_at, not their log
+  // time), audit rows older than that, and inactive blocks removed before then. Never active
+  // blocks, the whitelist, limits or checkpoints. counts may be null.
   bool Prune(int64_t now, int retention_days, PruneCounts* counts, std::string* error);
 
  private:

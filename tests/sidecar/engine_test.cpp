@@ -14,11 +14,17 @@
 namespace eg::sidecar {
 namespace {
 
-// An authenticated arrival at 2026-11-21 10:MM:SS with n external recipients.
+// The day the test logs are stamped with: two days ago (from the clock, never a fixed date).
+const std::string& Day() {
+  static const std::string day = testing::LocalDay(testing::DaysAgoAt(2, 10));
+  return day;
+}
+
+// An authenticated arrival at Day() 10:MM:SS with n external recipients.
 std::string Arrival(int minute, int second, const std::string& account, int n,
                     const std::string& ip = "198.51.100.7") {
   char ts[32];
-  std::snprintf(ts, sizeof ts, "2026-11-21 10:%02d:%02d", minute, second);
+  std::snprintf(ts, sizeof ts, "%s 10:%02d:%02d", Day().c_str(), minute, second);
   std::string line = std::string(ts) + " 1tABCD-" + std::to_string(100000 + minute * 60 + second) +
                      "-AB <= " + account + " H=(pc) [" + ip +
                      "]:5555 P=esmtpsa A=dovecot_login:" + account + " S=900 T=\"report " +
@@ -29,7 +35,7 @@ std::string Arrival(int minute, int second, const std::string& account, int n,
 
 std::string LocalArrival(int second, const std::string& user, int n) {
   char ts[32];
-  std::snprintf(ts, sizeof ts, "2026-11-21 10:00:%02d", second);
+  std::snprintf(ts, sizeof ts, "%s 10:00:%02d", Day().c_str(), second);
   std::string line = std::string(ts) + " 1tLOCA-" + std::to_string(100000 + second) +
                      "-AB <= " + user + "@host.example U=" + user + " P=local S=100 T=\"x\" for";
   for (int i = 0; i < n; ++i) line += " r" + std::to_string(i) + "@far.example";
@@ -125,7 +131,7 @@ TEST_F(EngineTest, RulesNotInActionsBlockAndIpKeysAreNotBlocked) {
   Engine e = Make();
   // Five failed logins from one IP for one account: auth_failures for the account and the IP.
   for (int s = 0; s < 5; ++s) {
-    e.Feed("2026-11-21 10:00:0" + std::to_string(s) +
+    e.Feed(Day() + " 10:00:0" + std::to_string(s) +
                " dovecot_login authenticator failed for (pc) [203.0.113.9]:4000: 535 Incorrect "
                "authentication data (set_id=bob@victim.example)",
            LogSource::kExim);
@@ -146,7 +152,7 @@ TEST_F(EngineTest, RulesNotInActionsBlockAndIpKeysAreNotBlocked) {
   config_.detectors.cooldown_seconds = 0;
   Engine blocking = Make();
   for (int s = 0; s < 5; ++s) {
-    blocking.Feed("2026-11-21 10:00:0" + std::to_string(s) +
+    blocking.Feed(Day() + " 10:00:0" + std::to_string(s) +
                       " dovecot_login authenticator failed for (pc) [203.0.113.9]:4000: 535 "
                       "Incorrect authentication data (set_id=bob@victim.example)",
                   LogSource::kExim);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -67,39 +68,65 @@ StoredLimit MakeLimit(KeyClass klass, const std::string& key, std::optional<uint
 
 // ---- the store ---------------------------------------------------------------------------------
 
+// The schema of an eximguard of version 1 (as it shipped; a fixture, not the current schema).
+constexpr const char* kVersion1Schema = R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE incidents (id INTEGER PRIMARY KEY, key TEXT NOT NULL, key_class TEXT NOT NULL
+  CHECK (key_class IN ('sender', 'cwd', 'uid', 'ip')), rule TEXT NOT NULL,
+  window_start INTEGER NOT NULL, window_end INTEGER NOT NULL, time INTEGER NOT NULL,
+  count INTEGER NOT NULL, evidence TEXT NOT NULL, action TEXT NOT NULL);
+CREATE INDEX incidents_key_rule_time ON incidents (key, rule, time);
+CREATE INDEX incidents_time ON incidents (time);
+CREATE TABLE blocks (id INTEGER PRIMARY KEY, key TEXT NOT NULL, key_class TEXT NOT NULL
+  CHECK (key_class IN ('sender', 'cwd', 'uid')), kind TEXT NOT NULL CHECK (kind <> ''),
+  since INTEGER NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL,
+  active INTEGER NOT NULL CHECK (active IN (0, 1)), removed_at INTEGER, removed_by TEXT);
+CREATE UNIQUE INDEX blocks_one_active ON blocks (key_class, key, kind) WHERE active = 1;
+CREATE TABLE whitelist (key TEXT PRIMARY KEY, added_by TEXT NOT NULL, time INTEGER NOT NULL,
+  note TEXT NOT NULL);
+CREATE TABLE checkpoints (name TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+  offset INTEGER NOT NULL, last_line_hash INTEGER NOT NULL);
+CREATE TABLE audit (id INTEGER PRIMARY KEY, time INTEGER NOT NULL, who TEXT NOT NULL,
+  action TEXT NOT NULL, key TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX audit_time ON audit (time);
+INSERT INTO incidents VALUES (1, 'a@example.com', 'sender', 'rate_per_minute', 1779999940,
+  1780000000, 1780000000, 9, '{}', 'block');
+INSERT INTO blocks VALUES (1, 'a@example.com', 'sender', 'block', 1780000000, 'spam',
+  'eximguard', 1, NULL, NULL);
+INSERT INTO whitelist VALUES ('b@example.com', 'cli:root', 1780000000, 'vip');
+)sql";
+
 TEST(StoredLimits, MigratesAVersion1DatabaseKeepingItsRows) {
   TempDir tmp;
   std::string err;
-  {
-    auto db = MustOpen(tmp.path());
-    StoredIncident inc;
-    inc.key = "a@example.com";
-    inc.rule = "rate_per_minute";
-    inc.time = kT0;
-    ASSERT_EQ(db->RecordIncident(&inc, 0, &err), RecordOutcome::kRecorded) << err;
-    bool added = false;
-    ASSERT_TRUE(db->AddWhitelist({"b@example.com", "cli:root", kT0, "vip"}, &added, &err)) << err;
-  }
-  // Make it the file an eximguard of schema 1 left: no limits table, version 1.
   const std::string path = tmp.File(kStateDbName);
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE limits; UPDATE schema_version SET version = 1", nullptr,
-                         nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(raw);
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    char* msg = nullptr;
+    ASSERT_EQ(sqlite3_exec(raw, kVersion1Schema, nullptr, nullptr, &msg), SQLITE_OK)
+        << (msg ? msg : "");
+    sqlite3_close(raw);
+    chmod(path.c_str(), 0600);
+  }
   ASSERT_FALSE(HasTable(path, "limits"));
 
   auto db = MustOpen(tmp.path());
   ASSERT_NE(db, nullptr);
   int version = 0;
   ASSERT_TRUE(db->SchemaVersion(&version, &err)) << err;
-  EXPECT_EQ(version, 2);
+  EXPECT_EQ(version, kSchemaVersion);
   EXPECT_TRUE(HasTable(path, "limits"));
   std::vector<StoredIncident> incidents;
   ASSERT_TRUE(db->ListIncidents(0, 0, &incidents, &err)) << err;
   ASSERT_EQ(incidents.size(), 1u);
   EXPECT_EQ(incidents[0].key, "a@example.com");
+  EXPECT_EQ(incidents[0].recorded_at, kT0);  // an old row counts as recorded at its log time
+  std::vector<StoredBlock> blocks;
+  ASSERT_TRUE(db->ActiveBlocks(&blocks, &err)) << err;
+  ASSERT_EQ(blocks.size(), 1u);
+  EXPECT_EQ(blocks[0].reason, "spam");
   std::vector<WhitelistEntry> wl;
   ASSERT_TRUE(db->ListWhitelist(&wl, &err)) << err;
   ASSERT_EQ(wl.size(), 1u);
@@ -307,14 +334,9 @@ TEST_F(LimitsCli, SetAClassDefaultAndUnlimitedWindows) {
 
 TEST_F(LimitsCli, RerunJudgesTheLogWithTheStoredLimits) {
   WriteConfig();
-  struct tm tm {};  // 2026-11-01 10:00:00 local time
-  tm.tm_year = 126;
-  tm.tm_mon = 10;
-  tm.tm_mday = 1;
-  tm.tm_hour = 10;
-  tm.tm_isdst = -1;
+  const int64_t day = testing::DaysAgoAt(2, 10);  // 10:00 two days ago, local time
   testing::WriteFile(dir_.File("mainlog"),
-                     LocalTimeText(mktime(&tm)) +
+                     LocalTimeText(day) +
                          " 1tABCD-000001-AB <= a@v.example H=(pc) [198.51.100.7]:5555 P=esmtpsa "
                          "A=dovecot_login:a@v.example S=900 T=\"hi\" for r1@far.example "
                          "r2@far.example r3@far.example\n");
@@ -325,11 +347,11 @@ TEST_F(LimitsCli, RerunJudgesTheLogWithTheStoredLimits) {
     EXPECT_TRUE(store->ListIncidents(0, 0, &out, &err)) << err;
     return out;
   };
-  CliResult r = RunCli({"rerun", "2026-11-01", "--config", config_path_});
+  CliResult r = RunCli({"rerun", testing::LocalDay(day), "--config", config_path_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(incidents().empty());  // 3 recipients: under the config's 8/minute
   ASSERT_EQ(Set("a@v.example", "2/min").exit_code, 0);
-  r = RunCli({"rerun", "2026-11-01", "--config", config_path_});
+  r = RunCli({"rerun", testing::LocalDay(day), "--config", config_path_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<StoredIncident> now = incidents();
   ASSERT_EQ(now.size(), 1u) << r.err;

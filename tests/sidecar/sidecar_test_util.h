@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -54,6 +55,30 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// HOUR:00:00 local time, `days` days before today: test logs are stamped relative to the clock,
+// never at a fixed date (retention, cooldowns and block expiry judge times against now).
+inline int64_t DaysAgoAt(int days, int hour) {
+  const time_t now = std::time(nullptr);
+  struct tm tm {};
+  localtime_r(&now, &tm);
+  tm.tm_mday -= days;
+  tm.tm_hour = hour;
+  tm.tm_min = 0;
+  tm.tm_sec = 0;
+  tm.tm_isdst = -1;
+  return static_cast<int64_t>(mktime(&tm));
+}
+
+// "YYYY-MM-DD" of a unix time, local time.
+inline std::string LocalDay(int64_t t) {
+  const time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  localtime_r(&tt, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
 
 inline void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0600) {
   {

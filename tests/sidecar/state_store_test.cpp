@@ -371,7 +371,14 @@ TEST(StateStore, PruneKeepsActiveBlocksAndWhitelist) {
   const int64_t recent = now - 5 * day;
 
   StoredIncident old_inc = MakeIncident("a@example.com", "r", old);
+  old_inc.recorded_at = old;
   StoredIncident new_inc = MakeIncident("a@example.com", "r", recent);
+  new_inc.recorded_at = recent;
+  // A `rerun` of a 40-day-old log records, now, an incident of that day: retention counts from
+  // when it was recorded, so the next prune keeps it.
+  StoredIncident rerun_inc = MakeIncident("b@example.com", "r", old);
+  rerun_inc.recorded_at = now - 60;
+  ASSERT_EQ(db->RecordIncident(&rerun_inc, 0, &err), RecordOutcome::kRecorded) << err;
   ASSERT_EQ(db->RecordIncident(&old_inc, 0, &err), RecordOutcome::kRecorded) << err;
   ASSERT_EQ(db->RecordIncident(&new_inc, 0, &err), RecordOutcome::kRecorded) << err;
 
@@ -402,8 +409,11 @@ TEST(StateStore, PruneKeepsActiveBlocksAndWhitelist) {
 
   std::vector<StoredIncident> incs;
   ASSERT_TRUE(db->ListIncidents(0, 0, &incs, &err)) << err;
-  ASSERT_EQ(incs.size(), 1u);
-  EXPECT_EQ(incs[0].time, recent);
+  ASSERT_EQ(incs.size(), 2u);
+  EXPECT_EQ(incs[0].key, "b@example.com");  // oldest log time first
+  EXPECT_EQ(incs[0].time, old);
+  EXPECT_EQ(incs[0].recorded_at, now - 60);
+  EXPECT_EQ(incs[1].time, recent);
   std::vector<StoredBlock> blocks;
   ASSERT_TRUE(db->ActiveBlocks(&blocks, &err)) << err;
   ASSERT_EQ(blocks.size(), 1u);
