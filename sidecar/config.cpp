@@ -21,6 +21,7 @@
 #include <set>
 #include <utility>
 
+#include "ip_match.h"
 #include "segment.h"
 
 namespace eg::sidecar {
@@ -396,6 +397,11 @@ std::string ValidAddress(const std::string& s) {
   return ok ? "" : "expected an email address, got " + Quoted(s);
 }
 
+std::string ValidIpNet(const std::string& s) {
+  IpNet n;
+  return ParseIpNet(s, &n) ? "" : "expected an IP address or network (a.b.c.d/N), got " + Quoted(s);
+}
+
 std::string ValidSlackId(const std::string& s) {
   const bool ok = !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
     return std::isupper(static_cast<unsigned char>(c)) ||
@@ -501,6 +507,9 @@ constexpr Field kFields[] = {
     {"blocklist", Shape::kValue,
      [](const Json& v, Walk& w) { ReadKeyList(v, w, &w.config.blocklist); },
      [](const Config& c) { return ShowKeyList(c.blocklist); }},
+    {"relay_hosts", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadStringList(v, w, &w.config.relay_hosts, ValidIpNet); },
+     [](const Config& c) { return ShowStrings(c.relay_hosts); }},
     {"dovecot_log", Shape::kValue,
      [](const Json& v, Walk& w) {
        if (v == "") {
@@ -574,6 +583,14 @@ constexpr Field kFields[] = {
      ShowRule<&RuleSettings::repeated_subject_min_messages>},
     {"detectors.cooldown_seconds", Shape::kValue, ApplyRuleCount<&RuleSettings::cooldown_seconds>,
      ShowRule<&RuleSettings::cooldown_seconds>},
+    {"detectors.throttled_refused", Shape::kValue,
+     ApplyRuleCount<&RuleSettings::throttled_refused>, ShowRule<&RuleSettings::throttled_refused>},
+    {"detectors.throttled_seconds", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadBounded(v, w, 60, 86400, "expected 60 to 86400 seconds",
+                   &w.config.detectors.throttled_seconds);
+     },
+     ShowRule<&RuleSettings::throttled_seconds>},
     {"actions", Shape::kObject, nullptr, nullptr},
     {"actions.rules", Shape::kObject, nullptr,
      [](const Config& c) {
@@ -618,6 +635,38 @@ constexpr Field kFields[] = {
                    &w.config.actions.max_auto_suspensions_per_hour);
      },
      [](const Config& c) { return Json(c.actions.max_auto_suspensions_per_hour); }},
+    {"actions.protect", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadKeyList(v, w, &w.config.actions.protect); },
+     [](const Config& c) { return ShowKeyList(c.actions.protect); }},
+    {"actions.firewall_allow", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadStringList(v, w, &w.config.actions.firewall_allow, ValidIpNet);
+     },
+     [](const Config& c) { return ShowStrings(c.actions.firewall_allow); }},
+    {"actions.block_minutes", Shape::kObject, nullptr,
+     [](const Config& c) {
+       Json map = Json::object();
+       for (const auto& [rule, minutes] : c.actions.block_minutes) map[rule] = minutes;
+       return map;
+     }},
+    {"actions.block_minutes.*", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       const std::string& rule = w.wild.at(0);
+       const std::string why = ValidRule(rule);
+       if (!why.empty()) {
+         w.Fail(why);
+         return;
+       }
+       uint32_t minutes = 0;
+       if (!ReadBounded(v, w, 0, 525600, "expected 0 (until unsuspend) to 525600 minutes",
+                        &minutes)) {
+         return;
+       }
+       for (auto& [r, m] : w.config.actions.block_minutes) {
+         if (r == rule) m = minutes;
+       }
+     },
+     nullptr},
     {"actions.timeout_seconds", Shape::kValue,
      [](const Json& v, Walk& w) {
        ReadBounded(v, w, 1, 600, "expected 1 to 600 seconds", &w.config.actions.timeout_seconds);
@@ -960,11 +1009,34 @@ std::vector<RuleActions> Actions::DefaultRuleActions() {
   for (const char* r : kRuleNames) {
     if (std::string_view(r) == "auth_failures") {
       rules.push_back({r, {"firewall", "command"}});
+    } else if (std::string_view(r) == "throttled") {
+      rules.push_back({r, {"command"}});  // a notice: the guard already defers the key
     } else {
       rules.push_back({r, {"block", "hold_outgoing", "command"}});
     }
   }
   return rules;
+}
+
+std::vector<std::pair<std::string, uint32_t>> Actions::DefaultBlockMinutes() {
+  std::vector<std::pair<std::string, uint32_t>> out;
+  for (const char* r : kRuleNames) {
+    const std::string_view rule(r);
+    // A minute's burst lapses sooner than an hour's; the security rules and the signs of a
+    // spam run (bounces, one subject over and over) hold for a few hours.
+    uint32_t minutes = 240;
+    if (rule == "rate_per_minute" || rule == "throttled" || rule == "auth_failures") minutes = 60;
+    if (rule == "rate_per_hour") minutes = 120;
+    out.emplace_back(r, minutes);
+  }
+  return out;
+}
+
+uint32_t BlockMinutes(const Actions& actions, std::string_view rule) {
+  for (const auto& [r, m] : actions.block_minutes) {
+    if (r == rule) return m;
+  }
+  return 0;
 }
 
 bool RuleHasAction(const Actions& actions, std::string_view rule, std::string_view action) {

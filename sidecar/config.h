@@ -60,12 +60,17 @@ struct RuleSettings {
   uint32_t repeated_subject_recipients = 50;
   uint32_t repeated_subject_min_messages = 2;
   uint32_t cooldown_seconds = 3600;
+  // throttled (the guard's own refusals, table_watch.h): a key refused this many recipients or
+  // more within throttled_seconds. A password hammering the limit is what an admin wants to
+  // hear about first. 0 = off.
+  uint32_t throttled_refused = 20;
+  uint32_t throttled_seconds = 600;
 };
 
 // Rule names, as incidents carry them.
-inline constexpr const char* kRuleNames[] = {"rate_per_minute", "rate_per_hour", "many_ips",
-                                             "many_logins",     "auth_failures", "bounce_storm",
-                                             "repeated_subject"};
+inline constexpr const char* kRuleNames[] = {"rate_per_minute",  "rate_per_hour", "many_ips",
+                                             "many_logins",      "auth_failures", "bounce_storm",
+                                             "repeated_subject", "throttled"};
 bool IsRuleName(std::string_view name);
 
 // What the sidecar does on an incident (the key "actions").
@@ -115,9 +120,21 @@ struct Actions {
   std::vector<std::string> exim_command = {"/usr/sbin/exim"};
   uint32_t timeout_seconds = 10;
   uint32_t max_auto_suspensions_per_hour = 10;
+  // Keys never punished automatically (besides root and the system accounts, protected_keys.h).
+  std::vector<PolicyKey> protect;
+  // Networks never firewalled (besides loopback, this host's own addresses and any IP that
+  // logged in successfully within the hour).
+  std::vector<std::string> firewall_allow;
+  // How long an automatic block lasts, per rule, in minutes (0: until `unsuspend`). When it
+  // lapses it is judged again: a key the guard still refuses for it is blocked once more.
+  std::vector<std::pair<std::string, uint32_t>> block_minutes = DefaultBlockMinutes();
 
   static std::vector<RuleActions> DefaultRuleActions();
+  static std::vector<std::pair<std::string, uint32_t>> DefaultBlockMinutes();
 };
+
+// actions.block_minutes of `rule` (0: never lapses).
+uint32_t BlockMinutes(const Actions& actions, std::string_view rule);
 
 // True when `rule`'s list has `action`.
 bool RuleHasAction(const Actions& actions, std::string_view rule, std::string_view action);
@@ -179,6 +196,9 @@ struct Config {
   std::vector<Override> overrides;
   std::vector<PolicyKey> whitelist;
   std::vector<PolicyKey> blocklist;
+  // Exim's relay_from_hosts: hosts whose SMTP mail the guard counts by envelope sender without
+  // authentication (the ACL snippets test +relay_from_hosts). IPs or networks.
+  std::vector<std::string> relay_hosts = {"127.0.0.1", "::1"};
 
   // The sidecar engine.
   std::string dovecot_log;  // "" = not followed

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "engine.h"
 #include "follow_up.h"
+#include "ip_match.h"
 #include "log_follower.h"
 #include "notify.h"
 #include "policy_from_state.h"
@@ -33,7 +34,9 @@
 #include "reconcile.h"
 #include "slack_socket.h"
 #include "state_store.h"
+#include "table_watch.h"
 #include "telegram_bot.h"
+#include "text_escape.h"
 #include "time_text.h"
 #include "users.h"
 #include "whm_client.h"
@@ -83,11 +86,12 @@ struct Logger {
 };
 
 // Follows up each recorded incident, one at a time, off the following thread: the rule's WHM,
-// queue and firewall steps (follow_up.h), then actions.command with the incident on stdin, then
-// the notice to the admins (notify.h, which sends on its own thread and digests floods).
+// queue, firewall and command steps (follow_up.h; only for incidents that may punish), then the
+// notice to the admins (notify.h, which sends on its own thread and digests floods).
 class FollowUpWorker {
  public:
-  FollowUpWorker(const Config& config, StateStore* store, Logger* log) : store_(store), log_(log) {
+  FollowUpWorker(const Config& config, StateStore* store, Logger* log)
+      : store_(store), log_(log), own_addresses_(OwnAddresses()) {
     Reconfigure(config);
     NotifierOptions n;
     n.log = [log](const std::string& line) { (*log)(line); };
@@ -119,7 +123,7 @@ class FollowUpWorker {
     }
     if (notifier_) notifier_->Reconfigure(config);
   }
-  void Push(std::string json) {
+  void Push(const HandledIncident& h) {
     {
       std::lock_guard lock(mu_);
       if (queue_.size() >= kMaxQueuedActions) {
@@ -127,10 +131,12 @@ class FollowUpWorker {
                 " incidents already queued; this one is only recorded");
         return;
       }
-      queue_.push_back(std::move(json));
+      queue_.push_back(h);
     }
     cv_.notify_one();
   }
+  // A notice that is no incident (a forgery attempt, the guard failing open, a lapsed block).
+  void Tell(Notice n) { notifier_->Post(std::move(n)); }
 
  private:
   void Loop() {
@@ -138,25 +144,24 @@ class FollowUpWorker {
     for (;;) {
       cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop_ and nothing left
-      std::string json = std::move(queue_.front());
+      HandledIncident h = std::move(queue_.front());
       queue_.pop_front();
       std::shared_ptr<const Config> config = config_;
       std::shared_ptr<WhmClient> whm = whm_;
       lock.unlock();
-      FollowUpOne(*config, whm.get(), json);
+      FollowUpOne(*config, whm.get(), h);
       lock.lock();
     }
   }
 
-  void FollowUpOne(const Config& config, WhmClient* whm, const std::string& json) {
-    const nlohmann::ordered_json incident = nlohmann::ordered_json::parse(json, nullptr, false);
-    if (!incident.is_object()) return;
+  void FollowUpOne(const Config& config, WhmClient* whm, const HandledIncident& h) {
     FollowUpEnv env;
     env.config = &config;
     env.store = store_;
     env.whm = whm;
-    const FollowUp f = RunFollowUp(env, incident);
-    const std::string what = incident.value("rule", "") + " " + incident.value("key", "");
+    env.own_addresses = own_addresses_;
+    const FollowUp f = RunFollowUp(env, h);
+    const std::string what = h.incident.rule + " " + Printable(h.incident.key);
     for (const StepResult& s : f.steps)
       (*log_)("follow-up " + what + ": " + s.action + ": " + s.outcome);
     if (f.valve_tripped) {
@@ -164,46 +169,18 @@ class FollowUpWorker {
           "SAFETY VALVE: actions.max_auto_suspensions_per_hour reached; automatic "
           "suspensions are paused, incidents are only blocked and notified");
     }
-    const std::string rule = incident.value("rule", "");
-    if (!config.actions.command.empty() && RuleHasAction(config.actions, rule, "command") &&
-        !config.notify_only) {
-      RunCommand(config, json);
-    }
-    notifier_->Post(FollowUpNotice(incident, f));
-  }
-
-  void RunCommand(const Config& config, const std::string& json) {
-    const std::vector<std::string>& argv = config.actions.command;
-    const auto timeout = std::chrono::seconds(config.actions.timeout_seconds);
-    const ActionResult r = RunActionCommand(argv, json, timeout);
-    std::string what;
-    if (!r.started) {
-      what = "could not start: " + r.error;
-    } else if (r.timed_out) {
-      what = "timed out after " + std::to_string(timeout.count()) + " s (killed)";
-    } else if (r.term_signal != 0) {
-      what = "killed by signal " + std::to_string(r.term_signal);
-    } else if (r.exit_status != 0) {
-      what = "exit status " + std::to_string(r.exit_status);
-    }
-    if (!what.empty()) {
-      std::string output = r.output;
-      for (char& c : output) {
-        if (c == '\n' || c == '\r') c = ' ';
-      }
-      (*log_)("actions.command " + argv[0] + ": " + what +
-              (output.empty() ? "" : "; output: " + output.substr(0, 300)));
-    }
+    notifier_->Post(FollowUpNotice(h, f));
   }
 
   StateStore* store_;
   Logger* log_;
+  const std::vector<std::string> own_addresses_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::shared_ptr<const Config> config_;  // guarded by mu_
   std::shared_ptr<WhmClient> whm_;        // guarded by mu_; null without whm.token
   std::unique_ptr<Notifier> notifier_;
-  std::deque<std::string> queue_;
+  std::deque<HandledIncident> queue_;
   bool stop_ = false;
   std::thread thread_;  // last: started once the rest is ready
 };
@@ -331,6 +308,7 @@ class Daemon {
       err_ << error << "\n";
       return kFailure;
     }
+    watch_.Reconfigure(TableWatchSettingsFromConfig(config_));
     started_ = Now();
     if (!opt_.once) {
       InstallSignals();
@@ -375,11 +353,23 @@ class Daemon {
     } else {
       follow_up_->Reconfigure(config_);
     }
-    hooks.run_action = [this](std::string json) { follow_up_->Push(std::move(json)); };
+    hooks.follow_up = [this](const HandledIncident& h) { follow_up_->Push(h); };
+    hooks.table = [this]() -> const Table* { return segment_ ? &segment_->table : nullptr; };
     std::vector<StoredLimit> limits;
     if (!store_->ListLimits(&limits, error)) return false;
     const Config effective = WithStoredLimits(config_, limits);  // `eximguard set`'s limits
     DetectorSettings settings = DetectorSettingsFromConfig(effective, extra, domains);
+    // A limit applies to what is sent after it: the times `set` stored, and now for every limit
+    // this reload changed (the warm-up re-reads the last hour under the new limits).
+    if (have_effective_) NoteChangedLimits(effective_, effective, Now());
+    settings.rate_floors = rate_floors_;
+    for (const StoredLimit& l : limits) {
+      PolicyKey k = StoredLimitKey(l);
+      k.klass = l.key_class;
+      settings.rate_floors.push_back({KeyForDetectors(k), l.time});
+    }
+    effective_ = effective;
+    have_effective_ = true;
     if (!opt_.once) {   // only the daemon reconciles (two reconcilers would credit twice)
       ledger_.reset();  // made again at the first arrival the warm-up feeds
       settings.on_arrival = [this](const CountedArrival& a) { OnArrival(a); };
@@ -392,6 +382,39 @@ class Daemon {
     if (!LoadResetMarks(*store_, Now(), &marks, error)) return false;
     engine_->SetResetMarks(std::move(marks));
     return true;
+  }
+
+  // Rate floors for the limits that differ between two effective configs (classes and keys).
+  void NoteChangedLimits(const Config& before, const Config& after, int64_t now) {
+    for (int c = 0; c < kKeyClasses; ++c) {
+      if (before.limits[c].per_minute != after.limits[c].per_minute ||
+          before.limits[c].per_hour != after.limits[c].per_hour) {
+        rate_floors_.push_back({PolicyKey{"", static_cast<KeyClass>(c), ""}, now});
+      }
+    }
+    auto limit_of = [](const Config& cfg, const PolicyKey& k, Limit* out) {
+      for (const Override& o : cfg.overrides) {
+        if (Identity(o.key) == Identity(k)) {
+          *out = EffectiveLimit(cfg, o);
+          return true;
+        }
+      }
+      return false;
+    };
+    auto compare = [&](const Config& a, const Config& b) {
+      for (const Override& o : a.overrides) {
+        Limit la = EffectiveLimit(a, o), lb{};
+        if (!limit_of(b, o.key, &lb) || la.per_minute != lb.per_minute ||
+            la.per_hour != lb.per_hour) {
+          rate_floors_.push_back({KeyForDetectors(o.key), now});
+        }
+      }
+    };
+    compare(before, after);
+    compare(after, before);
+    if (rate_floors_.size() > 4096) {  // bounded: keep the newest
+      rate_floors_.erase(rate_floors_.begin(), rate_floors_.end() - 4096);
+    }
   }
 
   // The detectors' hook: arrivals the guard counted (authenticated or local) go to the ledger
@@ -409,6 +432,63 @@ class Daemon {
       }
       if (!it->second.empty()) ledger_->Add(KeyClass::kUid, it->second, a.time, a.recipients_all);
     }
+  }
+
+  // The guard's own counters (table_watch.h): its refusals become trusted incidents, its
+  // fail-open answers an alert.
+  void LookAtTable() {
+    if (!segment_) return;
+    const uint32_t now = static_cast<uint32_t>(Now());
+    std::vector<Incident> found = watch_.Look(segment_->table, now);
+    for (Incident& i : found) engine_->Add(std::move(i));
+    if (!found.empty()) engine_->Handle();
+    for (const std::string& alert : watch_.TakeAlerts()) {
+      log_("ALERT: " + alert);
+      Notice n;
+      n.kind = NoticeKind::kAction;
+      n.host = HostName();
+      n.title = "eximguard: the guard is failing open";
+      n.action = alert;
+      follow_up_->Tell(std::move(n));
+    }
+  }
+
+  // Automatic blocks whose time is up (actions.block_minutes) are judged again: a key the guard
+  // went on refusing while blocked (it kept trying: at least the throttled threshold within the
+  // last 10 minutes) stays blocked for another period; any other is lifted. An admin's blocks
+  // never lapse.
+  void LapseBlocks() {
+    std::vector<StoredBlock> blocks;
+    std::string error;
+    if (!store_->ActiveBlocks(&blocks, &error)) {
+      log_("lapse: " + error);
+      return;
+    }
+    const int64_t now = Now();
+    bool changed = false;
+    for (const StoredBlock& b : blocks) {
+      if (b.expires == 0 || b.expires > now || b.by != kAutomaticBy || b.kind != kBlockKindBlock)
+        continue;
+      const uint64_t refused = watch_.RefusedWithin(b.key_class, b.key, 600);
+      const std::string what = std::string(KeyClassName(b.key_class)) + " " + Printable(b.key);
+      const uint32_t again = config_.detectors.throttled_refused;
+      if (again > 0 && refused >= again) {
+        const int64_t period = b.expires - b.since > 0 ? b.expires - b.since : 3600;
+        if (store_->RenewBlock(b.id, now + period, "eximguard", &error)) {
+          log_("block of " + what + " lapsed and is renewed: the guard still refused " +
+               std::to_string(refused) + " of its recipients in the last 10 minutes");
+        }
+        continue;
+      }
+      int removed = 0;
+      if (store_->RemoveBlock(b.key_class, b.key, kBlockKindBlock, now, "eximguard (lapsed)",
+                              &removed, &error) &&
+          removed > 0) {
+        changed = true;
+        log_("block of " + what + " lapsed (" + Printable(b.reason) + ")");
+      }
+    }
+    if (changed && !Publish(&error)) log_("lapse: policy not published: " + error);
   }
 
   void ReconcileTable() {
@@ -456,7 +536,7 @@ class Daemon {
       store_->LoadCheckpoint(log.name + kSkipFloorSuffix, &floor, &have_floor, &error);
       lines += WarmUp(*engine_, log, log.saved, have_floor ? &floor : nullptr);
     }
-    engine_->Handle();
+    engine_->Discard();  // a warm-up refills the windows and records nothing
     warm_lines_ = engine_->stats().lines;
     if (lines > 0 && !opt_.once) {
       log_("warmed up the detectors with " + std::to_string(lines) +
@@ -514,16 +594,27 @@ class Daemon {
 
   int RunForever() {
     SetUpBots();
+    LookAtTable();  // the first look is the baseline: refusals from before are not judged
     WriteStatus();  // also tells `status` (and tests) that the daemon is up
     Clock::time_point next_status = Clock::now() + std::chrono::seconds(2);
     Clock::time_point next_prune = Clock::now();
     Clock::time_point next_reconcile = Clock::now() + std::chrono::seconds(opt_.reconcile_seconds);
+    Clock::time_point next_look = Clock::now() + kTableLookEvery;
+    Clock::time_point next_lapse = Clock::now() + std::chrono::seconds(60);
     while (!g_stop) {
       if (g_reload) {
         g_reload = 0;
         Reload();
       }
       const size_t n = Step(opt_.poll);
+      if (Clock::now() >= next_look) {
+        LookAtTable();
+        next_look = Clock::now() + kTableLookEvery;
+      }
+      if (Clock::now() >= next_lapse) {
+        LapseBlocks();
+        next_lapse = Clock::now() + std::chrono::seconds(60);
+      }
       if (ledger_) {  // at the end of the log: everything logged before now is in the ledger
         const int64_t t = engine_->stats().last_time;
         ledger_->CaughtUp(n == 0 ? std::max(t, Now() - 5) : t);
@@ -570,6 +661,7 @@ class Daemon {
       config_.shm_name = old.shm_name;
     }
     if (!Publish(&error)) log_("reload: policy not published: " + error);
+    watch_.Reconfigure(TableWatchSettingsFromConfig(config_));
     if (!BuildEngine(&error)) {
       log_("reload: " + error);
       return;
@@ -701,6 +793,10 @@ class Daemon {
   uint64_t warm_lines_ = 0;                // lines the last warm-up fed
   EngineStats before_reload_;              // counters of the engines that reloads replaced
   std::unique_ptr<ArrivalLedger> ledger_;  // made at the first counted arrival
+  TableWatch watch_;                       // the guard's own counters (start only)
+  Config effective_;                       // the last engine's limits (config + `set`)
+  bool have_effective_ = false;
+  std::vector<RateFloor> rate_floors_;  // limits changed by reloads (and `set`'s times)
   std::unordered_map<std::string, std::string> uid_of_user_;  // U= name -> uid, bounded
   uint64_t reconciled_ = 0;
 };

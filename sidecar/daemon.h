@@ -51,6 +51,8 @@ namespace eg::sidecar {
 inline constexpr uint64_t kWarmUpBytes = uint64_t{16} << 20;
 inline constexpr size_t kMaxQueuedActions = 256;
 inline constexpr std::chrono::seconds kNotifyDrain{10};
+// How often `start` reads the guard's table for its own refusals (table_watch.h).
+inline constexpr std::chrono::milliseconds kTableLookEvery{1000};
 // Reconcile credits a bucket only this long after the log is complete past its end: longer
 // than a DATA phase takes, so a message still being received is never taken for a phantom.
 inline constexpr uint32_t kReconcileLagSeconds = 300;

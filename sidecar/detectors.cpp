@@ -407,8 +407,13 @@ struct Samples {
 struct KeyState {
   bool whitelisted = false;
   Limit limit;
+  int64_t rate_floor = kNever;  // arrivals before this do not count toward the rate rules
   Window rate_minute, rate_hour, logins, auth, outcomes, bounced;
   std::vector<std::pair<std::string, int64_t>> ips;  // distinct, last seen; <= kMaxIps
+  // auth_failures: the IPs that failed (distinct, last failure; <= kMaxIps) and, for an IP key,
+  // when it last authenticated successfully.
+  std::vector<std::pair<std::string, int64_t>> failed_ips;
+  int64_t last_success = kNever;
   Samples scripts, subjects;
   std::array<std::string, kMaxSamples> lines;
   size_t lines_added = 0;
@@ -417,6 +422,9 @@ struct KeyState {
   void Reset() {
     whitelisted = false;
     limit = Limit{};
+    rate_floor = kNever;
+    failed_ips.clear();
+    last_success = kNever;
     rate_minute = rate_hour = logins = auth = outcomes = bounced = Window{};
     ips.clear();
     scripts.Reset();
@@ -442,6 +450,41 @@ bool IsLoopback(std::string_view ip) {
   return ip == "::1" || ip.substr(0, 4) == "127." || ip.substr(0, 11) == "::ffff:127.";
 }
 
+// Keeps `ip` in a list of distinct IPs with their last time, at most kMaxIps (the oldest goes).
+void Remember(std::vector<std::pair<std::string, int64_t>>* list, std::string_view ip, int64_t t) {
+  for (auto& [addr, last] : *list) {
+    if (addr == ip) {
+      last = std::max(last, t);
+      return;
+    }
+  }
+  if (list->size() < kMaxIps) {
+    list->emplace_back(std::string(ip), t);
+    return;
+  }
+  auto oldest = std::min_element(list->begin(), list->end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+  oldest->first.assign(ip);
+  oldest->second = t;
+}
+
+// The second word of a logged command line ("/usr/sbin/exim4 -Mc ID" -> "-Mc"), quotes kept.
+std::string_view SecondArg(std::string_view args) {
+  const size_t sp = args.find(' ');
+  if (sp == std::string_view::npos) return {};
+  std::string_view rest = args.substr(sp + 1);
+  return rest.substr(0, rest.find(' '));
+}
+
+// Exim running itself: a delivery (-Mc, -MC), a queue run (-q...), an error message (-E...),
+// the daemon (-bd). Their cwd= lines are never a script's.
+bool EximReinvocation(std::string_view args) {
+  const std::string_view a = SecondArg(args);
+  return a.starts_with("-M") || a.starts_with("-q") || a.starts_with("-E") || a.starts_with("-bd");
+}
+
+constexpr size_t kMaxHeld = 256;  // message ids the guard held, remembered until their arrival
+
 void Lower(std::string_view in, std::string* out) {
   out->assign(in);
   for (char& c : *out)
@@ -466,13 +509,23 @@ struct Detectors::Impl {
       Lower(d, &l);
       local_domains.insert(std::move(l));
     }
+    for (const RateFloor& f : settings.rate_floors) {
+      if (f.key.text.empty()) {
+        int64_t& c = class_floor[static_cast<int>(f.key.klass) % kKeyClasses];
+        c = std::max(c, f.time);
+      } else {
+        int64_t& k = key_floor.try_emplace(Identity(f.key), kNever).first->second;
+        k = std::max(k, f.time);
+      }
+    }
   }
 
   // ---- helpers ----
 
   // The policy of a new key of class `klass` whose text is `key` (already normalized).
   void InitPolicy(KeyState* s, KeyClass klass, std::string_view key) {
-    if (whitelist.empty() && overrides.empty()) {  // the common case: no key text to build
+    s->rate_floor = class_floor[static_cast<int>(klass) % kKeyClasses];
+    if (whitelist.empty() && overrides.empty() && key_floor.empty()) {  // no key text to build
       s->whitelisted = false;
       s->limit = settings.limits[static_cast<int>(klass)];
       return;
@@ -484,6 +537,33 @@ struct Detectors::Impl {
     s->whitelisted = whitelist.count(id) != 0;
     auto it = overrides.find(id);
     s->limit = it != overrides.end() ? it->second : settings.limits[static_cast<int>(klass)];
+    if (auto f = key_floor.find(id); f != key_floor.end()) {
+      s->rate_floor = std::max(s->rate_floor, f->second);
+    }
+  }
+
+  bool IsEximUser(std::string_view user) const {
+    return std::find(settings.exim_users.begin(), settings.exim_users.end(), user) !=
+           settings.exim_users.end();
+  }
+  bool IsRelayHost(std::string_view ip) const {
+    if (ip.empty()) return false;
+    if (settings.relay_hosts.empty()) return IsLoopback(ip);
+    return IpInNets(ip, settings.relay_hosts);
+  }
+  bool IsSpoolDir(std::string_view dir) const {
+    return std::find(settings.spool_dirs.begin(), settings.spool_dirs.end(), dir) !=
+           settings.spool_dirs.end();
+  }
+  bool TakeHeld(std::string_view id) {
+    if (id.empty() || held.empty()) return false;
+    for (auto it = held.begin(); it != held.end(); ++it) {
+      if (*it == id) {
+        held.erase(it);
+        return true;
+      }
+    }
+    return false;
   }
 
   KeyState& State(LruMap<KeyState>& map, KeyClass klass, std::string_view key, int64_t t) {
@@ -500,22 +580,7 @@ struct Detectors::Impl {
   }
 
   void AddIp(KeyState* s, std::string_view ip, int64_t t) {
-    if (ip.empty()) return;
-    for (auto& [addr, last] : s->ips) {
-      if (addr == ip) {
-        last = std::max(last, t);
-        return;
-      }
-    }
-    if (s->ips.size() < kMaxIps) {
-      s->ips.emplace_back(std::string(ip), t);
-      return;
-    }
-    auto oldest = std::min_element(s->ips.begin(), s->ips.end(), [](const auto& a, const auto& b) {
-      return a.second < b.second;
-    });
-    oldest->first.assign(ip);
-    oldest->second = t;
+    if (!ip.empty()) Remember(&s->ips, ip, t);
   }
 
   bool Counted(std::string_view rcpt) const {
@@ -552,8 +617,20 @@ struct Detectors::Impl {
     i.time = t;
     i.count = count;
     i.threshold = threshold;
-    for (const auto& ip : s.ips)
-      if (rule != kManyIps || ip.second > t - kHourSpan) i.ips.insert(ip.first);
+    if (rule == kAuthFailures) {
+      // Only the IPs that failed within the window; one that also logged in successfully within
+      // the hour is spared (an attacker's failures must not firewall the real user).
+      for (const auto& [ip, last] : s.failed_ips) {
+        if (last <= t - span) continue;
+        const bool own = std::any_of(s.ips.begin(), s.ips.end(), [&](const auto& good) {
+          return good.first == ip && good.second > t - kHourSpan;
+        });
+        (own || SucceededRecently(ip, t) ? i.spared_ips : i.ips).insert(ip);
+      }
+    } else {
+      for (const auto& ip : s.ips)
+        if (rule != kManyIps || ip.second > t - kHourSpan) i.ips.insert(ip.first);
+    }
     i.scripts = s.scripts.ToVector();
     for (size_t k = 0; k < s.subjects.size; ++k)
       i.subjects.push_back(UnescapeExim(s.subjects.items[k]));
@@ -580,6 +657,7 @@ struct Detectors::Impl {
   }
 
   void CountRate(KeyState& s, std::string_view key, KeyClass klass, int64_t t, uint32_t n) {
+    if (t < s.rate_floor) return;  // sent before its limit changed: judged by the old limit
     s.rate_minute.Add(t, n, kMinuteSpan / 12);
     s.rate_hour.Add(t, n, kHourSpan / 12);
     CheckRates(s, key, klass, t);
@@ -594,7 +672,19 @@ struct Detectors::Impl {
       Emit(s, key, "sender", kManyIps, t, kHourSpan, n, settings.max_ips_per_hour);
   }
 
+  // A successful authentication from `ip` (an auth arrival, a login): remembered on the IP's
+  // state if it has one (it failed before), so auth_failures spares it.
+  void Succeeded(std::string_view ip, int64_t t) {
+    if (ip.empty()) return;
+    if (KeyState* s = ips.Find(ip, t)) s->last_success = std::max(s->last_success, t);
+  }
+  bool SucceededRecently(std::string_view ip, int64_t t) {
+    const KeyState* s = ips.Find(ip, t);
+    return s != nullptr && s->last_success > t - kHourSpan;
+  }
+
   void AuthIp(std::string_view ip, KeyState& s, std::string_view key, int64_t t) {
+    Succeeded(ip, t);
     if (ip.empty() || (settings.ignore_loopback_ips && IsLoopback(ip))) return;
     AddIp(&s, ip, t);
     CheckIps(s, key, t);
@@ -603,9 +693,10 @@ struct Detectors::Impl {
   // ---- event handlers ----
 
   void OnCwd(const LogEvent& e) {
-    if (e.cwd.empty()) return;
+    if (e.cwd.empty() || e.pid == 0) return;  // without +pid nothing can be paired safely
     std::string_view cwd = e.cwd;
     while (cwd.size() > 1 && cwd.back() == '/') cwd.remove_suffix(1);
+    if (IsSpoolDir(cwd) || EximReinvocation(e.args)) return;  // Exim itself, not a script
     if (pending_cwd.size() >= kMaxPendingCwd) pending_cwd.erase(pending_cwd.begin());
     pending_cwd.push_back(PendingCwd{e.pid, e.time, std::string(cwd)});
   }
@@ -615,10 +706,10 @@ struct Detectors::Impl {
     // Drop stale entries.
     while (!pending_cwd.empty() && pending_cwd.front().time + kCwdPairSeconds < e.time)
       pending_cwd.erase(pending_cwd.begin());
+    if (e.pid == 0) return false;
     for (size_t i = pending_cwd.size(); i-- > 0;) {
       const PendingCwd& p = pending_cwd[i];
-      // Same pid; or, when either line has no pid, the most recent one.
-      if ((e.pid != 0 && p.pid == e.pid) || e.pid == 0 || p.pid == 0) {
+      if (p.pid == e.pid) {  // the process that wrote the cwd= line wrote this arrival
         *out = std::move(pending_cwd[i].cwd);
         pending_cwd.erase(pending_cwd.begin() + static_cast<std::ptrdiff_t>(i));
         return true;
@@ -629,6 +720,17 @@ struct Detectors::Impl {
 
   void OnArrival(const LogEvent& e, std::string_view raw) {
     const int64_t t = e.time;
+    // Exactly what the guard counts (see DetectorSettings). P=local is a not-SMTP submission
+    // (acl_not_smtp); local SMTP (-bs: P=local-esmtp) is counted only when authenticated, like
+    // any SMTP without a relay host.
+    const bool local = e.protocol == "local";
+    const bool authenticated = !e.auth_id.empty() || !e.auth.empty();
+    const bool exim_own = local && IsEximUser(e.user);
+    const bool relay = !local && !authenticated && IsRelayHost(e.host_ip);
+    bool has_cwd = false;
+    if (local && !exim_own) has_cwd = TakeCwd(e, &cwd_buf);
+    if (TakeHeld(e.message_id)) return;  // held by the guard: accepted and frozen, not sent
+    if (!authenticated && !relay && !(local && !exim_own)) return;
     uint32_t n = 0;
     if (e.recipients.empty()) {
       n = 1;
@@ -636,9 +738,6 @@ struct Detectors::Impl {
       for (std::string_view r : e.recipients)
         if (Counted(r)) ++n;
     }
-    const bool local = e.protocol.substr(0, 5) == "local";
-    bool has_cwd = false;
-    if (local) has_cwd = TakeCwd(e, &cwd_buf);
     std::string_view subject = e.subject.substr(0, kSubjectBytes);
 
     Lower(e.auth_id.empty() ? e.sender : e.auth_id, &account_buf);
@@ -737,7 +836,7 @@ struct Detectors::Impl {
       Lower(e.auth_id, &account_buf);
       KeyState& s = State(accounts, KeyClass::kSender, account_buf, t);
       AddLine(&s, raw);
-      if (!e.host_ip.empty()) AddIp(&s, e.host_ip, t);
+      if (!e.host_ip.empty()) Remember(&s.failed_ips, e.host_ip, t);
       s.auth.Add(t, n, width);
       const uint64_t c = s.auth.Sum(t, width);
       if (c >= settings.auth_failures && Cooled(&s.last_incident[kAuthFailures], t))
@@ -747,7 +846,7 @@ struct Detectors::Impl {
       bool created = false;
       KeyState& s = ips.Get(e.host_ip, t, &created);
       AddLine(&s, raw);
-      AddIp(&s, e.host_ip, t);
+      Remember(&s.failed_ips, e.host_ip, t);
       s.auth.Add(t, n, width);
       const uint64_t c = s.auth.Sum(t, width);
       if (c >= settings.auth_failures && Cooled(&s.last_incident[kAuthFailures], t))
@@ -794,6 +893,12 @@ struct Detectors::Impl {
       case LineKind::kDovecotLogin:
         OnLogin(e, raw);
         break;
+      case LineKind::kGuardHeld:
+        if (!e.message_id.empty()) {
+          if (held.size() >= kMaxHeld) held.erase(held.begin());
+          held.emplace_back(e.message_id);
+        }
+        break;
       default:
         break;
     }
@@ -814,6 +919,9 @@ struct Detectors::Impl {
   LruMap<SubjectState> subjects;
   LruMap<ShortString> messages;  // message id -> account
   std::vector<PendingCwd> pending_cwd;
+  std::vector<std::string> held;  // message ids of "eximguard: held" lines, oldest first
+  int64_t class_floor[kKeyClasses] = {kNever, kNever, kNever};
+  std::unordered_map<std::string, int64_t> key_floor;  // Identity -> RateFloor time
   std::vector<Incident> incidents;
   // Reused buffers (no allocation per event once warm).
   std::string account_buf, cwd_buf, subject_key;
@@ -847,6 +955,46 @@ DetectorStats Detectors::Stats() const {
 
 const DetectorSettings& Detectors::settings() const {
   return impl_->settings;
+}
+
+bool Detectors::Enrich(std::string_view klass, std::string_view key, Incident* into) {
+  Impl& d = *impl_;
+  const int64_t t = into->time;
+  KeyState* s = nullptr;
+  if (klass == "sender") {
+    Lower(key, &d.account_buf);
+    s = d.accounts.Find(d.account_buf, t);
+  } else if (klass == "cwd") {
+    s = d.cwds.Find(key, t);
+  } else if (klass == "uid") {
+    s = d.uids.Find(key, t);
+  } else if (klass == "ip") {
+    s = d.ips.Find(key, t);
+  }
+  if (s == nullptr) return false;
+  for (const auto& ip : s->ips) into->ips.insert(ip.first);
+  for (const std::string& script : s->scripts.ToVector()) {
+    if (std::find(into->scripts.begin(), into->scripts.end(), script) == into->scripts.end())
+      into->scripts.push_back(script);
+  }
+  for (size_t k = 0; k < s->subjects.size; ++k)
+    into->subjects.push_back(UnescapeExim(s->subjects.items[k]));
+  const size_t n = std::min(s->lines_added, kMaxSamples);
+  for (size_t k = s->lines_added - n; k < s->lines_added; ++k)
+    into->lines.push_back(s->lines[k % kMaxSamples]);
+  return true;
+}
+
+const char* EvidenceSourceName(EvidenceSource s) {
+  switch (s) {
+    case EvidenceSource::kLog:
+      return "log";
+    case EvidenceSource::kTable:
+      return "table";
+    case EvidenceSource::kPolicy:
+      return "dovecot_policy";
+  }
+  return "log";
 }
 
 }  // namespace eg::sidecar

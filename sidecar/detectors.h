@@ -24,11 +24,16 @@
 //   - Pure logic: no I/O, no clock, no SQLite, no shared memory. Time is the events' own
 //     LogEvent::time, so `replay` of an old log judges exactly as the live daemon did. Events
 //     may come slightly out of order; one older than a window is ignored by that window.
+//   - What counts: exactly what the guard counts (DetectorSettings: authenticated SMTP, relay
+//     hosts, a user's local submissions; never internet mail, Exim's own messages, or a message
+//     the guard held). An arrival that does not count touches no key's state.
 //   - Keys. Account (class "sender"): the authenticated id (A=, set_id=, Dovecot user=), else
 //     the envelope sender; lowercased (the inline guard's table does the same). The null sender
 //     "<>" is no account. Script directory (class "cwd"): the `cwd=` of the `cwd=... args:` line
-//     that precedes a local arrival (P=local*): the one with the same [pid]; when the log has no
-//     pids, the most recent unpaired one (at most kCwdPairSeconds old). Trailing '/' dropped.
+//     with the same [pid] as a local arrival (P=local); the log must have +pid: without pids no
+//     directory is attributed (pairing by order blamed Exim's own delivery processes). cwd= lines
+//     of Exim itself (its spool directory, its -Mc/-q/-E re-invocations) are ignored. At most
+//     kCwdPairSeconds apart. Trailing '/' dropped.
 //     Local uid (class "uid"): the log shows only the user NAME (U=user), and turning it into a
 //     numeric uid needs the passwd database, which is I/O and would differ on a replay host, so
 //     the uid-class key is the user name. A whitelist/override written as "uid:1000" therefore
@@ -52,6 +57,9 @@
 //     many_ips uses exact last-seen times per IP.
 //   - Evidence: the key's IPs, script directories, up to 5 distinct recent subjects (unescaped)
 //     and up to 5 recent log lines (each cut at sample_line_bytes) as seen when the rule fired.
+//     auth_failures names only the IPs that failed within its window (and spares those that also
+//     logged in successfully within the hour), never every IP the account ever used.
+//   - Every incident made here has source kLog and trusted false: the engine decides trust.
 //
 // BOUNDED MEMORY (the daemon must stay flat over a day)
 //   Each key space (accounts, script directories, users, IPs, account+subject pairs) is an LRU
@@ -91,6 +99,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ip_match.h"
 #include "layout.h"
 #include "log_line.h"
 #include "policy_key.h"
@@ -127,6 +136,14 @@ struct RateOverride {
   Limit limit;    // 0 = unlimited
 };
 
+// A limit applies to what is sent after it: arrivals logged before `time` do not count toward
+// the rate rules of the key (or, with key.text empty, of every key of key.klass). Made from the
+// times `eximguard set` stored and from reloads that changed a limit.
+struct RateFloor {
+  PolicyKey key;
+  int64_t time = 0;
+};
+
 // Thresholds of every rule. The defaults are the documented defaults of the config keys that a
 // later step maps onto this struct.
 struct DetectorSettings {
@@ -150,6 +167,18 @@ struct DetectorSettings {
   // rate rules; the same text sent over and over is what this rule is about).
   uint32_t repeated_subject_min_messages = 2;
 
+  // Which arrivals count, exactly as the guard counts them (exim-config ACLs): SMTP with an
+  // authenticated id, SMTP from a host in relay_hosts (by envelope sender), and local
+  // submissions (P=local) of a user. Never mail from the internet (a forged MAIL FROM is not the
+  // sender's outgoing mail), never Exim's own messages (bounces and warnings: U= one of
+  // exim_users), never a message the guard held (an "eximguard: held" line for its id).
+  std::vector<IpNet> relay_hosts;  // Exim's relay_from_hosts; loopback by default
+  std::vector<std::string> exim_users = {"Debian-exim", "mailnull", "exim"};
+  // cwd= lines of Exim's own processes are never a script directory: its spool directory, and
+  // its re-invocations (-Mc, -MC, -q..., -E..., -bd).
+  std::vector<std::string> spool_dirs = {"/var/spool/exim4", "/var/spool/exim"};
+  std::vector<RateFloor> rate_floors;
+
   bool count_internal = false;             // false: only external recipients count
   std::vector<std::string> local_domains;  // compared case-insensitively
   std::function<bool(std::string_view domain)> is_local_domain;  // optional, besides the list
@@ -167,6 +196,15 @@ struct DetectorSettings {
   std::function<void(const CountedArrival&)> on_arrival;
 };
 
+// Where an incident's evidence comes from. Only kLog can be forged by the people it judges; see
+// the trust rules in engine.h.
+enum class EvidenceSource : uint8_t {
+  kLog,     // log lines (the detectors below)
+  kTable,   // the guard's own counters and verdicts in the shared table (table_watch.h)
+  kPolicy,  // Dovecot's auth policy requests
+};
+const char* EvidenceSourceName(EvidenceSource s);
+
 struct Incident {
   std::string key;
   std::string key_class;  // "sender", "cwd", "uid" or "ip"
@@ -180,6 +218,15 @@ struct Incident {
   std::vector<std::string> scripts;   // script directories (cwd=)
   std::vector<std::string> subjects;  // <= 5, unescaped
   std::vector<std::string> lines;     // <= 5, oldest first
+  // auth_failures: the IPs that failed within the window (ips above), minus those that also
+  // logged in successfully within the last hour, which are listed here instead.
+  std::set<std::string> spared_ips;
+  EvidenceSource source = EvidenceSource::kLog;
+  // Set by the engine: the evidence is one an attacker cannot forge (a trusted source, or log
+  // evidence the table corroborates), and why / why not, in one line for notices.
+  bool trusted = false;
+  std::string trust_note;
+  int64_t owner_uid = -1;  // the submitting uid when a trusted source knows it
 };
 
 struct DetectorStats {
@@ -206,6 +253,11 @@ class Detectors {
 
   DetectorStats Stats() const;
   const DetectorSettings& settings() const;
+
+  // Copies what the log showed about a key (IPs, scripts, subjects, lines) into `into`, for an
+  // incident a trusted source found (its evidence is the source's; the log only enriches it).
+  // klass: "sender", "cwd", "uid" (user name) or "ip". False if the log showed nothing.
+  bool Enrich(std::string_view klass, std::string_view key, Incident* into);
 
  private:
   struct Impl;

@@ -8,28 +8,109 @@
 #include <cstring>
 #include <fstream>
 
+#include "protected_keys.h"
 #include "time_text.h"
 #include "users.h"
+#include "window.h"
 
 namespace eg::sidecar {
 namespace {
 
 using Json = nlohmann::ordered_json;
 
-// A config key as the detectors see it: class uid keys by user name (see engine.h).
-PolicyKey ForDetectors(PolicyKey key) {
-  if (key.klass != KeyClass::kUid) return key;
-  std::string name = UserOfUid(static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10)));
-  if (!name.empty()) key.text = std::move(name);
-  return key;
-}
-
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
+// What the guard counted for one key: admitted recipients in its minute and hour windows.
+struct TableCount {
+  bool found = false;
+  uint32_t minute = 0, hour = 0;
+};
+
+TableCount CountOf(const Table& t, KeyClass klass, const std::string& key, uint32_t now) {
+  TableCount c;
+  const uint64_t hash = KeyHash(t, klass, key.data(), key.size());
+  const uint32_t home = HomeSlot(t, hash);
+  for (uint32_t p = 0; p < kProbeSlots; ++p) {
+    const uint32_t i = (home + p) & t.slot_mask;
+    if (t.hot[i].key.load(std::memory_order_acquire) != hash) continue;
+    c.found = true;
+    c.minute = WindowCount({&t.hot[i].minute, t.cold[i].minute_hist}, now / kMinuteBucketSeconds);
+    c.hour = WindowCount({&t.hot[i].hour, t.cold[i].hour_hist}, now / kHourBucketSeconds);
+    break;
+  }
+  return c;
+}
+
+bool TableClassOf(const std::string& incident_class, KeyClass* out) {
+  if (incident_class == "sender") {
+    *out = KeyClass::kSender;
+  } else if (incident_class == "cwd") {
+    *out = KeyClass::kCwd;
+  } else if (incident_class == "uid") {
+    *out = KeyClass::kUid;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+constexpr const char* kForgeable =
+    "log lines alone can be forged (and this mail may not have passed the guard: see eximguard "
+    "doctor)";
+
 }  // namespace
+
+void Corroborate(const Table* table, uint32_t now_unix, Incident* i) {
+  if (i->source != EvidenceSource::kLog) {
+    i->trusted = true;
+    if (i->trust_note.empty())
+      i->trust_note = std::string("from ") + EvidenceSourceName(i->source) + " (trusted)";
+    return;
+  }
+  i->trusted = false;
+  const bool rate = i->rule == "rate_per_minute" || i->rule == "rate_per_hour";
+  if (!rate && i->rule != "repeated_subject") {
+    i->trust_note = "the log only: " + std::string(kForgeable) +
+                    (i->rule == "bounce_storm"
+                         ? "; the trusted source is Exim's event_action through the guard"
+                         : "; the trusted source is Dovecot's auth policy (dovecot_policy)");
+    return;
+  }
+  if (table == nullptr) {
+    i->trust_note = "the log only, not compared with the guard's table (replay or rerun)";
+    return;
+  }
+  KeyClass klass{};
+  if (!TableClassOf(i->key_class, &klass)) {
+    i->trust_note = "the log only: no key in the guard's table";
+    return;
+  }
+  std::string key = klass == KeyClass::kSender ? Lower(i->key) : i->key;
+  if (klass == KeyClass::kUid) key = UidOfUser(i->key);
+  const TableCount c = key.empty() ? TableCount{} : CountOf(*table, klass, key, now_unix);
+  const bool minute = i->rule == "rate_per_minute";
+  const uint32_t counted = minute ? c.minute : c.hour;
+  const std::string window = minute ? "minute" : "hour";
+  if (c.found && counted >= i->count) {
+    i->trusted = true;
+    i->trust_note = "the guard's own table counted " + std::to_string(counted) +
+                    " recipients in the " + window + " (the log: " + std::to_string(i->count) + ")";
+    return;
+  }
+  i->trust_note = "the log shows " + std::to_string(i->count) + " recipients in the " + window +
+                  " but the guard counted " +
+                  (c.found ? std::to_string(counted) : std::string("none")) + ": " + kForgeable;
+}
+
+PolicyKey KeyForDetectors(PolicyKey key) {
+  if (key.klass != KeyClass::kUid || key.text.empty()) return key;
+  std::string name = UserOfUid(static_cast<uid_t>(std::strtoul(key.text.c_str(), nullptr, 10)));
+  if (!name.empty()) key.text = std::move(name);
+  return key;
+}
 
 bool ReadDomainsFile(const std::string& path, std::vector<std::string>* out, std::string* error) {
   out->clear();
@@ -58,10 +139,10 @@ DetectorSettings DetectorSettingsFromConfig(const Config& config,
   DetectorSettings s;
   for (int c = 0; c < kKeyClasses; ++c) s.limits[c] = config.limits[c];
   for (const Override& o : config.overrides) {
-    s.overrides.push_back({ForDetectors(o.key), EffectiveLimit(config, o)});
+    s.overrides.push_back({KeyForDetectors(o.key), EffectiveLimit(config, o)});
   }
-  for (const PolicyKey& k : config.whitelist) s.whitelist.push_back(ForDetectors(k));
-  for (const PolicyKey& k : extra_whitelist) s.whitelist.push_back(ForDetectors(k));
+  for (const PolicyKey& k : config.whitelist) s.whitelist.push_back(KeyForDetectors(k));
+  for (const PolicyKey& k : extra_whitelist) s.whitelist.push_back(KeyForDetectors(k));
   const RuleSettings& r = config.detectors;
   s.max_ips_per_hour = r.max_ips_per_hour;
   s.ignore_loopback_ips = r.ignore_loopback_ips;
@@ -74,6 +155,9 @@ DetectorSettings DetectorSettingsFromConfig(const Config& config,
   s.repeated_subject_min_messages = r.repeated_subject_min_messages;
   s.cooldown_seconds = r.cooldown_seconds;
   s.count_internal = config.count_internal;
+  for (const std::string& n : config.relay_hosts) {
+    if (!ParseIpNet(n, &s.relay_hosts.emplace_back())) s.relay_hosts.pop_back();
+  }
   s.local_domains = config.local_domains;
   s.local_domains.insert(s.local_domains.end(), file_domains.begin(), file_domains.end());
   return s;
@@ -94,6 +178,20 @@ Json IncidentToJson(const Incident& i) {
   j["scripts"] = i.scripts;
   j["subjects"] = i.subjects;
   j["lines"] = i.lines;
+  j["source"] = EvidenceSourceName(i.source);
+  j["trusted"] = i.trusted;
+  j["trust_note"] = i.trust_note;
+  if (!i.spared_ips.empty()) j["spared_ips"] = i.spared_ips;
+  if (i.owner_uid >= 0) j["owner_uid"] = i.owner_uid;
+  return j;
+}
+
+Json HandledToJson(const HandledIncident& h) {
+  Json j = IncidentToJson(h.incident);
+  j["id"] = h.id;
+  j["action"] = h.action;
+  j["punish"] = h.punish;
+  if (!h.protected_note.empty()) j["protected"] = h.protected_note;
   return j;
 }
 
@@ -136,10 +234,29 @@ void Engine::FeedParsed(const LogEvent& event, std::string_view line) {
   detectors_.Feed(event, line);
 }
 
+int64_t Engine::Now() const {
+  return hooks_.now ? hooks_.now() : static_cast<int64_t>(std::time(nullptr));
+}
+
+void Engine::Add(Incident incident) {
+  added_.push_back(std::move(incident));
+}
+
+void Engine::Discard() {
+  detectors_.TakeIncidents();
+}
+
 std::vector<HandledIncident> Engine::Handle() {
   std::vector<HandledIncident> out;
   for (Incident& i : detectors_.TakeIncidents()) {
     ++stats_.incidents;
+    out.push_back(Act(std::move(i)));
+  }
+  std::vector<Incident> added;
+  added.swap(added_);
+  for (Incident& i : added) {
+    ++stats_.incidents;
+    detectors_.Enrich(i.key_class, i.key, &i);  // the log's samples, as enrichment only
     out.push_back(Act(std::move(i)));
   }
   // One publish for all the blocks of the batch (a flood of incidents is one policy update).
@@ -157,37 +274,55 @@ std::vector<HandledIncident> Engine::Handle() {
 HandledIncident Engine::Act(Incident incident) {
   HandledIncident h;
   h.incident = std::move(incident);
-  const Incident& i = h.incident;
+  Incident& i = h.incident;
+  const int64_t now = Now();
+  Corroborate(hooks_.table ? hooks_.table() : nullptr, static_cast<uint32_t>(now), &i);
   if (hooks_.store == nullptr) {
     h.outcome = "detected";
     h.action = "none (replay)";
     return h;
   }
-  // What to do: block in the table, or only tell.
+  std::string why_protected;
+  if (IsProtectedKey(config_, i.key_class, i.key, i.owner_uid, &why_protected)) {
+    h.protected_note = why_protected;
+  }
+  // What to do: block in the table, or only tell (and why).
   const bool block_rule = RuleHasAction(config_.actions, i.rule, "block");
   StoredBlock block;
   bool want_block = false;
   if (config_.notify_only) {
     h.action = "notify_only";
-  } else if (!block_rule) {
-    h.action = "none (actions.rules." + i.rule + " has no block)";
-  } else if (i.key_class == "ip") {
-    h.action = "none (an IP address has no key in the shared table)";
+  } else if (config_.dry_run) {
+    h.action = "dry_run (nothing is enforced)";
+  } else if (!i.trusted) {
+    h.action = "none (not corroborated: to act on it, eximguard act ID)";
+  } else if (!h.protected_note.empty()) {
+    h.action = "none (never automatically: " + h.protected_note + ")";
   } else {
-    block.key = i.key;
-    block.key_class = i.key_class == "cwd"   ? KeyClass::kCwd
-                      : i.key_class == "uid" ? KeyClass::kUid
-                                             : KeyClass::kSender;
-    if (block.key_class == KeyClass::kUid) block.key = UidOfUser(i.key);
-    if (block.key.empty()) {
-      h.action = "none (no user " + i.key + " on this host)";
+    h.punish = true;
+    if (!block_rule) {
+      h.action = "none (actions.rules." + i.rule + " has no block)";
+    } else if (i.key_class == "ip") {
+      h.action = "none (an IP address has no key in the shared table)";
     } else {
-      want_block = true;
-      h.action = "block";
-      block.kind = kBlockKindBlock;
-      block.since = i.time;
-      block.by = "eximguard";
-      block.reason = i.rule + ": " + std::to_string(i.count) + " > " + std::to_string(i.threshold);
+      block.key = i.key;
+      block.key_class = i.key_class == "cwd"   ? KeyClass::kCwd
+                        : i.key_class == "uid" ? KeyClass::kUid
+                                               : KeyClass::kSender;
+      if (block.key_class == KeyClass::kUid) block.key = UidOfUser(i.key);
+      if (block.key.empty()) {
+        h.action = "none (no user " + i.key + " on this host)";
+      } else {
+        want_block = true;
+        h.action = "block";
+        block.kind = kBlockKindBlock;
+        block.since = now;
+        block.by = "eximguard";
+        block.reason =
+            i.rule + ": " + std::to_string(i.count) + " > " + std::to_string(i.threshold);
+        const uint32_t minutes = BlockMinutes(config_.actions, i.rule);
+        if (minutes > 0) block.expires = now + int64_t{minutes} * 60;
+      }
     }
   }
 
@@ -201,6 +336,8 @@ HandledIncident Engine::Act(Incident incident) {
   s.count = static_cast<int64_t>(i.count);
   s.evidence_json = IncidentToJson(i).dump(-1, ' ', false, Json::error_handler_t::replace);
   s.action = h.action;
+  s.trusted = i.trusted;
+  s.recorded_at = now;
   std::string error;
   bool added = false;
   // A `reset` of the key since its last incident ends that incident's cooldown: only incidents
@@ -232,18 +369,13 @@ HandledIncident Engine::Act(Incident incident) {
   h.outcome = "recorded";
   h.id = s.id;
   log("incident #" + std::to_string(s.id) + " " + i.rule + " " + i.key_class + " " + i.key + ": " +
-      std::to_string(i.count) + " (threshold " + std::to_string(i.threshold) + "); action " +
-      h.action);
+      std::to_string(i.count) + " (threshold " + std::to_string(i.threshold) + "); " +
+      (i.trusted ? "trusted" : "untrusted") + "; action " + h.action);
   if (added) {
     ++stats_.blocks;
     blocks_pending_ = true;
   }
-  if (hooks_.run_action) {
-    Json j = IncidentToJson(i);
-    j["id"] = s.id;
-    j["action"] = h.action;
-    hooks_.run_action(j.dump(-1, ' ', false, Json::error_handler_t::replace));
-  }
+  if (hooks_.follow_up) hooks_.follow_up(h);
   return h;
 }
 

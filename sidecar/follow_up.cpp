@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "action_command.h"
+#include "ip_match.h"
+#include "text_escape.h"
 #include "users.h"
 
 namespace eg::sidecar {
@@ -23,11 +25,6 @@ constexpr size_t kFreezeBatch = 200;        // message ids per `exim -Mf`
 
 int64_t Now(const FollowUpEnv& env) {
   return env.now ? env.now() : static_cast<int64_t>(std::time(nullptr));
-}
-
-std::string Str(const Json& j, const char* k) {
-  auto it = j.find(k);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 std::string Lower(std::string s) {
@@ -135,52 +132,47 @@ StepResult FreezeQueue(const FollowUpEnv& env, const std::string& key_class,
   const ActionResult list = RunActionCommand(argv, "", timeout, kEximListCap);
   const std::string listed = Describe(list, argv[0]);
   if (listed != "done") return Step("freeze_queue", false, listed + " (listing the queue)");
-  // `exim -bp`: "  25m  2.9K 1tABCD-000001-AB <sender@x>" then indented recipients.
-  std::vector<std::string> ids;
-  const std::string want = "<" + Lower(key) + ">";
-  std::istringstream in(list.output);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string age, size, id, sender;
-    if (!(f >> age >> size >> id >> sender)) continue;
-    if (id.find('-') == std::string::npos || Lower(sender) != want) continue;
-    ids.push_back(id);
+  const std::vector<std::string> ids = QueuedIdsOfSender(list.output, key);
+  if (ids.empty()) {
+    return Step("freeze_queue", true, "done: no queued message from " + Printable(key));
   }
-  if (ids.empty()) return Step("freeze_queue", true, "done: no queued message from " + key);
+  size_t frozen = 0;
+  std::string failures;
   for (size_t i = 0; i < ids.size(); i += kFreezeBatch) {
     std::vector<std::string> freeze = c.actions.exim_command;
     freeze.push_back("-Mf");
-    for (size_t j = i; j < std::min(ids.size(), i + kFreezeBatch); ++j) freeze.push_back(ids[j]);
+    const size_t end = std::min(ids.size(), i + kFreezeBatch);
+    for (size_t j = i; j < end; ++j) freeze.push_back(ids[j]);
     const std::string r = Describe(RunActionCommand(freeze, "", timeout), freeze[0]);
-    if (r != "done") return Step("freeze_queue", false, r);
+    if (r == "done") {
+      frozen += end - i;
+    } else if (failures.empty()) {
+      failures = r;  // the next batches are still tried
+    }
   }
-  return Step(
-      "freeze_queue", true,
-      "done: froze " + std::to_string(ids.size()) + " queued message(s); undo: exim -Mt ID");
+  if (!failures.empty()) {
+    return Step("freeze_queue", false,
+                "froze " + std::to_string(frozen) + " of " + std::to_string(ids.size()) +
+                    " queued message(s); " + failures);
+  }
+  return Step("freeze_queue", true,
+              "done: froze " + std::to_string(frozen) + " queued message(s); undo: exim -Mt ID");
 }
 
-std::vector<StepResult> Firewall(const FollowUpEnv& env, const Json& incident) {
+std::vector<StepResult> Firewall(const FollowUpEnv& env, const Incident& incident) {
   const Config& c = *env.config;
   std::vector<StepResult> out;
   if (c.actions.firewall_command.empty()) {
     out.push_back(Step("firewall", false, "skipped: actions.firewall_command is not set"));
     return out;
   }
-  std::vector<std::string> ips;
-  if (Str(incident, "class") == "ip") ips.push_back(Str(incident, "key"));
-  if (auto it = incident.find("ips"); it != incident.end() && it->is_array()) {
-    for (const auto& ip : *it) {
-      if (ip.is_string() && std::find(ips.begin(), ips.end(), ip.get<std::string>()) == ips.end())
-        ips.push_back(ip.get<std::string>());
-    }
+  std::vector<std::string> skipped;
+  const std::vector<std::string> ips = FirewallTargets(env, incident, &skipped);
+  for (const std::string& why : skipped) out.push_back(Step("firewall", false, "skipped: " + why));
+  if (ips.empty() && skipped.empty()) {
+    out.push_back(Step("firewall", false, "skipped: the incident names no IP"));
   }
-  if (ips.empty()) out.push_back(Step("firewall", false, "skipped: the incident names no IP"));
   for (const std::string& ip : ips) {
-    if (ip.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos) {
-      out.push_back(Step("firewall", false, "skipped: not an IP address: " + ip));
-      continue;
-    }
     std::vector<std::string> argv = c.actions.firewall_command;
     for (std::string& a : argv) {
       for (size_t p = a.find("{ip}"); p != std::string::npos; p = a.find("{ip}", p + ip.size()))
@@ -191,6 +183,57 @@ std::vector<StepResult> Firewall(const FollowUpEnv& env, const Json& incident) {
     out.push_back(Step("firewall", r == "done", r == "done" ? "done: " + ip : r + " (" + ip + ")"));
   }
   return out;
+}
+
+StepResult Command(const FollowUpEnv& env, const HandledIncident& h) {
+  const Config& c = *env.config;
+  if (c.actions.command.empty()) return Step("command", false, "");
+  const std::vector<std::string>& argv = c.actions.command;
+  const auto timeout = std::chrono::seconds(c.actions.timeout_seconds);
+  const std::string json =
+      HandledToJson(h).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  const ActionResult r = RunActionCommand(argv, json, timeout);
+  if (!r.started) return Step("command", false, "could not start " + argv[0] + ": " + r.error);
+  if (r.timed_out) {
+    return Step("command", false,
+                argv[0] + " timed out after " + std::to_string(timeout.count()) + " s (killed)");
+  }
+  if (r.term_signal != 0) {
+    return Step("command", false, argv[0] + " killed by signal " + std::to_string(r.term_signal));
+  }
+  if (r.exit_status != 0) {
+    return Step("command", false,
+                argv[0] + " exit status " + std::to_string(r.exit_status) +
+                    (r.output.empty() ? "" : "; output: " + Printable(r.output.substr(0, 300))));
+  }
+  return Step("command", true, "done");
+}
+
+// A message id as `exim -bp` prints it: 6-6-2 (before 4.97) or 6-11-4 base-62 characters.
+bool IsMessageId(std::string_view id) {
+  auto base62 = [](std::string_view part) {
+    return std::all_of(part.begin(), part.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    });
+  };
+  if (id.size() == 16) {
+    return id[6] == '-' && id[13] == '-' && base62(id.substr(0, 6)) && base62(id.substr(7, 6)) &&
+           base62(id.substr(14, 2));
+  }
+  if (id.size() == 23) {
+    return id[6] == '-' && id[18] == '-' && base62(id.substr(0, 6)) && base62(id.substr(7, 11)) &&
+           base62(id.substr(19, 4));
+  }
+  return false;
+}
+
+// "25m", "3h", "2d", "45s", "1w" (a queue entry's age).
+bool IsQueueAge(std::string_view w) {
+  if (w.size() < 2) return false;
+  const char unit = w.back();
+  if (std::string_view("smhdw").find(unit) == std::string_view::npos) return false;
+  w.remove_suffix(1);
+  return std::all_of(w.begin(), w.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace
@@ -210,24 +253,24 @@ bool IsHold(const std::string& kind) {
   return kind == "hold_outgoing" || kind == "hold_account_outgoing";
 }
 
-CpanelTarget ResolveTarget(WhmClient& whm, const std::string& key_class, const std::string& key) {
+CpanelTarget ResolveTarget(WhmClient& whm, const std::string& key_class, const std::string& key,
+                           int64_t owner_uid) {
   CpanelTarget t;
   if (key_class == "uid") {
-    t.user = key;
+    t.user = std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                     !key.empty() && key.size() <= 10
+                 ? UserOfUid(static_cast<uid_t>(std::stoul(key)))
+                 : key;
+    if (t.user.empty()) t.error = "no user with uid " + key;
   } else if (key_class == "cwd") {
-    struct stat st {};
-    if (stat(key.c_str(), &st) == 0) t.user = UserOfUid(st.st_uid);
-    if (t.user.empty() || t.user == "root") {
-      t.user.clear();
-      // /home/USER/..., /home2/USER/...
-      if (key.rfind("/home", 0) == 0) {
-        const size_t a = key.find('/', 1);
-        const size_t b = a == std::string::npos ? a : key.find('/', a + 1);
-        if (a != std::string::npos)
-          t.user = key.substr(a + 1, b == std::string::npos ? b : b - a - 1);
-      }
+    // The account that really submitted from the directory (the guard's table knows its uid),
+    // never whoever owns the path: a customer can cd into another's home, swap the directory
+    // for a symlink, or name a directory after another's.
+    if (owner_uid >= 0) t.user = UserOfUid(static_cast<uid_t>(owner_uid));
+    if (t.user.empty()) {
+      t.error = "the uid that submitted from " + Printable(key) +
+                " is unknown (it is never guessed from the path); act on uid:N instead";
     }
-    if (t.user.empty()) t.error = "no cPanel user owns " + key;
   } else if (key_class == "sender") {
     const size_t at = key.rfind('@');
     if (at == std::string::npos) {
@@ -236,7 +279,7 @@ CpanelTarget ResolveTarget(WhmClient& whm, const std::string& key_class, const s
       const WhmResult r = whm.DomainOwner(key.substr(at + 1), &t.user);
       if (!r.ok || t.user.empty()) {
         t.user.clear();
-        t.error = "no owner of " + key.substr(at + 1) + " in WHM: " + r.reason;
+        t.error = "no owner of " + Printable(key.substr(at + 1)) + " in WHM: " + r.reason;
       } else {
         t.mailbox = key;
       }
@@ -250,7 +293,7 @@ CpanelTarget ResolveTarget(WhmClient& whm, const std::string& key_class, const s
 StepResult RunWhmStep(const FollowUpEnv& env, const std::string& step, bool undo,
                       KeyClass key_class, const std::string& table_key,
                       const std::string& incident_key_class, const std::string& incident_key,
-                      const std::string& who, const std::string& reason) {
+                      const std::string& who, const std::string& reason, int64_t owner_uid) {
   const std::string name = undo ? "un" + step : step;
   if (env.whm == nullptr || env.config->whm.token.empty()) {
     return Step(name, false, "skipped: whm.token is not set");
@@ -264,7 +307,7 @@ StepResult RunWhmStep(const FollowUpEnv& env, const std::string& step, bool undo
   if (undo && !active) {
     // Not ours to undo by record, but the admin asked: still tell WHM (idempotent there).
   }
-  const CpanelTarget target = ResolveTarget(*env.whm, incident_key_class, incident_key);
+  const CpanelTarget target = ResolveTarget(*env.whm, incident_key_class, incident_key, owner_uid);
   if (!target.error.empty()) return Step(name, false, "skipped: " + target.error);
   WhmCall call;
   std::string why;
@@ -297,82 +340,166 @@ StepResult RunWhmStep(const FollowUpEnv& env, const std::string& step, bool undo
   return Step(name, true, std::string(r.already ? "already: " : "done: ") + what);
 }
 
-FollowUp RunFollowUp(const FollowUpEnv& env, const Json& incident) {
-  FollowUp f;
-  const Config& c = *env.config;
-  const std::string rule = Str(incident, "rule");
-  const std::string key = Str(incident, "key");
-  const std::string klass = Str(incident, "class");
-  const bool acting = !c.notify_only;
-  std::vector<std::string> steps;
-  for (const RuleActions& r : c.actions.rules) {
-    if (r.rule == rule) steps = r.actions;
+std::vector<std::string> FirewallTargets(const FollowUpEnv& env, const Incident& incident,
+                                         std::vector<std::string>* skipped) {
+  std::vector<IpNet> allow;
+  for (const std::string& n : env.config->actions.firewall_allow) {
+    if (ParseIpNet(n, &allow.emplace_back())) continue;
+    allow.pop_back();
   }
-  // The table key of the incident's key (as the engine's block: uid keys numeric).
-  const KeyClass table_class = TableClass(klass);
-  std::string table_key = key;
-  if (klass == "uid") table_key = UidOfUser(key);
-  const std::string reason = "eximguard " + rule + ": " +
-                             std::to_string(incident.value("count", 0)) + " > " +
-                             std::to_string(incident.value("threshold", 0));
-  int64_t auto_steps = -1;  // counted on the first WHM step
-  for (const std::string& s : steps) {
-    if (s == "block") continue;    // the engine did it
-    if (s == "command") continue;  // the daemon's action runner does it
-    if (!acting) {
-      f.steps.push_back(Step(s, false, "skipped: notify_only"));
+  std::vector<std::string> candidates;
+  if (incident.key_class == "ip") candidates.push_back(incident.key);
+  candidates.insert(candidates.end(), incident.ips.begin(), incident.ips.end());
+  std::vector<std::string> out;
+  for (const std::string& raw : candidates) {
+    std::string ip;
+    if (!CanonicalIp(raw, &ip)) {
+      skipped->push_back("not an IP address: " + Printable(raw));
       continue;
     }
+    if (std::find(out.begin(), out.end(), ip) != out.end()) continue;  // once per IP
+    std::string why;
+    if (IsLoopbackIp(ip)) {
+      why = "loopback";
+    } else if (std::find(env.own_addresses.begin(), env.own_addresses.end(), ip) !=
+               env.own_addresses.end()) {
+      why = "one of this server's own addresses";
+    } else if (IpInNets(ip, allow)) {
+      why = "in actions.firewall_allow";
+    } else if (incident.spared_ips.count(raw) || incident.spared_ips.count(ip)) {
+      why = "it also logged in successfully within the hour";
+    }
+    if (!why.empty()) {
+      if (std::none_of(skipped->begin(), skipped->end(),
+                       [&](const std::string& s) { return s.rfind(ip + ":", 0) == 0; })) {
+        skipped->push_back(ip + ": " + why);
+      }
+      continue;
+    }
+    out.push_back(ip);
+  }
+  return out;
+}
+
+std::vector<std::string> QueuedIdsOfSender(std::string_view exim_bp, std::string_view sender) {
+  // `exim -bp`: a queue entry is "AGE SIZE ID <SENDER>" (maybe " *** frozen ***"), from the
+  // first column, age like 25m; recipients follow on indented lines, which are never read: a
+  // recipient address is the attacker's choice.
+  std::vector<std::string> ids;
+  const std::string want = "<" + Lower(std::string(sender)) + ">";
+  size_t pos = 0;
+  while (pos < exim_bp.size()) {
+    size_t eol = exim_bp.find('\n', pos);
+    if (eol == std::string_view::npos) eol = exim_bp.size();
+    const std::string_view line = exim_bp.substr(pos, eol - pos);
+    pos = eol + 1;
+    // A queue entry starts within the first columns ("%3d%c" age); recipients are indented.
+    if (line.find_first_not_of(' ') > 3) continue;
+    std::vector<std::string_view> words;
+    for (size_t i = 0; i < line.size();) {
+      while (i < line.size() && line[i] == ' ') ++i;
+      const size_t start = i;
+      while (i < line.size() && line[i] != ' ') ++i;
+      if (i > start) words.push_back(line.substr(start, i - start));
+    }
+    if (words.size() < 4 || !IsQueueAge(words[0]) || !IsMessageId(words[2])) continue;
+    if (Lower(std::string(words[3])) != want) continue;
+    if (words.size() > 4 &&
+        !(words.size() == 7 && words[4] == "***" && words[5] == "frozen" && words[6] == "***")) {
+      continue;  // not the shape of a queue entry
+    }
+    if (std::find(ids.begin(), ids.end(), words[2]) == ids.end()) ids.emplace_back(words[2]);
+  }
+  return ids;
+}
+
+FollowUp RunFollowUp(const FollowUpEnv& env, const HandledIncident& h) {
+  FollowUp f;
+  const Config& c = *env.config;
+  const Incident& i = h.incident;
+  const bool admin = env.who != kAutomaticBy;
+  if (!admin && !h.punish) {
+    f.not_acted = !h.protected_note.empty() ? "never automatically: " + h.protected_note
+                  : c.notify_only           ? "notify_only is set"
+                  : c.dry_run               ? "dry_run is set"
+                                            : i.trust_note;
+    return f;
+  }
+  std::vector<std::string> steps;
+  for (const RuleActions& r : c.actions.rules) {
+    if (r.rule == i.rule) steps = r.actions;
+  }
+  // The table key of the incident's key (as the engine's block: uid keys numeric).
+  const KeyClass table_class = TableClass(i.key_class);
+  std::string table_key = i.key;
+  if (i.key_class == "uid") table_key = UidOfUser(i.key);
+  const std::string reason =
+      "eximguard " + i.rule + ": " + std::to_string(i.count) + " > " + std::to_string(i.threshold);
+  int64_t auto_steps = -1;  // counted on the first WHM step
+  for (const std::string& s : steps) {
+    if (s == "block") continue;  // the engine (or `act`) did it
     if (IsWhmStep(s)) {
-      if (klass == "ip" || table_key.empty()) {
-        f.steps.push_back(Step(s, false, "skipped: no cPanel account for " + klass + " " + key));
+      if (env.whm == nullptr || c.whm.token.empty()) continue;  // not a cPanel host: quietly
+      if (i.key_class == "ip" || table_key.empty()) {
+        f.steps.push_back(Step(
+            s, false, "skipped: no cPanel account for " + i.key_class + " " + Printable(i.key)));
         continue;
       }
       std::string error;
-      if (auto_steps < 0) auto_steps = AutomaticStepsLastHour(*env.store, Now(env), &error);
-      if (auto_steps >= int64_t{c.actions.max_auto_suspensions_per_hour}) {
-        f.valve_tripped = true;
-        f.steps.push_back(Step(s, false,
-                               "skipped: SAFETY VALVE: " + std::to_string(auto_steps) +
-                                   " automatic suspensions in the last hour (max " +
-                                   std::to_string(c.actions.max_auto_suspensions_per_hour) +
-                                   "); only blocking and notifying"));
-        continue;
+      if (!admin) {
+        if (auto_steps < 0) auto_steps = AutomaticStepsLastHour(*env.store, Now(env), &error);
+        if (auto_steps >= int64_t{c.actions.max_auto_suspensions_per_hour}) {
+          f.valve_tripped = true;
+          f.steps.push_back(Step(s, false,
+                                 "skipped: SAFETY VALVE: " + std::to_string(auto_steps) +
+                                     " automatic suspensions in the last hour (max " +
+                                     std::to_string(c.actions.max_auto_suspensions_per_hour) +
+                                     "); only blocking and notifying"));
+          continue;
+        }
       }
-      StepResult r =
-          RunWhmStep(env, s, false, table_class, table_key, klass, key, kAutomaticBy, reason);
-      if (r.ok && r.outcome.rfind("done", 0) == 0) ++auto_steps;
+      StepResult r = RunWhmStep(env, s, false, table_class, table_key, i.key_class, i.key, env.who,
+                                reason, i.owner_uid);
+      if (!admin && r.ok && r.outcome.rfind("done", 0) == 0) ++auto_steps;
       f.steps.push_back(std::move(r));
     } else if (s == "freeze_queue") {
-      f.steps.push_back(FreezeQueue(env, klass, key));
+      f.steps.push_back(FreezeQueue(env, i.key_class, i.key));
     } else if (s == "firewall") {
-      for (StepResult& r : Firewall(env, incident)) f.steps.push_back(std::move(r));
+      for (StepResult& r : Firewall(env, i)) f.steps.push_back(std::move(r));
+    } else if (s == "command") {
+      StepResult r = Command(env, h);
+      if (!r.outcome.empty()) f.steps.push_back(std::move(r));
     }
   }
   // Undo: unsuspend lifts blocks and suspensions, release lifts holds.
-  std::string written = klass == "uid" ? (table_key.empty() ? "" : "uid:" + table_key) : key;
-  bool any_suspension = Str(incident, "action") == "block";
+  std::string written =
+      i.key_class == "uid" ? (table_key.empty() ? "" : "uid:" + table_key) : i.key;
+  bool any_suspension = h.action == "block";
   bool any_hold = false;
   for (const StepResult& s : f.steps) {
     if (!s.ok) continue;
     any_suspension |= IsSuspension(s.action);
     any_hold |= IsHold(s.action);
   }
-  if (!written.empty() && klass != "ip") {
-    if (any_suspension) f.undo = "eximguard unsuspend " + written;
+  if (!written.empty() && i.key_class != "ip") {
+    if (any_suspension) f.undo = EximguardCommand("unsuspend", written);
     if (any_hold)
-      f.undo += std::string(f.undo.empty() ? "" : "; ") + "eximguard release " + written;
+      f.undo += std::string(f.undo.empty() ? "" : "; ") + EximguardCommand("release", written);
   }
   return f;
 }
 
-Notice FollowUpNotice(const Json& incident, const FollowUp& f) {
-  Notice n = NoticeFromIncident(incident);
+Notice FollowUpNotice(const HandledIncident& h, const FollowUp& f) {
+  Notice n = NoticeFromHandled(h);
   if (!f.undo.empty()) n.undo = f.undo;
   std::vector<std::string> done;
   for (const StepResult& s : f.steps) done.push_back(s.action + ": " + s.outcome);
   if (f.valve_tripped) {
     n.title = "SAFETY VALVE: automatic suspensions paused - " + n.title;
+  }
+  if (!f.not_acted.empty()) {
+    n.action = "NOT ACTED ON: " + f.not_acted;
+    if (h.id > 0) n.undo = "to act on it: eximguard act " + std::to_string(h.id);
   }
   if (!done.empty()) {
     std::string joined = n.action;

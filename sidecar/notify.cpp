@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "engine.h"
+#include "text_escape.h"
 #include "time_text.h"
 #include "users.h"
 
@@ -49,24 +50,6 @@ std::vector<std::string> StringsField(const Json& j, const char* name) {
     if (v.is_string()) out.push_back(v.get<std::string>());
   }
   return out;
-}
-
-// The key as one shell word: as is when it is plain, else in single quotes.
-std::string ShellWord(const std::string& s) {
-  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return std::isalnum(c) ||
-           std::string_view("@._+-/:=%,").find(static_cast<char>(c)) != std::string_view::npos;
-  });
-  if (plain) return s;
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
 }
 
 std::string JoinList(const std::vector<std::string>& items, const char* sep, size_t max_items) {
@@ -288,7 +271,7 @@ Notice NoticeFromIncident(const Json& j, const std::string& host) {
       const std::string uid = UidOfUser(n.key);
       written = uid.empty() ? "" : "uid:" + uid;
     }
-    if (!written.empty()) n.undo = "eximguard unsuspend " + ShellWord(written);
+    if (!written.empty()) n.undo = EximguardCommand("unsuspend", written);
   }
   return n;
 }

@@ -66,6 +66,11 @@ class Stmt {
     if (v) return Bind(i, int64_t{*v});
     return ok() && sqlite3_bind_null(stmt_, i) == SQLITE_OK;
   }
+  // 0 binds NULL (a time that is not set).
+  bool BindTime(int i, int64_t v) {
+    if (v != 0) return Bind(i, v);
+    return ok() && sqlite3_bind_null(stmt_, i) == SQLITE_OK;
+  }
 
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return ok() ? sqlite3_step(stmt_) : SQLITE_ERROR; }
@@ -179,11 +184,13 @@ CREATE TABLE limits (
 )sql";
 
 // Version 3: when an incident was recorded (retention is judged by it, not by the log time: a
-// `rerun` of an old log keeps what it recorded for retention_days), and when a block lapses
-// (NULL: never; automatic blocks expire, an admin's stay until `unsuspend`).
+// `rerun` of an old log keeps what it recorded for retention_days); whether its evidence was
+// trusted (engine.h: only a trusted incident punishes; older rows count as untrusted); and when a
+// block lapses (NULL: never; automatic blocks expire, an admin's stay until `unsuspend`).
 constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE incidents ADD COLUMN recorded_at INTEGER;
 UPDATE incidents SET recorded_at = time;
+ALTER TABLE incidents ADD COLUMN trusted INTEGER NOT NULL DEFAULT 0 CHECK (trusted IN (0, 1));
 CREATE INDEX incidents_recorded_at ON incidents (recorded_at);
 ALTER TABLE blocks ADD COLUMN expires INTEGER;
 )sql";
@@ -235,12 +242,13 @@ StoredIncident ReadIncident(const Stmt& s) {
   inc.evidence_json = s.Text(8);
   inc.action = s.Text(9);
   inc.recorded_at = s.IsNull(10) ? inc.time : s.Int(10);
+  inc.trusted = s.Int(11) != 0;
   return inc;
 }
 
 constexpr const char* kIncidentColumns =
     "SELECT id, key, key_class, rule, window_start, window_end, time, count, evidence, action, "
-    "recorded_at FROM incidents ";
+    "recorded_at, trusted FROM incidents ";
 
 bool InsertAudit(sqlite3* db, int64_t time, const std::string& who, const char* action,
                  const std::string& key, const std::string& detail) {
@@ -353,11 +361,11 @@ namespace {
 // it when inserted. Inside the caller's transaction.
 bool InsertBlock(sqlite3* db, const StoredBlock& block, bool* inserted) {
   Stmt s(db,
-         "INSERT OR IGNORE INTO blocks (key, key_class, kind, since, reason, by, active) "
-         "VALUES (?, ?, ?, ?, ?, ?, 1)");
+         "INSERT OR IGNORE INTO blocks (key, key_class, kind, since, reason, by, active, expires) "
+         "VALUES (?, ?, ?, ?, ?, ?, 1, ?)");
   if (!s.Bind(1, block.key) || !s.Bind(2, KeyClassName(block.key_class)) ||
       !s.Bind(3, block.kind) || !s.Bind(4, block.since) || !s.Bind(5, block.reason) ||
-      !s.Bind(6, block.by) || !s.Run()) {
+      !s.Bind(6, block.by) || !s.BindTime(7, block.expires) || !s.Run()) {
     return false;
   }
   *inserted = sqlite3_changes(db) > 0;
@@ -393,11 +401,15 @@ RecordOutcome StateStore::RecordIncident(StoredIncident* incident, int64_t coold
     return RecordOutcome::kError;
   }
   if (cooldown_seconds > 0) {
+    // An untrusted notice does not hold back a trusted incident of the same key and rule (it
+    // must still be acted on); a trusted one holds back both.
     Stmt s(db,
-           "SELECT 1 FROM incidents WHERE key = ? AND rule = ? AND time > ? AND time < ? LIMIT 1");
+           "SELECT 1 FROM incidents WHERE key = ? AND rule = ? AND time > ? AND time < ? "
+           "AND trusted >= ? LIMIT 1");
     if (!s.Bind(1, incident->key) || !s.Bind(2, incident->rule) ||
         !s.Bind(3, incident->time - cooldown_seconds) ||
-        !s.Bind(4, incident->time + cooldown_seconds)) {
+        !s.Bind(4, incident->time + cooldown_seconds) ||
+        !s.Bind(5, int64_t{incident->trusted ? 1 : 0})) {
       SqlError(error, op, db);
       return RecordOutcome::kError;
     }
@@ -410,14 +422,15 @@ RecordOutcome StateStore::RecordIncident(StoredIncident* incident, int64_t coold
   }
   Stmt ins(db,
            "INSERT INTO incidents (key, key_class, rule, window_start, window_end, time, count, "
-           "evidence, action, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+           "evidence, action, recorded_at, trusted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   const int64_t recorded_at =
       incident->recorded_at != 0 ? incident->recorded_at : static_cast<int64_t>(std::time(nullptr));
   bool ok = ins.Bind(1, incident->key) && ins.Bind(2, incident->key_class) &&
             ins.Bind(3, incident->rule) && ins.Bind(4, incident->window_start) &&
             ins.Bind(5, incident->window_end) && ins.Bind(6, incident->time) &&
             ins.Bind(7, incident->count) && ins.Bind(8, incident->evidence_json) &&
-            ins.Bind(9, incident->action) && ins.Bind(10, recorded_at) && ins.Run();
+            ins.Bind(9, incident->action) && ins.Bind(10, recorded_at) &&
+            ins.Bind(11, int64_t{incident->trusted ? 1 : 0}) && ins.Run();
   if (!ok) {
     SqlError(error, op, db);
     return RecordOutcome::kError;
@@ -522,12 +535,39 @@ bool StateStore::RemoveBlock(KeyClass key_class, const std::string& key, const s
   return true;
 }
 
+bool StateStore::RenewBlock(int64_t id, int64_t expires, const std::string& by,
+                            std::string* error) {
+  const char* op = "RenewBlock";
+  std::lock_guard lock(mu_);
+  sqlite3* db = db_.get();
+  Txn txn(db);
+  if (!txn.began()) return SqlError(error, op, db);
+  std::string key;
+  {
+    Stmt q(db, "SELECT key FROM blocks WHERE id = ? AND active = 1");
+    if (!q.Bind(1, id)) return SqlError(error, op, db);
+    const int rc = q.Step();
+    if (rc == SQLITE_DONE) return SetError(error, op, "no active block #" + std::to_string(id));
+    if (rc != SQLITE_ROW) return SqlError(error, op, db);
+    key = q.Text(0);
+  }
+  Stmt s(db, "UPDATE blocks SET expires = ? WHERE id = ? AND active = 1");
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (!s.BindTime(1, expires) || !s.Bind(2, id) || !s.Run() ||
+      !InsertAudit(db, now, by, "block_renew", key,
+                   "until " + std::to_string(expires) + " (unix)")) {
+    return SqlError(error, op, db);
+  }
+  if (!txn.Commit()) return SqlError(error, op, db);
+  return true;
+}
+
 bool StateStore::ActiveBlocks(std::vector<StoredBlock>* out, std::string* error) {
   std::lock_guard lock(mu_);
   out->clear();
   Stmt s(db_.get(),
-         "SELECT id, key, key_class, kind, since, reason, by FROM blocks WHERE active = 1 "
-         "ORDER BY since, id");
+         "SELECT id, key, key_class, kind, since, reason, by, expires FROM blocks "
+         "WHERE active = 1 ORDER BY since, id");
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
     StoredBlock b;
@@ -538,6 +578,7 @@ bool StateStore::ActiveBlocks(std::vector<StoredBlock>* out, std::string* error)
     b.since = s.Int(4);
     b.reason = s.Text(5);
     b.by = s.Text(6);
+    b.expires = s.IsNull(7) ? 0 : s.Int(7);
     b.active = true;
     out->push_back(std::move(b));
   }

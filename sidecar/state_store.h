@@ -91,6 +91,8 @@ struct StoredIncident {
   // When it was recorded (unix seconds); 0 when recording: the clock. Retention is judged by
   // this, not by `time`: a `rerun` of a 40-day-old log keeps what it found for retention_days.
   int64_t recorded_at = 0;
+  // The evidence was one an attacker cannot forge (engine.h); only such an incident punishes.
+  bool trusted = false;
 };
 
 enum class RecordOutcome : uint8_t {
@@ -108,6 +110,7 @@ struct StoredBlock {
   std::string reason;
   std::string by;  // who: an admin id, "cli:root", "eximguard" for automatic blocks
   bool active = true;
+  int64_t expires = 0;     // when an automatic block lapses (0: never; an admin's never do)
   int64_t removed_at = 0;  // set when RemoveBlock deactivated it
   std::string removed_by;
 };
@@ -163,7 +166,8 @@ class StateStore {
   bool SchemaVersion(int* version, std::string* error);
 
   // Incidents. RecordIncident refuses (kCooldown) when an incident for the same key and rule has a
-  // time within (time - cooldown, time + cooldown); cooldown 0 records always. Lists are oldest
+  // time within (time - cooldown, time + cooldown) and is at least as trusted (an untrusted
+  // notice never holds back a trusted incident); cooldown 0 records always. Lists are oldest
   // first (time, then id); `since` is inclusive; limit 0 means no limit.
   // With `block`, the block is added (as AddBlock does) in the same transaction as the
   // incident, so a crash cannot leave a recorded incident without its block; *block_added (may
@@ -187,6 +191,9 @@ class StateStore {
   bool RemoveBlock(KeyClass key_class, const std::string& key, const std::string& kind, int64_t now,
                    const std::string& by, int* removed, std::string* error);
   bool ActiveBlocks(std::vector<StoredBlock>* out, std::string* error);
+  // A lapsing automatic block judged again and kept: its expiry moves to `expires` (audited
+  // "block_renew" by `by`).
+  bool RenewBlock(int64_t id, int64_t expires, const std::string& by, std::string* error);
 
   // Whitelist: one entry per key; adding an existing key keeps the first entry (*added false).
   // Changes are audited like blocks.

@@ -25,6 +25,7 @@
 #include "reset_marks.h"
 #include "segment.h"
 #include "state_store.h"
+#include "text_escape.h"
 #include "time_text.h"
 #include "users.h"
 #include "verbs.h"
@@ -281,6 +282,10 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
     if (ev.is_object() && ev.contains("threshold")) out << " (threshold " << ev["threshold"] << ")";
     out << "; action " << i.action << "\n";
     if (!ev.is_object()) continue;
+    const std::string note = ev.value("trust_note", "");
+    out << "    evidence: " << (i.trusted ? "trusted" : "NOT trusted")
+        << (note.empty() ? "" : " (" + Printable(note) + ")") << "\n";
+    if (!i.trusted) out << "    to act on it: eximguard act " << i.id << "\n";
     for (const char* field : {"ips", "scripts", "subjects"}) {
       if (!ev.contains(field) || !ev[field].is_array() || ev[field].empty()) continue;
       out << "    " << field << ":";

@@ -49,16 +49,38 @@ class EngineTest : public ::testing::Test {
     store_ = StateStore::Open(dir_.File("state"), &error);
     ASSERT_TRUE(store_) << error;
     config_.local_domains_file.clear();
+    // A real table whose policy limits nothing (it counts all it is told, like the guard in
+    // dry-run): what the tests Count() in it is what "the guard counted".
+    SegmentSpec spec;
+    spec.name = segment_.name;
+    spec.capacity = 1024;
+    spec.policy_capacity = 64;
+    SegmentOutcome outcome{};
+    segment_ptr_ = CreateSegment(spec, &outcome, &error);
+    ASSERT_TRUE(segment_ptr_) << error;
+    ASSERT_TRUE(PublishPolicy(segment_ptr_->table, Policy{}, &error)) << error;
+  }
+  // The wall clock of the tests: 10:00:30 of Day(), when the bursts below were logged.
+  int64_t Clock() const { return LogEvent(ParseEximLine(Arrival(0, 30, "x@y.z", 1))).time; }
+  // `n` recipients of `key` counted by the guard at Clock().
+  void Count(KeyClass klass, const std::string& key, uint32_t n) {
+    const KeyRef ref{klass, key.data(), key.size()};
+    ASSERT_EQ(
+        Check(segment_ptr_->table, &ref, 1, n, static_cast<uint32_t>(Clock()), Verdict::kDefer)
+            .verdict,
+        Verdict::kOk);
   }
   EngineHooks Hooks() {
     EngineHooks h;
     h.store = store_.get();
+    h.table = [this]() -> const Table* { return &segment_ptr_->table; };
+    h.now = [this] { return Clock(); };
     h.republish = [this](std::string*) {
       ++republished_;
       return true;
     };
     h.log = [this](const std::string& line) { log_.push_back(line); };
-    h.run_action = [this](std::string json) { actions_.push_back(std::move(json)); };
+    h.follow_up = [this](const HandledIncident& handled) { followed_.push_back(handled); };
     return h;
   }
   Engine Make() { return Engine(config_, DetectorSettingsFromConfig(config_, {}, {}), Hooks()); }
@@ -74,14 +96,17 @@ class EngineTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  testing::ScopedSegmentName segment_;
+  std::unique_ptr<Segment> segment_ptr_;
   std::unique_ptr<StateStore> store_;
   Config config_;
   int republished_ = 0;
   std::vector<std::string> log_;
-  std::vector<std::string> actions_;
+  std::vector<HandledIncident> followed_;
 };
 
 TEST_F(EngineTest, AnIncidentIsRecordedAndBlockedOncePerCooldown) {
+  Count(KeyClass::kSender, "spam@victim.example", 10);  // the guard saw them too
   Engine e = Make();
   Burst(e, "Spam@Victim.example");
   std::vector<HandledIncident> h = e.Handle();
@@ -89,15 +114,18 @@ TEST_F(EngineTest, AnIncidentIsRecordedAndBlockedOncePerCooldown) {
   EXPECT_EQ(h[0].incident.rule, "rate_per_minute");
   EXPECT_EQ(h[0].incident.key, "spam@victim.example");
   EXPECT_EQ(h[0].outcome, "recorded");
+  EXPECT_TRUE(h[0].incident.trusted) << h[0].incident.trust_note;
+  EXPECT_TRUE(h[0].punish);
   EXPECT_EQ(h[0].action, "block");
   EXPECT_GT(h[0].id, 0);
+  EXPECT_GT(Blocks()[0].expires, Clock());  // an automatic block lapses (actions.block_minutes)
   ASSERT_EQ(Blocks().size(), 1u);
   EXPECT_EQ(Blocks()[0].key, "spam@victim.example");
   EXPECT_EQ(Blocks()[0].key_class, KeyClass::kSender);
   EXPECT_EQ(Blocks()[0].by, "eximguard");
   EXPECT_EQ(republished_, 1);
   ASSERT_EQ(log_.size(), 1u);
-  EXPECT_NE(log_[0].find("rate_per_minute sender spam@victim.example: 10 (threshold 8)"),
+  EXPECT_NE(log_[0].find("rate_per_minute sender spam@victim.example: 10 (threshold 8); trusted"),
             std::string::npos)
       << log_[0];
 
@@ -113,6 +141,71 @@ TEST_F(EngineTest, AnIncidentIsRecordedAndBlockedOncePerCooldown) {
   ASSERT_TRUE(store_->ListIncidents(0, 0, &all, &error));
   EXPECT_EQ(all.size(), 1u);
   EXPECT_EQ(again.stats().cooldown, 1u);
+}
+
+// Issue 10: log lines are written by the people they judge. A log burst the guard's own table
+// does not show (forged lines, or mail that never passed the guard) is a notice: recorded as
+// untrusted, never blocked, handed on with punish false, and the action names the command
+// that acts on it.
+TEST_F(EngineTest, ALogIncidentTheTableDoesNotCorroborateIsOnlyANotice) {
+  Count(KeyClass::kSender, "victim@victim.example", 3);  // the guard saw 3, the log claims 10
+  Engine e = Make();
+  Burst(e, "victim@victim.example");
+  Burst(e, "nobody-counted@victim.example");  // not in the table at all
+  const std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 2u);
+  for (const HandledIncident& i : h) {
+    EXPECT_EQ(i.outcome, "recorded");
+    EXPECT_FALSE(i.incident.trusted);
+    EXPECT_FALSE(i.punish);
+    EXPECT_NE(i.action.find("eximguard act ID"), std::string::npos) << i.action;
+  }
+  EXPECT_NE(h[0].incident.trust_note.find("the guard counted 3"), std::string::npos)
+      << h[0].incident.trust_note;
+  EXPECT_NE(h[1].incident.trust_note.find("the guard counted none"), std::string::npos);
+  EXPECT_TRUE(Blocks().empty());
+  EXPECT_EQ(republished_, 0);
+  ASSERT_EQ(followed_.size(), 2u);
+  EXPECT_FALSE(followed_[0].punish);
+  std::vector<StoredIncident> all;
+  std::string error;
+  ASSERT_TRUE(store_->ListIncidents(0, 0, &all, &error));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_FALSE(all[0].trusted);
+
+  // The same burst, now corroborated (a trusted incident is not held back by the untrusted
+  // notice's cooldown): blocked.
+  Count(KeyClass::kSender, "victim@victim.example", 7);
+  Engine again = Make();
+  Burst(again, "victim@victim.example");
+  const std::vector<HandledIncident> t = again.Handle();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].outcome, "recorded");
+  EXPECT_TRUE(t[0].incident.trusted);
+  EXPECT_EQ(t[0].action, "block");
+}
+
+// Without a table (replay, rerun) nothing from the log is trusted, and dry_run enforces nothing.
+TEST_F(EngineTest, NoTableOrDryRunMeansNoPunishment) {
+  Count(KeyClass::kSender, "a@victim.example", 10);
+  EngineHooks hooks = Hooks();
+  hooks.table = nullptr;
+  Engine e(config_, DetectorSettingsFromConfig(config_, {}, {}), hooks);
+  Burst(e, "a@victim.example");
+  std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_FALSE(h[0].incident.trusted);
+  EXPECT_NE(h[0].incident.trust_note.find("replay or rerun"), std::string::npos);
+  config_.dry_run = true;
+  config_.detectors.cooldown_seconds = 0;
+  Engine dry = Make();
+  Burst(dry, "a@victim.example");
+  h = dry.Handle();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_TRUE(h[0].incident.trusted);
+  EXPECT_FALSE(h[0].punish);
+  EXPECT_EQ(h[0].action, "dry_run (nothing is enforced)");
+  EXPECT_TRUE(Blocks().empty());
 }
 
 TEST_F(EngineTest, NotifyOnlyRecordsButNeverBlocks) {
@@ -141,46 +234,105 @@ TEST_F(EngineTest, RulesNotInActionsBlockAndIpKeysAreNotBlocked) {
   for (const HandledIncident& i : h) {
     EXPECT_EQ(i.incident.rule, "auth_failures");
     EXPECT_EQ(i.outcome, "recorded");
+    EXPECT_FALSE(i.incident.trusted);  // log lines: the trusted source is Dovecot's policy
     EXPECT_EQ(i.action.rfind("none (", 0), 0u) << i.action;
   }
   EXPECT_TRUE(Blocks().empty());
 
-  // Listing block for the rule blocks the account (the IP still has no table key).
+  // Listing block for the rule blocks the account of a trusted incident (the IP still has no
+  // table key).
   for (RuleActions& r : config_.actions.rules) {
     if (r.rule == "auth_failures") r.actions.insert(r.actions.begin(), "block");
   }
-  config_.detectors.cooldown_seconds = 0;
   Engine blocking = Make();
-  for (int s = 0; s < 5; ++s) {
-    blocking.Feed(Day() + " 10:00:0" + std::to_string(s) +
-                      " dovecot_login authenticator failed for (pc) [203.0.113.9]:4000: 535 "
-                      "Incorrect authentication data (set_id=bob@victim.example)",
-                  LogSource::kExim);
+  blocking.Feed(Day() +
+                    " 10:00:09 dovecot_login authenticator failed for (pc) [203.0.113.9]:4000: "
+                    "535 Incorrect authentication data (set_id=bob@victim.example)",
+                LogSource::kExim);  // one line: below the threshold, but evidence to enrich with
+  for (const std::string& key : {std::string("bob@victim.example"), std::string("203.0.113.9")}) {
+    Incident i;
+    i.key = key;
+    i.key_class = key[0] == 'b' ? "sender" : "ip";
+    i.rule = "auth_failures";
+    i.time = Clock();
+    i.count = 5;
+    i.threshold = 5;
+    i.source = EvidenceSource::kPolicy;
+    blocking.Add(i);
   }
-  blocking.Handle();
+  const std::vector<HandledIncident> t = blocking.Handle();
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_TRUE(t[0].incident.trusted);
+  EXPECT_EQ(t[1].action, "none (an IP address has no key in the shared table)");
   ASSERT_EQ(Blocks().size(), 1u);
   EXPECT_EQ(Blocks()[0].key, "bob@victim.example");
+  EXPECT_FALSE(t[0].incident.lines.empty());  // enriched with what the log showed
 }
 
 TEST_F(EngineTest, AUidIncidentBlocksTheNumericUidOfTheUserName) {
-  config_.limits[0] = {0, 0};  // the sender root@host is not what this test is about
+  const int64_t uid = testing::CustomerUid();
+  ASSERT_GE(uid, 0) << "cannot create the test user (needs root)";
+  config_.limits[0] = {0, 0};  // the sender is not what this test is about
+  Count(KeyClass::kUid, std::to_string(uid), 21);
   Engine e = Make();
-  e.Feed(LocalArrival(1, "root", 21), LogSource::kExim);  // uid default: 20 per minute
+  e.Feed(LocalArrival(1, "egcustomer", 21), LogSource::kExim);  // uid default: 20 per minute
   std::vector<HandledIncident> h = e.Handle();
   ASSERT_EQ(h.size(), 1u) << (h.empty() ? "" : h[0].incident.rule);
   EXPECT_EQ(h[0].incident.key_class, "uid");
-  EXPECT_EQ(h[0].incident.key, "root");
+  EXPECT_EQ(h[0].incident.key, "egcustomer");
   ASSERT_EQ(Blocks().size(), 1u);
   EXPECT_EQ(Blocks()[0].key_class, KeyClass::kUid);
-  EXPECT_EQ(Blocks()[0].key, "0");
+  EXPECT_EQ(Blocks()[0].key, std::to_string(uid));
 
   // A user this host does not know: recorded, not blocked, and the action says why.
   e.Feed(LocalArrival(2, "nosuchuser-eg", 21), LogSource::kExim);
   h = e.Handle();
   ASSERT_EQ(h.size(), 1u);
   EXPECT_EQ(h[0].outcome, "recorded");
-  EXPECT_EQ(h[0].action, "none (no user nosuchuser-eg on this host)");
+  EXPECT_FALSE(h[0].incident.trusted);  // no uid, no table count
   EXPECT_EQ(Blocks().size(), 1u);
+}
+
+// Issue 10.1: forged lines blocked uid 0, so root's mail - cron output and eximguard's own
+// notices - was refused. Root and the system accounts are never punished automatically, even
+// on trusted evidence; nor is eximguard's own notice sender.
+TEST_F(EngineTest, RootAndSystemAccountsAreNeverPunishedAutomatically) {
+  config_.notify.from = "eximguard@mail.example";
+  Engine e = Make();
+  for (const auto& [klass, key] :
+       std::vector<std::pair<std::string, std::string>>{{"uid", "root"},
+                                                        {"uid", "0"},
+                                                        {"uid", "daemon"},
+                                                        {"sender", "root"},
+                                                        {"sender", "eximguard@mail.example"},
+                                                        {"cwd", "/var/spool/exim4"}}) {
+    Incident i;
+    i.key = key;
+    i.key_class = klass;
+    i.rule = "throttled";
+    i.time = Clock();
+    i.count = 50;
+    i.threshold = 20;
+    i.source = EvidenceSource::kTable;
+    e.Add(i);
+  }
+  Incident system_owner;  // a directory a system uid submitted from
+  system_owner.key = "/srv/www";
+  system_owner.key_class = "cwd";
+  system_owner.rule = "rate_per_minute";
+  system_owner.time = Clock();
+  system_owner.source = EvidenceSource::kTable;
+  system_owner.owner_uid = 33;  // www-data
+  e.Add(system_owner);
+  const std::vector<HandledIncident> h = e.Handle();
+  ASSERT_EQ(h.size(), 7u);
+  for (const HandledIncident& i : h) {
+    EXPECT_TRUE(i.incident.trusted);
+    EXPECT_FALSE(i.punish) << i.incident.key;
+    EXPECT_FALSE(i.protected_note.empty()) << i.incident.key;
+    EXPECT_EQ(i.action.rfind("none (never automatically: ", 0), 0u) << i.action;
+  }
+  EXPECT_TRUE(Blocks().empty());
 }
 
 // `reset`: lines before the key's reset no longer count, and its cooldown ends.
@@ -206,21 +358,26 @@ TEST_F(EngineTest, AResetKeyIsJudgedAfreshFromTheReset) {
   EXPECT_EQ(h[0].outcome, "recorded");  // the pre-reset incident's cooldown no longer holds
 }
 
-TEST_F(EngineTest, TheActionHookGetsEveryRecordedIncidentAsJson) {
+TEST_F(EngineTest, TheFollowUpGetsEveryRecordedIncidentTyped) {
   config_.actions.command = {"/bin/true"};
+  Count(KeyClass::kSender, "a@victim.example", 10);
   Engine e = Make();
   Burst(e, "a@victim.example");
   e.Handle();
-  ASSERT_EQ(actions_.size(), 1u);
-  const nlohmann::json j = nlohmann::json::parse(actions_[0]);
+  ASSERT_EQ(followed_.size(), 1u);
+  EXPECT_TRUE(followed_[0].punish);
+  const nlohmann::ordered_json j = HandledToJson(followed_[0]);  // the command's stdin
   EXPECT_EQ(j["key"], "a@victim.example");
   EXPECT_EQ(j["rule"], "rate_per_minute");
   EXPECT_EQ(j["count"], 10);
   EXPECT_EQ(j["threshold"], 8);
   EXPECT_EQ(j["action"], "block");
   EXPECT_GT(j["id"].get<int64_t>(), 0);
-  EXPECT_EQ(j["ips"], nlohmann::json::array({"198.51.100.7"}));
+  EXPECT_EQ(j["ips"], nlohmann::ordered_json::array({"198.51.100.7"}));
   EXPECT_EQ(j["lines"].size(), 5u);
+  EXPECT_EQ(j["trusted"], true);
+  EXPECT_EQ(j["source"], "log");
+  EXPECT_EQ(j["punish"], true);
 }
 
 TEST_F(EngineTest, WithoutAStoreIncidentsAreOnlyReturned) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fake_http_server.h"
+#include "sidecar_test_util.h"
 
 namespace eg::sidecar {
 namespace {
@@ -92,17 +93,23 @@ class FollowUpTest : public ::testing::Test {
       if (r.rule == rule) r.actions = std::move(actions);
     }
   }
-  static Json Incident(const std::string& key, const std::string& rule = "rate_per_hour",
-                       const std::string& klass = "sender") {
-    return Json{{"key", key},
-                {"class", klass},
-                {"rule", rule},
-                {"time", kNow},
-                {"count", 500},
-                {"threshold", 100},
-                {"ips", {"203.0.113.5", "198.51.100.9"}},
-                {"id", 7},
-                {"action", "block"}};
+  // A recorded, trusted incident the engine let punish (engine.h), as it reaches the follow-up.
+  static HandledIncident Incident(const std::string& key, const std::string& rule = "rate_per_hour",
+                                  const std::string& klass = "sender") {
+    HandledIncident h;
+    h.incident.key = key;
+    h.incident.key_class = klass;
+    h.incident.rule = rule;
+    h.incident.time = kNow;
+    h.incident.count = 500;
+    h.incident.threshold = 100;
+    h.incident.ips = {"203.0.113.5", "198.51.100.9"};
+    h.incident.source = EvidenceSource::kTable;
+    h.incident.trusted = true;
+    h.id = 7;
+    h.action = "block";
+    h.punish = true;
+    return h;
   }
   std::vector<FakeRequest> Requests(const std::string& path) {
     std::vector<FakeRequest> out;
@@ -149,7 +156,7 @@ TEST_F(FollowUpTest, SuspendsTheMailboxFreezesItsQueueAndBlocksItsIps) {
   EXPECT_EQ(uapi[0].headers.at("authorization"), std::string("whm root:") + kToken);
   // Exim: only the key's messages frozen; the firewall: each IP once.
   EXPECT_EQ(Read("exim.calls"), "-Mf 1tAAAA-000001-AB 1tAAAA-000003-AB\n");
-  EXPECT_EQ(Read("fw.calls"), "-d 203.0.113.5\n-d 198.51.100.9\n");
+  EXPECT_EQ(Read("fw.calls"), "-d 198.51.100.9\n-d 203.0.113.5\n");
 
   // Remembered: a second incident asks WHM nothing and says "already".
   std::vector<StoredBlock> blocks;
@@ -165,19 +172,127 @@ TEST_F(FollowUpTest, SuspendsTheMailboxFreezesItsQueueAndBlocksItsIps) {
   EXPECT_EQ(Requests("/json-api/uapi_cpanel").size(), 1u);
 }
 
-TEST_F(FollowUpTest, UidAndCwdKeysActOnTheWholeAccount) {
+// A script directory acts on the account of the uid that SUBMITTED from it (the guard's table
+// records it), never on the owner of the path.
+TEST_F(FollowUpTest, UidAndCwdKeysActOnTheWholeAccountOfTheSubmitter) {
+  const int64_t uid = testing::CustomerUid();
+  ASSERT_GE(uid, 0) << "cannot create the test user (needs root)";
   SetRule("rate_per_minute", {"hold_outgoing"});
-  Json inc = Incident("/home/carol/public_html/wp", "rate_per_minute", "cwd");
+  HandledIncident inc = Incident("/home/carol/public_html/wp", "rate_per_minute", "cwd");
+  inc.incident.owner_uid = uid;
   const FollowUp f = RunFollowUp(env_, inc);
   ASSERT_EQ(f.steps.size(), 1u);
   EXPECT_TRUE(f.steps[0].ok) << f.steps[0].outcome;
-  EXPECT_EQ(f.steps[0].outcome, "done: account carol");
+  EXPECT_EQ(f.steps[0].outcome, "done: account egcustomer");
   const auto calls = Requests("/json-api/hold_outgoing_email");
   ASSERT_EQ(calls.size(), 1u);
-  EXPECT_EQ(calls[0].query.at("user"), "carol");
+  EXPECT_EQ(calls[0].query.at("user"), "egcustomer");
   EXPECT_EQ(f.undo,
             "eximguard unsuspend /home/carol/public_html/wp; eximguard release "
             "/home/carol/public_html/wp");
+}
+
+// Issue 10.2: `cd` into a victim's 0711 home, swap the directory for a symlink while the message
+// is read, or name a directory "/tmp/<victim-owned> 1 args: x": each ended in
+// hold_outgoing_email user=<victim>, because the account came from stat() on the path. Without
+// a submitting uid no account is named, and nothing is asked of WHM.
+TEST_F(FollowUpTest, ADirectorysAccountIsNeverGuessedFromThePath) {
+  SetRule("rate_per_minute", {"hold_outgoing", "suspend_account"});
+  const std::string victim_home = dir_ + "/home/victim";
+  std::filesystem::create_directories(victim_home + "/public_html");
+  const int64_t uid = testing::CustomerUid();
+  ASSERT_GE(uid, 0);
+  ASSERT_EQ(chown(victim_home.c_str(), static_cast<uid_t>(uid), 0), 0);
+  ASSERT_EQ(chown((victim_home + "/public_html").c_str(), static_cast<uid_t>(uid), 0), 0);
+  for (const std::string& key :
+       std::vector<std::string>{victim_home + "/public_html", "/home/victim/public_html",
+                                "/tmp/" + victim_home + " 1 args: x"}) {
+    const FollowUp f = RunFollowUp(env_, Incident(key, "rate_per_minute", "cwd"));
+    ASSERT_EQ(f.steps.size(), 2u) << key;
+    for (const StepResult& s : f.steps) {
+      EXPECT_FALSE(s.ok) << key;
+      EXPECT_NE(s.outcome.find("never guessed from the path"), std::string::npos) << s.outcome;
+    }
+  }
+  EXPECT_TRUE(server_.requests().empty());
+}
+
+// Issue 10: an incident whose evidence is not trusted (or that may not punish) runs nothing;
+// the notice says why and names the command that acts on it.
+TEST_F(FollowUpTest, AnIncidentThatMayNotPunishRunsNothing) {
+  SetRule("rate_per_hour", {"block", "suspend_outgoing", "freeze_queue", "firewall", "command"});
+  config_.actions.command = {dir_ + "/fw", "command-ran"};
+  HandledIncident h = Incident("victim@v.example");
+  h.punish = false;
+  h.incident.trusted = false;
+  h.incident.source = EvidenceSource::kLog;
+  h.incident.trust_note = "the log shows 500 recipients in the hour but the guard counted 3";
+  h.action = "none (not corroborated: to act on it, eximguard act ID)";
+  const FollowUp f = RunFollowUp(env_, h);
+  EXPECT_TRUE(f.steps.empty());
+  EXPECT_EQ(f.not_acted, h.incident.trust_note);
+  EXPECT_TRUE(server_.requests().empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/exim.calls"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/fw.calls"));
+  const Notice n = FollowUpNotice(h, f);
+  EXPECT_NE(n.action.find("NOT ACTED ON: the log shows 500"), std::string::npos) << n.action;
+  EXPECT_EQ(n.undo, "to act on it: eximguard act 7");
+
+  // An admin's `act` runs the rule's steps for it.
+  env_.who = "cli:root";
+  const FollowUp acted = RunFollowUp(env_, h);
+  EXPECT_TRUE(acted.not_acted.empty());
+  EXPECT_EQ(acted.steps.size(), 5u);  // suspend, freeze, 2 x firewall, command
+  EXPECT_NE(Read("fw.calls").find("command-ran"), std::string::npos);
+}
+
+// Issue 10.4: failures from 127.0.0.1 firewalled 127.0.0.1 and the "IP" check was a character
+// set that passed deadbeef.cafe. Only real addresses, never loopback, this host's own, the
+// allowlist or an IP that also logged in successfully; each once.
+TEST_F(FollowUpTest, FirewallOnlyRealForeignAddressesEachOnce) {
+  config_.actions.firewall_allow = {"192.0.2.0/24"};
+  env_.own_addresses = {"198.51.100.1"};
+  HandledIncident h = Incident("203.0.113.66", "auth_failures", "ip");
+  h.incident.ips = {"203.0.113.66", "::ffff:203.0.113.66", "127.0.0.1",
+                    "::1",          "deadbeef.cafe",       "198.51.100.1",
+                    "192.0.2.77",   "198.51.100.23",       "2001:db8::5"};
+  h.incident.spared_ips = {"198.51.100.23"};
+  std::vector<std::string> skipped;
+  EXPECT_EQ(FirewallTargets(env_, h.incident, &skipped),
+            (std::vector<std::string>{"203.0.113.66", "2001:db8::5"}));
+  EXPECT_EQ(skipped.size(), 6u);
+  SetRule("auth_failures", {"firewall"});
+  RunFollowUp(env_, h);
+  EXPECT_EQ(Read("fw.calls"), "-d 203.0.113.66\n-d 2001:db8::5\n");
+}
+
+// Issue 10.10: freeze_queue read recipient lines of `exim -bp` as queue entries and passed an
+// attacker's word to `exim -Mf`. Only queue-entry lines, ids checked strictly; a failed batch
+// does not stop the others.
+TEST_F(FollowUpTest, FreezeQueueReadsOnlyQueueEntriesWithValidIds) {
+  const std::string bp =
+      " 5m  2.1K 1tAAAA-000001-AB <spam@v.example>\n"
+      "          5m 2.1K --help <spam@v.example>\n"
+      "          4m 1K 1tEVIL-000009-AB <spam@v.example>\n"
+      "25m  900 10HmaX-000000005vi-0000 <SPAM@v.example> *** frozen ***\n"
+      " 3m  2.1K 1tAA;rm-000003-AB <spam@v.example>\n"
+      " 3m  2.1K 1tAAAA-000004-AB <spam@v.example> trailing\n"
+      " 2m  2.1K 1tAAAA-000005-AB <other@v.example>\n";
+  EXPECT_EQ(QueuedIdsOfSender(bp, "spam@v.example"),
+            (std::vector<std::string>{"1tAAAA-000001-AB", "10HmaX-000000005vi-0000"}));
+}
+
+// Issue 10.8: the notice's Undo line is pasted into a root shell; a directory named
+// "x;touch $HOME;id>`mktemp -u`" must land quoted.
+TEST_F(FollowUpTest, UndoLinesQuoteTheKey) {
+  SetRule("rate_per_minute", {"block"});
+  const std::string evil = "/home/u/x;touch $HOME;id>`mktemp -u`";
+  const FollowUp f = RunFollowUp(env_, Incident(evil, "rate_per_minute", "cwd"));
+  EXPECT_EQ(f.undo, "eximguard unsuspend '/home/u/x;touch $HOME;id>`mktemp -u`'");
+  const Notice n = FollowUpNotice(Incident(evil, "rate_per_minute", "cwd"), f);
+  EXPECT_EQ(n.undo, f.undo);
+  const FollowUp dash = RunFollowUp(env_, Incident("-rf@v.example"));
+  EXPECT_EQ(dash.undo.rfind("eximguard unsuspend -- ", 0), 0u) << dash.undo;
 }
 
 TEST_F(FollowUpTest, ARefusalIsReportedAndNotRemembered) {
@@ -236,16 +351,21 @@ TEST_F(FollowUpTest, UndoCallsTheInverseAndClosesTheRecord) {
   EXPECT_TRUE(blocks.empty());
 }
 
+// A host without cPanel: the WHM steps are left out quietly (no "skipped: whm.token" noise
+// on every notice); under notify_only the engine lets nothing punish.
 TEST_F(FollowUpTest, WithoutATokenOrUnderNotifyOnlyNothingIsAsked) {
   SetRule("rate_per_hour", {"block", "suspend_outgoing", "freeze_queue"});
   config_.notify_only = true;
-  FollowUp f = RunFollowUp(env_, Incident("spam@v.example"));
-  ASSERT_EQ(f.steps.size(), 2u);
-  EXPECT_EQ(f.steps[0].outcome, "skipped: notify_only");
+  HandledIncident quiet = Incident("spam@v.example");
+  quiet.punish = false;  // what the engine sets under notify_only
+  FollowUp f = RunFollowUp(env_, quiet);
+  EXPECT_TRUE(f.steps.empty());
+  EXPECT_EQ(f.not_acted, "notify_only is set");
   config_.notify_only = false;
   config_.whm.token.clear();
   f = RunFollowUp(env_, Incident("spam@v.example"));
-  EXPECT_EQ(f.steps[0].outcome, "skipped: whm.token is not set");
+  ASSERT_EQ(f.steps.size(), 1u);
+  EXPECT_EQ(f.steps[0].action, "freeze_queue");
   EXPECT_TRUE(server_.requests().empty());
 }
 

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -106,6 +107,24 @@ struct ScopedSegmentName {
   std::string name = UniqueSegmentName();
   ~ScopedSegmentName() { RemoveSegment(name); }
 };
+
+// A regular (non-system) local user for tests that need a customer's account: created once
+// (useradd, no home) when this host has none of that name. Returns its uid, or -1 if it cannot
+// be made (not root). System accounts (below UID_MIN) are never punished automatically, so a
+// test of a punishment needs one of these.
+inline int64_t CustomerUid(const std::string& name = "egcustomer") {
+  if (const struct passwd* pw = getpwnam(name.c_str())) return pw->pw_uid;
+  const std::string cmd =
+      "/usr/sbin/useradd --no-create-home --no-user-group --shell "
+      "/usr/sbin/nologin " +
+      name + " >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    if (const struct passwd* pw = getpwnam(name.c_str())) return pw->pw_uid;  // a racing test
+    return -1;
+  }
+  const struct passwd* pw = getpwnam(name.c_str());
+  return pw ? pw->pw_uid : -1;
+}
 
 // The name of our effective group, so segments can be given to it without privileges.
 inline std::string OwnGroupName() {

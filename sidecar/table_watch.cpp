@@ -1,0 +1,177 @@
+// table_watch.cpp - see table_watch.h.
+
+#include "table_watch.h"
+
+#include <algorithm>
+
+#include "users.h"
+
+namespace eg::sidecar {
+namespace {
+
+constexpr int kBuckets = 13;
+constexpr uint32_t kForgetSeconds = 7200;
+
+// The detectors' name of a table key: uid keys by user name when this host knows the uid.
+std::string IncidentKey(KeyClass klass, const std::string& key) {
+  if (klass == KeyClass::kSender) {  // compared case-insensitively, named lowercased
+    std::string lower = key;
+    for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    return lower;
+  }
+  if (klass != KeyClass::kUid || key.empty() || key.size() > 10 ||
+      !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return key;
+  }
+  const std::string name = UserOfUid(static_cast<uid_t>(std::stoul(key)));
+  return name.empty() ? key : name;
+}
+
+bool Limited(KeyClass klass) {
+  return klass == KeyClass::kSender || klass == KeyClass::kCwd || klass == KeyClass::kUid;
+}
+
+}  // namespace
+
+TableWatchSettings TableWatchSettingsFromConfig(const Config& config) {
+  TableWatchSettings s;
+  s.throttled_refused = config.detectors.throttled_refused;
+  s.throttled_seconds = config.detectors.throttled_seconds;
+  s.cooldown_seconds = config.detectors.cooldown_seconds;
+  return s;
+}
+
+TableWatch::TableWatch(TableWatchSettings settings)
+    : settings_(settings), width_(std::max<int64_t>(1, settings.throttled_seconds / 12)) {}
+
+void TableWatch::Reconfigure(TableWatchSettings settings) {
+  const bool same_width = settings.throttled_seconds == settings_.throttled_seconds;
+  settings_ = settings;
+  if (!same_width) {  // the buckets mean other spans now: start the windows over
+    width_ = std::max<int64_t>(1, settings.throttled_seconds / 12);
+    for (auto& [hash, k] : keys_) {
+      std::fill(std::begin(k.buckets), std::end(k.buckets), 0);
+      k.head = -1;
+    }
+  }
+}
+
+void TableWatch::Advance(KeyWatch& k, int64_t bucket) {
+  if (k.head < 0 || bucket - k.head >= kBuckets) {
+    std::fill(std::begin(k.buckets), std::end(k.buckets), 0);
+  } else {
+    for (int64_t b = k.head + 1; b <= bucket; ++b) k.buckets[b % kBuckets] = 0;
+  }
+  if (bucket > k.head) k.head = bucket;
+}
+
+uint64_t TableWatch::Sum(const KeyWatch& k, int64_t from_bucket) const {
+  uint64_t n = 0;
+  for (int64_t b = std::max(from_bucket, k.head - kBuckets + 1); b <= k.head; ++b) {
+    n += k.buckets[b % kBuckets];
+  }
+  return n;
+}
+
+void TableWatch::Forget(uint32_t now) {
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    it = now - it->second.last_seen > kForgetSeconds ? keys_.erase(it) : std::next(it);
+  }
+  if (keys_.size() <= settings_.max_keys) return;
+  std::vector<std::pair<uint32_t, uint64_t>> by_age;
+  by_age.reserve(keys_.size());
+  for (const auto& [hash, k] : keys_) by_age.emplace_back(k.last_seen, hash);
+  std::sort(by_age.begin(), by_age.end());
+  for (size_t i = 0; i + settings_.max_keys < by_age.size(); ++i) keys_.erase(by_age[i].second);
+}
+
+std::vector<Incident> TableWatch::Look(const Table& t, uint32_t now) {
+  std::vector<Incident> out;
+  last_now_ = now;
+  const int64_t bucket = now / width_;
+  // Keys seen within the rule's window (and a minute more): only they can be refused now.
+  const uint32_t max_age = settings_.throttled_seconds + 60;
+  for (const SlotView& v : Snapshot(t, now, max_age)) {
+    if (!Limited(v.klass)) continue;
+    auto [it, created] = keys_.try_emplace(v.key_hash);
+    KeyWatch& k = it->second;
+    uint32_t delta = 0;
+    if (created) {
+      k.klass = v.klass;
+      k.key = v.key;
+      delta = first_look_ ? 0 : v.refused;  // a key first seen later: its slot is new
+    } else {
+      delta = v.refused >= k.last_refused ? v.refused - k.last_refused : v.refused;
+    }
+    k.last_refused = v.refused;
+    k.last_seen = now;
+    Advance(k, bucket);
+    k.buckets[bucket % kBuckets] += delta;
+    if (settings_.throttled_refused == 0 || delta == 0) continue;
+    const uint64_t refused = Sum(k, bucket - kBuckets + 1);
+    if (refused < settings_.throttled_refused) continue;
+    if (k.last_incident != 0 && now - k.last_incident < settings_.cooldown_seconds) continue;
+    uint64_t flags = 0;
+    uint32_t per_minute = 0, per_hour = 0;
+    LookupRule(t, v.klass, v.key_hash, &flags, &per_minute, &per_hour);
+    if (flags & (kFlagBlocked | kFlagWhitelist)) continue;  // a block says it all
+    k.last_incident = now;
+    Incident i;
+    i.key = IncidentKey(v.klass, v.key);
+    i.key_class = KeyClassName(v.klass);
+    i.rule = "throttled";
+    i.time = now;
+    i.window_start = now - settings_.throttled_seconds;
+    i.window_end = now;
+    i.count = refused;
+    i.threshold = settings_.throttled_refused;
+    i.source = EvidenceSource::kTable;
+    i.trusted = true;
+    auto limit = [](uint32_t l) {
+      return l == kUnlimited ? std::string("unlimited") : std::to_string(l);
+    };
+    i.trust_note = "the guard itself refused " + std::to_string(refused) + " recipients within " +
+                   std::to_string(settings_.throttled_seconds / 60) + " minutes (limit " +
+                   limit(per_minute) + "/minute, " + limit(per_hour) + "/hour; admitted " +
+                   std::to_string(v.minute) + " this minute, " + std::to_string(v.hour) +
+                   " this hour)";
+    if (v.key.size() >= kLabelChars) i.trust_note += "; the table keeps only the key's first bytes";
+    out.push_back(std::move(i));
+  }
+  first_look_ = false;
+
+  // Fail-open answers: the guard let mail through unchecked.
+  const uint64_t fail_open = Totals(t).fail_open;
+  if (fail_open >= last_fail_open_) fail_open_minute_ += fail_open - last_fail_open_;
+  last_fail_open_ = fail_open;
+  if (now - minute_start_ >= 60) {
+    minute_start_ = now;
+    fail_open_minute_ = 0;
+  }
+  if (settings_.failopen_alert > 0 && fail_open_minute_ >= settings_.failopen_alert &&
+      (last_alert_ == 0 || now - last_alert_ >= settings_.cooldown_seconds)) {
+    last_alert_ = now;
+    alerts_.push_back("the guard let " + std::to_string(fail_open_minute_) +
+                      " checks through unchecked within a minute (fail open: the table is full "
+                      "or contended, or a check failed): see eximguard status and top");
+  }
+  Forget(now);
+  return out;
+}
+
+std::vector<std::string> TableWatch::TakeAlerts() {
+  std::vector<std::string> out;
+  out.swap(alerts_);
+  return out;
+}
+
+uint64_t TableWatch::RefusedWithin(KeyClass klass, const std::string& key, uint32_t seconds) const {
+  for (const auto& [hash, k] : keys_) {
+    if (k.klass != klass || k.key != key) continue;
+    const int64_t buckets = std::max<int64_t>(1, (seconds + width_ - 1) / width_);
+    return Sum(k, k.head - buckets + 1);
+  }
+  return 0;
+}
+
+}  // namespace eg::sidecar

@@ -1,0 +1,109 @@
+// table_watch.h - the sidecar's trusted eyes: it reads the guard's own shared table about once
+// a second and turns what the guard did - refusals, letting mail through unchecked - into
+// incidents and alerts. Nothing here comes from a log line, so nothing here can be forged by the
+// people it judges (engine.h, TRUST).
+//
+// SUMMARY
+//   TableWatch watch(TableWatchSettingsFromConfig(config));
+//   every second: for (Incident& i : watch.Look(table, now)) engine.Add(std::move(i));
+//                 for (std::string& a : watch.TakeAlerts()) tell the admins;
+//
+//   Rules:
+//     throttled  a key (sender, cwd, uid) the guard refused throttled_refused recipients or more
+//                within throttled_seconds: a leaked password or an exploited script hammering
+//                its limit. The log shows nothing of it (refused recipients never become
+//                messages), which is why it must come from here. Relay-host senders are keys
+//                of the table like any other, so they are seen the same way. Keys already
+//                blocked are left out (the block says it all).
+//   Alert (not an incident, no key): the guard answered "ok fail-open" for failopen_alert or
+//   more checks within a minute - the table is full or contended and mail goes out unchecked.
+//
+// CONTRACT
+//   - Caller: the daemon's following thread (`start`). Pure logic over the table it is given;
+//     time is the caller's (tests inject it). The table's counters are read with relaxed atomic
+//     loads, never written.
+//   - Refusals are counted as deltas of each slot's `refused` counter between looks. The first
+//     look takes the counters as they are (history before it is not judged); a key first seen
+//     later counts all its refusals (its slot is new). A counter that went down (its slot was
+//     taken over) starts over.
+//   - Incidents have source kTable, key and class as the detectors name them (a uid key by its
+//     user name when this host knows it), count = refused within the window, threshold =
+//     throttled_refused, owner_uid when the table recorded the submitter, and a trust note that
+//     says what the guard counted. One incident per key per cooldown_seconds.
+//   - Memory: at most max_keys keys are remembered (the least recently seen go first); a key
+//     unseen for two hours is forgotten.
+//   - Thread safety: none inside; one TableWatch per thread.
+
+#ifndef EXIMGUARD_SIDECAR_TABLE_WATCH_H_
+#define EXIMGUARD_SIDECAR_TABLE_WATCH_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config.h"
+#include "detectors.h"
+#include "table.h"
+
+namespace eg::sidecar {
+
+struct TableWatchSettings {
+  uint32_t throttled_refused = 20;  // 0: the rule is off
+  uint32_t throttled_seconds = 600;
+  int64_t cooldown_seconds = 3600;
+  uint32_t failopen_alert = 10;  // fail-open answers within a minute that raise an alert
+  size_t max_keys = 20000;
+};
+
+TableWatchSettings TableWatchSettingsFromConfig(const Config& config);
+
+class TableWatch {
+ public:
+  explicit TableWatch(TableWatchSettings settings = {});
+  // A reloaded config: keeps what was seen (a changed window length starts the windows over).
+  void Reconfigure(TableWatchSettings settings);
+
+  // One look at the table at now_unix; the incidents it finds.
+  std::vector<Incident> Look(const Table& table, uint32_t now_unix);
+
+  // Alerts raised since the last call (one line each, for the log and the admins).
+  std::vector<std::string> TakeAlerts();
+
+  // Recipients of (class, key) the guard refused within the last `seconds` (<= the rule's
+  // window) as of the last look; 0 for a key not watched. For judging a lapsing block again.
+  uint64_t RefusedWithin(KeyClass klass, const std::string& key, uint32_t seconds) const;
+
+  size_t watched() const { return keys_.size(); }
+
+ private:
+  struct KeyWatch {
+    KeyClass klass = KeyClass::kSender;
+    std::string key;
+    uint32_t last_refused = 0;
+    uint32_t last_seen = 0;  // of our looks
+    int64_t last_incident = 0;
+    // Refusals per bucket of throttled_seconds / 12, the current one included (13 buckets).
+    uint32_t buckets[13] = {};
+    int64_t head = -1;  // bucket number of buckets[head % 13]
+  };
+  void Advance(KeyWatch& k, int64_t bucket);
+  uint64_t Sum(const KeyWatch& k, int64_t from_bucket) const;
+  void Forget(uint32_t now);
+
+  TableWatchSettings settings_;
+  int64_t width_;                                // seconds per bucket
+  std::unordered_map<uint64_t, KeyWatch> keys_;  // by the table's key hash
+  bool first_look_ = true;
+  uint64_t last_fail_open_ = 0;
+  uint64_t fail_open_minute_ = 0;  // fail-open answers since minute_start_
+  uint32_t minute_start_ = 0;
+  int64_t last_alert_ = 0;
+  uint32_t last_now_ = 0;
+  std::vector<std::string> alerts_;
+};
+
+}  // namespace eg::sidecar
+
+#endif  // EXIMGUARD_SIDECAR_TABLE_WATCH_H_

@@ -1,0 +1,137 @@
+// table_watch_test.cpp - the sidecar's trusted eyes (sidecar/table_watch.h) on a real shared
+// table: the guard's own refusals become `throttled` incidents (a sender hammering its limit, a
+// relay host's envelope sender, a script directory with its submitter), blocked keys are left
+// out, one incident per cooldown, and a table that makes the guard fail open raises an alert.
+
+#include "table_watch.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "sidecar_test_util.h"
+
+namespace eg::sidecar {
+namespace {
+
+constexpr uint32_t kNow = 1'800'000'000;  // injected: the table and the watch share this clock
+
+class TableWatchTest : public ::testing::Test {
+ protected:
+  void Make(uint32_t capacity = 1024) {
+    SegmentSpec spec;
+    spec.name = name_.name;
+    spec.capacity = capacity;
+    spec.policy_capacity = 64;
+    SegmentOutcome outcome{};
+    std::string error;
+    seg_ = CreateSegment(spec, &outcome, &error);
+    ASSERT_TRUE(seg_) << error;
+    Policy p;
+    p.class_limits[0] = {8, 100};
+    p.class_limits[1] = {5, 60};
+    p.class_limits[2] = {20, 300};
+    policy_ = p;
+    ASSERT_TRUE(PublishPolicy(seg_->table, policy_, &error)) << error;
+  }
+  // `n` recipient checks of one recipient each, as eximguard_rcpt makes them.
+  void Rcpts(const std::string& key, int n, uint32_t now, KeyClass klass = KeyClass::kSender) {
+    const KeyRef ref{klass, key.data(), key.size()};
+    for (int i = 0; i < n; ++i) Check(seg_->table, &ref, 1, 1, now, Verdict::kDefer);
+  }
+
+  testing::ScopedSegmentName name_;
+  std::unique_ptr<Segment> seg_;
+  Policy policy_;
+};
+
+// Issue 9.4: an authenticated sender had 12 of 20 recipients deferred, and so did a relay-host
+// sender; nothing said so. The guard's own refusals are the trustworthy source.
+TEST_F(TableWatchTest, AKeyThatKeepsBeingRefusedIsThrottled) {
+  Make();
+  TableWatchSettings s;
+  s.throttled_refused = 12;
+  TableWatch watch(s);
+  EXPECT_TRUE(watch.Look(seg_->table, kNow).empty());  // the first look takes a baseline
+  Rcpts("Leaked@Victim.example", 20, kNow + 1);        // 8 admitted, 12 deferred
+  Rcpts("app@relay.example", 19, kNow + 1);            // 8 admitted, 11 deferred: one short
+  std::vector<Incident> found = watch.Look(seg_->table, kNow + 2);
+  ASSERT_EQ(found.size(), 1u);
+  const Incident& i = found[0];
+  EXPECT_EQ(i.rule, "throttled");
+  EXPECT_EQ(i.key, "leaked@victim.example");
+  EXPECT_EQ(i.key_class, "sender");
+  EXPECT_EQ(i.count, 12u);
+  EXPECT_EQ(i.threshold, 12u);
+  EXPECT_EQ(i.source, EvidenceSource::kTable);
+  EXPECT_TRUE(i.trusted);
+  EXPECT_NE(i.trust_note.find("the guard itself refused 12 recipients"), std::string::npos)
+      << i.trust_note;
+  EXPECT_NE(i.trust_note.find("limit 8/minute, 100/hour; admitted 8 this minute"),
+            std::string::npos)
+      << i.trust_note;
+  // The relay host's sender keeps trying a minute later: now over, and seen the same way.
+  Rcpts("app@relay.example", 1, kNow + 30);
+  found = watch.Look(seg_->table, kNow + 31);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].key, "app@relay.example");
+  // Once per cooldown, however long it goes on.
+  Rcpts("leaked@victim.example", 50, kNow + 40);
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 41).empty());
+  EXPECT_GE(watch.RefusedWithin(KeyClass::kSender, "Leaked@Victim.example", 600), 62u);
+}
+
+TEST_F(TableWatchTest, RefusalsOutsideTheWindowAndBlockedKeysDoNotCount) {
+  Make();
+  TableWatchSettings s;
+  s.throttled_refused = 10;
+  s.throttled_seconds = 120;
+  TableWatch watch(s);
+  watch.Look(seg_->table, kNow);
+  Rcpts("slow@x.example", 14, kNow + 1);  // 6 refused
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 2).empty());
+  Rcpts("slow@x.example", 14, kNow + 300);  // 6 more, but the first 6 are out of the window
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 301).empty());
+  // A blocked key is refused with deny on every recipient: its block says it all.
+  Policy blocked = policy_;
+  blocked.rules.push_back({KeyClass::kCwd, "/home/u/public_html", kFlagBlocked, {}});
+  std::string error;
+  ASSERT_TRUE(PublishPolicy(seg_->table, blocked, &error)) << error;
+  Rcpts("/home/u/public_html", 30, kNow + 302, KeyClass::kCwd);
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 303).empty());
+  EXPECT_GE(watch.RefusedWithin(KeyClass::kCwd, "/home/u/public_html", 120), 30u);
+}
+
+// A key first seen after the first look counts all its refusals (its slot is new); the first
+// look does not judge history.
+TEST_F(TableWatchTest, TheFirstLookIsABaseline) {
+  Make();
+  Rcpts("before@x.example", 40, kNow);  // refused before eximguard started watching
+  TableWatch watch;
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 1).empty());
+  Rcpts("after@x.example", 40, kNow + 2);
+  const std::vector<Incident> found = watch.Look(seg_->table, kNow + 3);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].key, "after@x.example");
+  EXPECT_EQ(found[0].count, 32u);
+}
+
+// Issue 10.11: a full table makes the guard let mail through unchecked; say so loudly.
+TEST_F(TableWatchTest, AGuardFailingOpenRaisesOneAlert) {
+  Make(16);  // 16 slots: the 17th new key in an hour has nowhere to go
+  TableWatch watch;
+  watch.Look(seg_->table, kNow);
+  for (int k = 0; k < 40; ++k) Rcpts("s" + std::to_string(k) + "@flood.example", 1, kNow + 1);
+  EXPECT_TRUE(watch.TakeAlerts().empty());
+  watch.Look(seg_->table, kNow + 2);
+  const std::vector<std::string> alerts = watch.TakeAlerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_NE(alerts[0].find("unchecked"), std::string::npos) << alerts[0];
+  for (int k = 40; k < 80; ++k) Rcpts("s" + std::to_string(k) + "@flood.example", 1, kNow + 3);
+  watch.Look(seg_->table, kNow + 4);
+  EXPECT_TRUE(watch.TakeAlerts().empty());  // once per cooldown
+}
+
+}  // namespace
+}  // namespace eg::sidecar
