@@ -263,7 +263,10 @@ class Doctor {
                   " (Exim's path here; `-C FILE` may follow it)");
       return false;
     }
-    const std::string version(Trim(v.output.substr(0, v.output.find('\n'))));
+    // "Exim version 4.96 #2 built ..." (log lines may come first: Exim logs to stderr under -C).
+    const size_t at = v.output.find("Exim version");
+    const std::string_view from = std::string_view(v.output).substr(at == v.output.npos ? 0 : at);
+    const std::string version(Trim(from.substr(0, from.find('\n'))));
     if (v.output.find("Expand_dlfunc") == std::string::npos) {
       std::string fix = "an Exim built with EXPAND_DLFUNC=yes";
       if (host_.platform == Platform::kDebian) {
@@ -554,6 +557,15 @@ class Doctor {
     const int64_t updated = status.is_object() ? status.value("updated", int64_t{0}) : 0;
     const int64_t age = static_cast<int64_t>(std::time(nullptr)) - updated;
     const std::string mode = status.is_object() ? status.value("mode", "") : "";
+    const int status_pid = status.is_object() ? status.value("pid", 0) : 0;
+    if (status_pid != pid) {  // the file is an earlier process's: this one is still warming up
+      Warn("daemon",
+           "the daemon (pid " + std::to_string(pid) + ") has not written its " + kStatusFileName +
+               " yet: it is starting",
+           "run doctor again in a few seconds; if this stays, " +
+               RestartCommand(host_, config_path_, pid));
+      return;
+    }
     if (mode == "run") {
       Warn("daemon", "a one-pass `eximguard run` (pid " + std::to_string(pid) + ") is running",
            "run doctor again when it is done");

@@ -88,15 +88,18 @@ TEST_F(EximDoctor, AGoodSetupPassesEveryCheck) {
   start.argv = {kSidecarBin, "start", "--config", config};
   start.stdout_path = start.stderr_path = sandbox.dir() + "/sidecar-start.log";
   Child daemon = Spawn(start);
-  ASSERT_TRUE(Eventually([&] { return !ReadFile(sandbox.dir() + "/state/status.json").empty(); }))
-      << ReadFile(start.stderr_path);
+  ASSERT_TRUE(Eventually([&] {  // the daemon's own status (CreateSegment's `run` left one too)
+    const Json s = Json::parse(ReadFile(sandbox.dir() + "/state/status.json"), nullptr, false);
+    return s.is_object() && s.value("pid", 0) == daemon.pid() && s.value("mode", "") == "start";
+  })) << ReadFile(start.stderr_path);
 
   const DoctorResult r = Doctor(sandbox, config);
   EXPECT_TRUE(r.exit.Ok()) << r.exit.Describe() << "\n" << r.out;
   EXPECT_EQ(r.out.find("PROBLEM"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("warning"), std::string::npos) << r.out;
   for (const std::string& want :
-       {std::string("with ${dlfunc}"), std::string("Exim writes " + sandbox.dir() + "/log/mainlog"),
+       {std::string(": Exim version 4."), std::string("with ${dlfunc}"),
+        std::string("Exim writes " + sandbox.dir() + "/log/mainlog"),
         std::string("log_selector has +pid +arguments +subject +received_recipients"),
         std::string("acl_smtp_rcpt = acl_check_rcpt calls eximguard_rcpt"),
         std::string("acl_not_smtp = acl_check_not_smtp calls eximguard_local"),

@@ -179,8 +179,13 @@ class Doctor : public testing::CliFixture {
                                      O_WRONLY | O_CREAT | O_APPEND, 0600);
     ASSERT_EQ(posix_spawn(&daemon_, argv[0], &fa, nullptr, argv.data(), environ), 0);
     posix_spawn_file_actions_destroy(&fa);
-    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(dir_.File("state/status.json")); }))
+    ASSERT_TRUE(WaitFor([&] { return DaemonStatusWritten(); }))
         << testing::ReadFile(dir_.File("daemon.err"));
+  }
+  // The daemon's own status.json (a `run` before it left one too).
+  bool DaemonStatusWritten() const {
+    const Json s = Json::parse(testing::ReadFile(dir_.File("state/status.json")), nullptr, false);
+    return s.is_object() && s.value("pid", 0) == daemon_ && s.value("mode", "") == "start";
   }
   int StopDaemon() {
     kill(daemon_, SIGTERM);
@@ -204,6 +209,9 @@ class Doctor : public testing::CliFixture {
 };
 
 TEST_F(Doctor, AGoodSetupPassesEveryCheck) {
+  // Under -C, Exim may log to stderr before it answers.
+  answers_["-bV"] = {"2026-01-02 03:04:05.678 [99] cwd=/ 2 args: exim -bV\n" +
+                     std::string(testing::kDebianBv)};
   Run();  // writes the config
   MakeTable();
   StartDaemon();
@@ -216,6 +224,9 @@ TEST_F(Doctor, AGoodSetupPassesEveryCheck) {
     EXPECT_NE(Find(r, name), nullptr) << name << "\n" << text;
   }
   EXPECT_NE(text.find("all 11 checks passed"), std::string::npos) << text;
+  EXPECT_EQ(
+      Find(r, "exim")->what,
+      dir_.File("exim") + ": Exim version 4.96 #2 built 26-Nov-2026 14:26:47, with ${dlfunc}");
   EXPECT_NE(text.find("acl_smtp_rcpt = acl_eximguard_rcpt calls eximguard_rcpt ("),
             std::string::npos)
       << text;
@@ -369,12 +380,32 @@ TEST_F(Doctor, ADaemonRunningADeletedBinaryIsAProblem) {
   for (std::string& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
   ASSERT_EQ(posix_spawn(&daemon_, argv[0], nullptr, nullptr, argv.data(), environ), 0);
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(dir_.File("state/status.json")); }));
+  ASSERT_TRUE(WaitFor([&] { return DaemonStatusWritten(); }));
   std::filesystem::remove(copy);
   const DoctorReport r = Run();
   EXPECT_EQ(Find(r, "daemon")->level, CheckLevel::kProblem);
   EXPECT_EQ(Find(r, "daemon")->what, "the daemon (pid " + std::to_string(daemon_) +
                                          ") runs a deleted binary: " + copy + " (deleted)");
+  EXPECT_EQ(StopDaemon(), 0);
+}
+
+TEST_F(Doctor, ADaemonThatHasNotWrittenItsStatusYetIsStarting) {
+  Run();
+  StartDaemon();
+  // As right after a start: the lock is the daemon's, status.json still the last `run`'s.
+  // SIGSTOP keeps the daemon from writing its own meanwhile.
+  ASSERT_EQ(kill(daemon_, SIGSTOP), 0);
+  Json earlier = Json::parse(testing::ReadFile(dir_.File("state/status.json")));
+  earlier["pid"] = daemon_ + 100000;
+  earlier["mode"] = "run";
+  testing::WriteFile(dir_.File("state/status.json"), earlier.dump());
+  const DoctorReport r = Run();
+  ASSERT_EQ(kill(daemon_, SIGCONT), 0);
+  const DoctorCheck* daemon = Find(r, "daemon");
+  ASSERT_NE(daemon, nullptr);
+  EXPECT_EQ(daemon->level, CheckLevel::kWarning) << daemon->what;
+  EXPECT_EQ(daemon->what, "the daemon (pid " + std::to_string(daemon_) +
+                              ") has not written its status.json yet: it is starting");
   EXPECT_EQ(StopDaemon(), 0);
 }
 
