@@ -179,6 +179,9 @@ class Doctor {
   void Problem(const char* name, std::string what, std::string fix) {
     report_.checks.push_back({CheckLevel::kProblem, name, std::move(what), std::move(fix)});
   }
+  int64_t Now() const {
+    return opt_.now != 0 ? opt_.now : static_cast<int64_t>(std::time(nullptr));
+  }
   std::string InConfig(const std::string& setting) const {
     return "set " + setting + " in " + config_path_;
   }
@@ -217,7 +220,7 @@ class Doctor {
     }
     struct stat st {};
     stat(config_.exim_log.c_str(), &st);
-    const int64_t age = static_cast<int64_t>(std::time(nullptr)) - st.st_mtime;
+    const int64_t age = Now() - st.st_mtime;
     if (age > int64_t{opt_.log_minutes} * 60) {
       Warn("exim_log",
            "exim_log " + config_.exim_log + " was last written " + Age(age) +
@@ -501,7 +504,7 @@ class Doctor {
     }
     const StatTotals t = Totals(seg->table);
     const uint64_t verdicts = t.verdicts[0] + t.verdicts[1] + t.verdicts[2] + t.verdicts[3];
-    const auto now = static_cast<uint32_t>(std::time(nullptr));
+    const auto now = static_cast<uint32_t>(Now());
     const size_t keys = Snapshot(seg->table, now, 3600).size();
     if (verdicts == 0) {
       Warn("table",
@@ -555,7 +558,7 @@ class Doctor {
     ss << in.rdbuf();
     const nlohmann::json status = nlohmann::json::parse(ss.str(), nullptr, false);
     const int64_t updated = status.is_object() ? status.value("updated", int64_t{0}) : 0;
-    const int64_t age = static_cast<int64_t>(std::time(nullptr)) - updated;
+    const int64_t age = Now() - updated;
     const std::string mode = status.is_object() ? status.value("mode", "") : "";
     const int status_pid = status.is_object() ? status.value("pid", 0) : 0;
     if (status_pid != pid) {  // the file is an earlier process's: this one is still warming up

@@ -52,6 +52,7 @@ inline constexpr int64_t kStatusStaleSeconds = 30;
 struct DoctorOptions {
   int log_minutes = 60;  // exim_log last written longer ago: a warning
   std::string root;      // host prefix for DetectHost (tests); "" in production
+  int64_t now = 0;       // unix time the ages are judged against (tests); 0: the clock
 };
 
 enum class CheckLevel : uint8_t { kOk, kWarning, kProblem };
