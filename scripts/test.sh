@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # test.sh - installs what is needed, builds, and runs every test of eximguard:
-#   1. plain build (RelWithDebInfo): unit, sidecar, and end-to-end tests with a real Exim;
+#   1. plain build (RelWithDebInfo): unit, sidecar, packaging, and end-to-end tests with a real
+#      Exim;
 #   2. ASan+UBSan build: every test that does not need Exim to load the module;
 #   3. clang libFuzzer build: the guard's argument fuzzer and the log-line parser's fuzzer, each
 #      for FUZZ_SECONDS (default 30).
 # Exits non-zero if anything fails. Needs root (apt-get, and the end-to-end tests create a
-# local user and run Exim). Build trees: build/, build-asan/, build-fuzz/.
+# local user and run Exim). Build trees: build/, build-asan/, build-fuzz/. Every build here has
+# warnings as errors (EG_WERROR=ON); a user's build does not (README.md, "Build").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -31,17 +33,18 @@ run_ctest() {
 scripts/install-deps.sh
 
 echo "== plain build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEG_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 run_ctest build
 
 echo "== ASan+UBSan build"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEG_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEG_SANITIZE=ON -DEG_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 run_ctest build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 
 echo "== libFuzzer (guard arguments)"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEG_FUZZ=ON >/dev/null
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEG_FUZZ=ON \
+  -DEG_WERROR=ON >/dev/null
 cmake --build build-fuzz -j"$jobs"
 corpus=$logs/corpus
 mkdir -p "$corpus"

@@ -541,6 +541,9 @@ constexpr Field kFields[] = {
        }
      },
      [](const Config& c) { return Json(c.local_domains_file); }},
+    {"local_domains_from_exim", Shape::kValue,
+     [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.local_domains_from_exim); },
+     [](const Config& c) { return Json(c.local_domains_from_exim); }},
     {"notify_only", Shape::kValue,
      [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.notify_only); },
      [](const Config& c) { return Json(c.notify_only); }},

@@ -206,7 +206,10 @@ struct Config {
   bool count_internal = false;
   std::vector<std::string> local_domains;                // lowercased
   std::string local_domains_file = "/etc/localdomains";  // cPanel's list; a missing file is fine
-  bool notify_only = false;                              // record and notify, never block
+  // Also Exim's own `domainlist local_domains` (exim -bP, exim_query.h): Debian has no
+  // /etc/localdomains. Exim is asked through actions.exim_command.
+  bool local_domains_from_exim = false;
+  bool notify_only = false;  // record and notify, never block
   uint32_t retention_days = 30;
   RuleSettings detectors;
   Actions actions;

@@ -216,6 +216,39 @@ class FollowLock {
   int fd_ = -1;
 };
 
+// `start --pidfile FILE`: the pid, written once the follow lock is held; removed at the end if
+// it still names us.
+class PidFile {
+ public:
+  bool Write(const std::string& path, std::string* error) {
+    const std::string tmp = path + ".tmp";
+    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    const std::string pid = std::to_string(getpid()) + "\n";
+    const bool ok =
+        fd >= 0 && write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+    if (fd >= 0) close(fd);
+    if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+      *error = "pid file " + path + ": " + std::strerror(errno);
+      unlink(tmp.c_str());
+      return false;
+    }
+    path_ = path;
+    return true;
+  }
+  ~PidFile() {
+    if (path_.empty()) return;
+    char buf[32] = {};
+    const int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return;
+    const bool ours = read(fd, buf, sizeof buf - 1) > 0 && std::atoi(buf) == getpid();
+    close(fd);
+    if (ours) unlink(path_.c_str());
+  }
+
+ private:
+  std::string path_;
+};
+
 struct FollowedLog {
   std::string name;  // checkpoint name in the store: "mainlog", "dovecot"
   std::string path;
@@ -297,6 +330,10 @@ class Daemon {
       return kFailure;
     }
     if (!lock_.Take(config_.state_dir, &error)) {
+      err_ << error << "\n";
+      return kFailure;
+    }
+    if (!opt_.pidfile.empty() && !pidfile_.Write(opt_.pidfile, &error)) {
       err_ << error << "\n";
       return kFailure;
     }
@@ -782,6 +819,7 @@ class Daemon {
   Config config_;
   std::unique_ptr<StateStore> store_;
   FollowLock lock_;
+  PidFile pidfile_;  // after lock_: removed before the lock is let go
   std::unique_ptr<Segment> segment_;
   std::unique_ptr<FollowUpWorker> follow_up_;
   std::unique_ptr<TelegramBot> telegram_;

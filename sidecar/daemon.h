@@ -63,6 +63,10 @@ inline constexpr const char* kSkipFloorSuffix = ".skip";
 
 struct DaemonOptions {
   bool once = false;  // `run`: one pass, then exit
+  // `start --pidfile FILE`: the daemon's pid is written there (0644) once it holds the follow
+  // lock, and the file is removed when it stops (hosts without systemd: the init script's
+  // start-stop-daemon, uninstall.sh). Empty: none.
+  std::string pidfile;
   std::chrono::milliseconds poll{200};
   int reconcile_seconds = 60;
 };

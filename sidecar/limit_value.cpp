@@ -48,6 +48,15 @@ bool ParseWindow(std::string_view part, bool* minute, uint32_t* n) {
   return ParseCount(count, n);
 }
 
+// `"PART": ` and what is accepted. Built by appending, not as `"\"" + std::string(part) + ...`:
+// GCC 12 at -O3 reports a bogus -Wrestrict inside `const char* + std::string&&` (GCC bug 105651),
+// which a -Werror build (EG_WERROR) turns into a failure.
+std::string Refusal(std::string_view part) {
+  std::string why = "\"";
+  why.append(part).append("\": ").append(kAccepted);
+  return why;
+}
+
 std::string Window(uint32_t n, const char* name) {
   return n == 0 ? std::string("unlimited per ") + name : std::to_string(n) + "/" + name;
 }
@@ -77,7 +86,7 @@ bool ParseLimitValue(std::string_view text, LimitChange* out, std::string* why) 
     bool minute = false;
     uint32_t n = 0;
     if (!ParseWindow(part, &minute, &n)) {
-      *why = "\"" + std::string(part) + "\": " + kAccepted;
+      *why = Refusal(part);
       return false;
     }
     std::optional<uint32_t>& slot = minute ? out->per_minute : out->per_hour;
@@ -89,7 +98,7 @@ bool ParseLimitValue(std::string_view text, LimitChange* out, std::string* why) 
     any = true;
   }
   if (!any) {
-    *why = "\"" + std::string(text) + "\": " + kAccepted;
+    *why = Refusal(text);
     return false;
   }
   return true;
@@ -99,7 +108,11 @@ std::string LimitValueText(const std::optional<uint32_t>& per_minute,
                            const std::optional<uint32_t>& per_hour) {
   std::string text;
   if (per_minute) text = std::to_string(*per_minute) + "/min";
-  if (per_hour) text += (text.empty() ? "" : ",") + std::to_string(*per_hour) + "/hour";
+  if (per_hour) {  // appended, not `(cond ? "" : ",") + std::to_string(...)`: GCC bug 105651
+    if (!text.empty()) text += ',';
+    text += std::to_string(*per_hour);
+    text += "/hour";
+  }
   return text;
 }
 

@@ -2,7 +2,8 @@
 // (verbs.h, daemon.h). Exit codes: 0 ok, 1 failure, 2 usage error (anything CLI11 refuses).
 // Every verb takes --config FILE (default /etc/eximguard/eximguard.json) and --help.
 //
-//   eximguard start                       follow the logs, detect, block, act (the service)
+//   eximguard start [--pidfile FILE]      follow the logs, detect, block, act (the service;
+//                                         foreground, logs to stderr)
 //   eximguard run                         one pass over the new log lines, then exit (cron)
 //   eximguard rerun YYYY-MM-DD            a past day again, .gz rotations included
 //   eximguard skip                        move the checkpoints to the ends of the logs
@@ -19,6 +20,7 @@
 //   eximguard whitelist add KEY [--note N] | remove KEY | list
 //   eximguard top [-n N] [--json]
 //   eximguard status [--json]
+//   eximguard doctor [--log-minutes N]    check the installation end to end, with the fixes
 //   eximguard config check | show
 //   eximguard test-notify                 a test notice to every configured channel
 //   eximguard import-eximmon FILE [-o F] [--force]   eximmon's config turned into ours
@@ -36,6 +38,7 @@
 #include "eximmon_import.h"
 #include "notify_verbs.h"
 #include "verbs.h"
+#include "verbs_doctor.h"
 
 namespace {
 
@@ -63,9 +66,18 @@ int main(int argc, char** argv) {
     return v;
   };
 
+  DaemonOptions start_options;
   CLI::App* start = verb("start",
                          "Follow the Exim (and Dovecot) logs, detect abuse, block and act; stops "
-                         "on SIGTERM, reloads on SIGHUP.");
+                         "on SIGTERM, reloads on SIGHUP. Stays in the foreground (it does not "
+                         "fork) and logs to stderr: systemd (packaging/eximguard.service), the "
+                         "init script (packaging/eximguard.init) or `nohup eximguard start "
+                         "--pidfile /run/eximguard.pid >>/var/log/eximguard.log 2>&1 &` run it "
+                         "in the background.");
+  start
+      ->add_option("--pidfile", start_options.pidfile,
+                   "write the daemon's pid to FILE while it runs (removed when it stops)")
+      ->type_name("FILE");
   CLI::App* run = verb("run",
                        "Publish the policy, process the log lines appended since the last pass, "
                        "then exit (cron mode).");
@@ -167,6 +179,18 @@ int main(int argc, char** argv) {
   CLI::App* status = verb("status", "Is eximguard following the logs; counters and totals.");
   status->add_flag("--json", json, "print JSON");
 
+  DoctorOptions doctor_options;
+  CLI::App* doctor = verb("doctor",
+                          "Check the installation end to end (Exim's ${dlfunc}, ACLs and "
+                          "log_selector, the log, the table, the daemon, the config, the state "
+                          "directory) and print the fix of each problem; exit 1 if any.");
+  doctor
+      ->add_option("--log-minutes", doctor_options.log_minutes,
+                   "warn when exim_log was last written longer ago than this")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
   CLI::App* config = app.add_subcommand("config", "Check or show the configuration.");
   config->require_subcommand(1);
   CLI::App* check = config->add_subcommand("check", "Validate the config; list every problem.");
@@ -204,7 +228,7 @@ int main(int argc, char** argv) {
   try {
     std::ostream& out = std::cout;
     std::ostream& err = std::cerr;
-    if (*start) return RunDaemon(config_path, {}, out, err);
+    if (*start) return RunDaemon(config_path, start_options, out, err);
     if (*run) {
       DaemonOptions once;
       once.once = true;
@@ -231,6 +255,7 @@ int main(int argc, char** argv) {
     if (*wl_list) return WhitelistVerb(config_path, "list", key, note, CliUser(), out, err);
     if (*top) return TopVerb(config_path, rows, json, out, err);
     if (*status) return StatusVerb(config_path, json, out, err);
+    if (*doctor) return DoctorVerb(config_path, doctor_options, out, err);
     if (*test_notify) return TestNotifyVerb(config_path, out, err);
     if (*import_eximmon) {
       return ImportEximmonVerb(eximmon_file, import_output, import_force, out, err);

@@ -4,8 +4,10 @@
 
 #include <ctime>
 #include <memory>
+#include <utility>
 
 #include "config.h"
+#include "host_platform.h"
 #include "segment.h"
 #include "top.h"
 #include "verbs_support.h"
@@ -54,6 +56,17 @@ int ConfigCheckVerb(const std::string& config_path, std::ostream& out, std::ostr
   ConfigResult loaded;
   if (!Load(config_path, &loaded, err)) return kExitFailure;
   const Config& c = loaded.config;
+  // A log that is not there is as bad as a wrong key: the daemon would wait for it forever.
+  const HostInfo host = DetectHost();
+  bool missing = false;
+  for (const auto& [key, path] : {std::pair<std::string, std::string>{"exim_log", c.exim_log},
+                                  {"dovecot_log", c.dovecot_log}}) {
+    const std::string problem = MissingLogProblem(host, key, path, c.path);
+    if (problem.empty()) continue;
+    err << Loud("config " + c.path + ": " + key + ": " + problem, err) << "\n";
+    missing = true;
+  }
+  if (missing) return kExitFailure;
   out << "config OK: " << c.path << "\n"
       << "  shared memory " << c.shm_name << ": " << c.capacity << " keys, " << c.policy_capacity
       << " policy entries, group " << c.exim_group << "\n"

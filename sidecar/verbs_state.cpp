@@ -17,11 +17,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 #include "bot_verbs.h"
 #include "config.h"
 #include "daemon.h"
 #include "follow_up.h"
+#include "host_platform.h"
 #include "reset_marks.h"
 #include "segment.h"
 #include "state_store.h"
@@ -553,10 +555,19 @@ int WhitelistVerb(const std::string& config_path, const std::string& action,
 }
 
 int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std::ostream& err) {
-  VerbState l;
-  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
-  const Config& c = l.config;
+  // A broken config is when status is needed most: its errors come first, then what can still
+  // be shown with the config as far as it could be read (the daemon, the table, the state).
+  ConfigResult loaded = LoadConfig(config_path);
+  const Config& c = loaded.config;
+  const HostInfo host = DetectHost();
+  std::vector<std::string> problems = loaded.errors;
+  for (const auto& [key, path] : {std::pair<std::string, std::string>{"exim_log", c.exim_log},
+                                  {"dovecot_log", c.dovecot_log}}) {
+    const std::string missing = MissingLogProblem(host, key, path, config_path);
+    if (!missing.empty()) problems.push_back(key + " " + missing);
+  }
   Json j;
+  j["problems"] = problems;
   const int pid = FollowerPid(c.state_dir);
   j["following"] = pid != 0;
   j["pid"] = pid > 0 ? pid : 0;
@@ -578,23 +589,40 @@ int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std
   } else {
     j["table"] = {{"name", c.shm_name}, {"error", error}};
   }
+  // The store only when it is there: a status must not create state_dir from a broken config.
   std::vector<StoredIncident> recent;
   std::vector<StoredBlock> blocks;
-  if (!l.store->ListIncidents(Now() - 86400, 0, &recent, &error) ||
-      !l.store->ActiveBlocks(&blocks, &error)) {
-    err << error << "\n";
-    return kExitFailure;
+  std::string store_error;
+  struct stat st {};
+  std::unique_ptr<StateStore> store;
+  if (loaded.ok() || stat(c.state_dir.c_str(), &st) == 0) {
+    store = StateStore::Open(c.state_dir, &store_error);
+  } else {
+    store_error = "state_dir " + c.state_dir + " does not exist";
   }
-  j["incidents_24h"] = recent.size();
-  j["active_blocks"] = blocks.size();
+  if (store && (!store->ListIncidents(Now() - 86400, 0, &recent, &store_error) ||
+                !store->ActiveBlocks(&blocks, &store_error))) {
+    store.reset();
+  }
+  if (store) {
+    j["incidents_24h"] = recent.size();
+    j["active_blocks"] = blocks.size();
+  } else {
+    j["state_error"] = store_error;
+  }
+  const int code = problems.empty() && store ? kExitOk : kExitFailure;
   if (json) {
     out << j.dump(2) << "\n";
-    return kExitOk;
+    return code;
   }
+  for (const std::string& p : problems) out << Loud("PROBLEM: " + p, out) << "\n";
   if (pid > 0) {
     out << "eximguard is following the logs (pid " << pid << ")\n";
   } else {
-    out << "eximguard is NOT following the logs (start it: systemctl start eximguard)\n";
+    out << Loud("eximguard is NOT following the logs (start it: " +
+                    StartCommand(host, SelfBinary(), config_path) + ")",
+                out)
+        << "\n";
   }
   const Json& d = j["daemon"];
   if (d.is_object()) {
@@ -621,9 +649,14 @@ int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std
         << " denied, " << t["fail_open"] << " failed open"
         << (t["dry_run"].get<bool>() ? "; DRY RUN" : "") << "\n";
   }
-  out << recent.size() << " incidents in the last 24 hours; " << blocks.size()
-      << " keys blocked (eximguard list)\n";
-  return kExitOk;
+  if (store) {
+    out << recent.size() << " incidents in the last 24 hours; " << blocks.size()
+        << " keys blocked (eximguard list)\n";
+  } else {
+    err << "state: " << store_error << "\n";
+  }
+  if (!problems.empty()) out << "(`eximguard doctor` checks the whole installation, with fixes)\n";
+  return code;
 }
 
 }  // namespace eg::sidecar

@@ -12,9 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -372,6 +374,21 @@ TEST_F(EximE2E, CpanelBlocksWorkAsShipped) {
 
 // --- the Debian split-config fragments (exim-config/debian/), through update-exim4.conf ---
 
+// The items of `exim -C config -bP NAME` ("NAME = +a +b" -> {"+a", "+b"}).
+std::vector<std::string> EffectiveListOption(const std::string& config, const std::string& name) {
+  ScopedTempDir out;
+  SpawnOptions bp;
+  bp.argv = {kEximBin, "-C", config, "-bP", name};
+  bp.stdout_path = bp.stderr_path = out.path + "/bP";
+  const ExitStatus status = Run(bp, kEximTimeout);
+  const std::string text = ReadFile(bp.stdout_path);
+  if (!status.Ok()) throw std::runtime_error("exim -bP " + name + ": " + text);
+  std::istringstream in(text.substr(text.find('=') + 1));
+  std::vector<std::string> items;
+  for (std::string item; in >> item;) items.push_back(item);
+  return items;
+}
+
 TEST_F(EximE2E, DebianSplitConfigFragmentsGuardSmtpAndLocalMail) {
   if (!std::filesystem::exists("/usr/sbin/update-exim4.conf") ||
       !std::filesystem::exists("/etc/exim4/conf.d")) {
@@ -388,6 +405,16 @@ TEST_F(EximE2E, DebianSplitConfigFragmentsGuardSmtpAndLocalMail) {
   policy.cwd = {2, 1000};
   policy.blocklist = {"spammer@example.com"};
   Publish(sandbox, policy);
+
+  // What the sidecar reads from the mainlog is added to Debian's own log_selector
+  // (main/01_exim4-config_listmacrosdefs), which stays in force.
+  const std::vector<std::string> selector =
+      EffectiveListOption(sandbox.config_path(), "log_selector");
+  for (const char* item : {"+pid", "+arguments", "+subject", "+received_recipients",
+                           "+smtp_protocol_error", "+smtp_syntax_error", "+tls_peerdn"}) {
+    EXPECT_NE(std::find(selector.begin(), selector.end(), item), selector.end())
+        << item << " missing from log_selector: " << ::testing::PrintToString(selector);
+  }
 
   SmtpSession limited = sandbox.RunBh(kLocalHost, AuthSession("alice@example.com", Recipients(5)));
   EXPECT_EQ(limited.CountRcpt(250), 3) << limited.transcript;

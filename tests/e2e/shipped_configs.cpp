@@ -104,6 +104,8 @@ std::string BuildDebianTemplate(const std::string& work_dir) {
            fs::copy_options::recursive | fs::copy_options::copy_symlinks);
   WriteFile(confdir + "/update-exim4.conf.conf", kUpdateEximConf, 0644);
   WriteFile(confdir + "/conf.d/main/00_eximguard_macros", SandboxedDebianMacros(), 0644);
+  fs::copy_file(std::string(kDebianConfigDir) + "/main/89_eximguard_log_selector",
+                confdir + "/conf.d/main/89_eximguard_log_selector");
   fs::copy_file(std::string(kDebianConfigDir) + "/acl/25_eximguard_acl",
                 confdir + "/conf.d/acl/25_eximguard_acl");
   WriteFile(confdir + "/conf.d/auth/10_eximguard_test_plain", kTestAuthenticator, 0644);

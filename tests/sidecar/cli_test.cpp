@@ -263,6 +263,7 @@ TEST_F(Cli, TopWithoutASegmentFails) {
 // ---- config check / show ---------------------------------------------------------------------
 
 TEST_F(Cli, ConfigCheckExitCodes) {
+  testing::WriteFile(dir_.File("mainlog"), "");  // a missing log is a problem (doctor_test)
   WriteConfig({{"whitelist", {"a@b", "/x"}}, {"overrides", {{"uid:5", Json::object()}}}});
   CliResult r = RunCli({"config", "check", "--config", config_path_});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -348,6 +349,7 @@ TEST_F(Cli, EveryVerbHasHelp) {
                                              {"whitelist", "remove", "--help"},
                                              {"whitelist", "list", "--help"},
                                              {"status", "--help"},
+                                             {"doctor", "--help"},
                                              {"top", "--help"},
                                              {"config", "--help"},
                                              {"config", "check", "--help"},
