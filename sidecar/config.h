@@ -169,8 +169,8 @@ struct SlackSettings {
 struct DovecotPolicyConfig {
   bool enabled = false;
   std::string listen = "127.0.0.1:8744";  // loopback only
-  std::string api_header = "X-API-Key";   // the header Dovecot sends (auth_policy_server_api_header)
-  std::string api_secret;                 // secret: its value; required when enabled
+  std::string api_header = "X-API-Key";  // the header Dovecot sends (auth_policy_server_api_header)
+  std::string api_secret;                // secret: its value; required when enabled
   // Failed logins of one IP within failure_seconds that get it refused; unset: the detectors'
   // auth_failures and auth_failure_seconds (DovecotFailures/DovecotFailureSeconds resolve them).
   std::optional<uint32_t> failures;
@@ -179,7 +179,7 @@ struct DovecotPolicyConfig {
   uint32_t account_ips = 5;
   uint32_t tarpit_seconds = 3;
   uint32_t trusted_seconds = 3600;
-  bool exempt_loopback = true;  // false only for tests
+  bool exempt_loopback = true;         // false only for tests
   std::vector<std::string> allow_ips;  // IPs and CIDRs, as written
 };
 

@@ -664,9 +664,8 @@ class Daemon {
   void OnAuthAttempt(const AuthAttempt& a) {
     if (a.source == AttemptSource::kRefusedAllow) {
       ++dovecot_counts_.refused;
-      log_("dovecot policy: refused " + EscapeKey(a.protocol) + " login of " +
-           EscapeKey(a.login) + " from " + EscapeKey(a.remote_ip) + " (" + PolicyRuleName(a.rule) +
-           ")");
+      log_("dovecot policy: refused " + EscapeKey(a.protocol) + " login of " + EscapeKey(a.login) +
+           " from " + EscapeKey(a.remote_ip) + " (" + PolicyRuleName(a.rule) + ")");
       return;
     }
     ++dovecot_counts_.attempts;

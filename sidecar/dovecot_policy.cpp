@@ -75,8 +75,8 @@ bool ParseIpRange(std::string_view text, IpRange* out, std::string* why) {
     }
     prefix = std::stoi(std::string(p));
     if (prefix > bits) {
-      *why = "prefix length " + std::to_string(prefix) + " is longer than " +
-             std::to_string(bits) + " bits";
+      *why = "prefix length " + std::to_string(prefix) + " is longer than " + std::to_string(bits) +
+             " bits";
       return false;
     }
   }
@@ -113,8 +113,7 @@ std::string AccountKey(std::string_view login) {
   return key;
 }
 
-bool ParseLoopbackListen(std::string_view text, std::string* ip, uint16_t* port,
-                         std::string* why) {
+bool ParseLoopbackListen(std::string_view text, std::string* ip, uint16_t* port, std::string* why) {
   std::string_view host;
   std::string_view port_text;
   if (text.starts_with("[")) {
@@ -140,12 +139,14 @@ bool ParseLoopbackListen(std::string_view text, std::string* ip, uint16_t* port,
     return false;
   }
   if (!IsLoopbackIp(*addr)) {
-    *why = "must be a loopback address (127.0.0.0/8 or ::1): the policy server is for the "
-           "local Dovecot only";
+    *why =
+        "must be a loopback address (127.0.0.0/8 or ::1): the policy server is for the "
+        "local Dovecot only";
     return false;
   }
   if (port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char c) { return c >= '0' && c <= '9'; }) ||
       std::stoi(std::string(port_text)) > 65535) {
     *why = "expected a port from 0 to 65535 after the ':'";
     return false;
@@ -223,7 +224,8 @@ PolicyVerdict DovecotPolicy::Allow(const AuthQuery& q, int64_t now) {
         a != nullptr && AccountUnderAttack(*a, now)) {
       const bool trusted =
           ip && std::any_of(a->trusted.begin(), a->trusted.end(), [&](const AccountState::Seen& t) {
-            return t.ip == ip_key && now - t.time <= static_cast<int64_t>(settings_.trusted_seconds);
+            return t.ip == ip_key &&
+                   now - t.time <= static_cast<int64_t>(settings_.trusted_seconds);
           });
       if (!trusted) {
         v.status = static_cast<int>(std::max<uint32_t>(settings_.tarpit_seconds, 1));

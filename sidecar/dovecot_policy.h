@@ -93,7 +93,7 @@ enum class PolicyRule : uint8_t { kNone, kExempt, kIpBlocked, kAccountTarpit };
 const char* PolicyRuleName(PolicyRule rule);
 
 struct PolicyVerdict {
-  int status = 0;       // Dovecot's answer: 0 allow, < 0 refuse, > 0 tarpit seconds
+  int status = 0;  // Dovecot's answer: 0 allow, < 0 refuse, > 0 tarpit seconds
   PolicyRule rule = PolicyRule::kNone;
   std::string message;  // for Dovecot's "msg" (shown to the client): "" when allowed
 };
@@ -102,10 +102,10 @@ struct DovecotPolicyStats {
   uint64_t allowed = 0;
   uint64_t refused = 0;
   uint64_t tarpitted = 0;
-  uint64_t exempt = 0;       // allow answered 0 because the IP is exempt
-  uint64_t failures = 0;     // failed logins counted
-  uint64_t successes = 0;    // successful logins seen
-  uint64_t evictions = 0;    // IP or account entries forgotten for room
+  uint64_t exempt = 0;     // allow answered 0 because the IP is exempt
+  uint64_t failures = 0;   // failed logins counted
+  uint64_t successes = 0;  // successful logins seen
+  uint64_t evictions = 0;  // IP or account entries forgotten for room
   size_t tracked_ips = 0;
   size_t tracked_accounts = 0;
 };
@@ -159,8 +159,7 @@ class DovecotPolicy {
 
 // Splits "IP:PORT" / "[IPv6]:PORT" (port 0 to 65535); false with `why` for anything else or
 // for an IP that is not a loopback address (the policy server listens on loopback only).
-bool ParseLoopbackListen(std::string_view text, std::string* ip, uint16_t* port,
-                         std::string* why);
+bool ParseLoopbackListen(std::string_view text, std::string* ip, uint16_t* port, std::string* why);
 
 // The login as an account key: lowercased, surrounding spaces trimmed.
 std::string AccountKey(std::string_view login);

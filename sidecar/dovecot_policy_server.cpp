@@ -5,8 +5,9 @@
 //
 // Lifetime: handlers hold a shared_ptr to their Connection; Stop() posts to the server thread a
 // task that closes the acceptor and every open connection (Impl::connections) and stops the
-// io_context, then joins the thread, so no handler runs after it. Handlers still queued are destroyed with the
-// io_context, which is declared after everything a Connection's destructor touches.
+// io_context, then joins the thread, so no handler runs after it. Handlers still queued are
+// destroyed with the io_context, which is declared after everything a Connection's destructor
+// touches.
 
 #include "dovecot_policy_server.h"
 
@@ -102,8 +103,9 @@ struct DovecotPolicyServerImpl {
   }
   bool Authorized(const http::request<http::string_body>& req) const {
     const auto it = req.find(opt.api_header_name);
-    const std::string_view given =
-        it == req.end() ? std::string_view() : std::string_view(it->value().data(), it->value().size());
+    const std::string_view given = it == req.end()
+                                       ? std::string_view()
+                                       : std::string_view(it->value().data(), it->value().size());
     const Digest d = Sha256(given);  // compare digests: constant time, whatever the lengths
     return it != req.end() && CRYPTO_memcmp(d.data(), key_digest.data(), d.size()) == 0;
   }
@@ -202,10 +204,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(impl_->opt.max_body_bytes);
     stream_.expires_after(impl_->opt.read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void Close() {

@@ -77,13 +77,13 @@ struct DovecotPolicyServerOptions {
   std::function<void(const AuthAttempt&)> on_attempt;  // may be empty
   std::function<void(const std::string&)> log;         // may be empty
   std::function<int64_t()> clock;                      // default: time(nullptr)
-  size_t max_connections = 128;  // Dovecot opens up to 100 in parallel
+  size_t max_connections = 128;                        // Dovecot opens up to 100 in parallel
   size_t max_body_bytes = 16384;
   std::chrono::milliseconds read_timeout{12000};
 };
 
 struct DovecotPolicyServerStats {
-  uint64_t requests = 0;      // answered with 200
+  uint64_t requests = 0;  // answered with 200
   uint64_t allow_requests = 0;
   uint64_t report_requests = 0;
   uint64_t unauthorized = 0;  // 401

@@ -68,12 +68,8 @@ class PolicyServer : public ::testing::Test {
   }
   static std::string Attempt(const std::string& login, const std::string& ip,
                              const std::string& session = "sess1") {
-    return Json{{"login", login},
-                {"pwhash", "0a1b2c"},
-                {"remote", ip},
-                {"device_id", ""},
-                {"protocol", "imap"},
-                {"session_id", session}}
+    return Json{{"login", login},  {"pwhash", "0a1b2c"}, {"remote", ip},
+                {"device_id", ""}, {"protocol", "imap"}, {"session_id", session}}
         .dump();
   }
   static std::string Report(const std::string& login, const std::string& ip, bool success,
@@ -164,7 +160,7 @@ TEST_F(PolicyServer, AWrongOrMissingApiHeaderIs401AndNothingIsCounted) {
   o.api_header_value = "Basic ZG92ZWNvdDpzM2NyZXQtcG9saWN5";
   StartServer(o);
   const std::vector<std::string> wrong = {
-      "",                                             // missing
+      "",                                                  // missing
       "Authorization: Basic ZG92ZWNvdDpzM2NyZXQtcG9saWN",  // one character short
       "Authorization: Basic ZG92ZWNvdDpzM2NyZXQtcG9saWN5x",
       "Authorization: basic ZG92ZWNvdDpzM2NyZXQtcG9saWN5",

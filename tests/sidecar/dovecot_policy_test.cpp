@@ -1,7 +1,7 @@
-// dovecot_policy_test.cpp - the decision of the Dovecot auth policy server (sidecar/dovecot_policy.h)
-// with a made-up clock: each rule, where its window ends, its exceptions (loopback, allowlist,
-// CIDRs, an IP that logged in successfully), reports that must not count, the memory bound, and
-// the parsers of IPs, CIDRs and the listen address.
+// dovecot_policy_test.cpp - the decision of the Dovecot auth policy server
+// (sidecar/dovecot_policy.h) with a made-up clock: each rule, where its window ends, its exceptions
+// (loopback, allowlist, CIDRs, an IP that logged in successfully), reports that must not count, the
+// memory bound, and the parsers of IPs, CIDRs and the listen address.
 
 #include "dovecot_policy.h"
 
@@ -46,7 +46,8 @@ TEST(DovecotPolicy, AnIpIsRefusedAfterFailuresWithinTheWindowEvenForAnotherAccou
 TEST(DovecotPolicy, FailuresSpreadWiderThanTheWindowDoNotRefuse) {
   DovecotPolicy p(Settings());
   // 5 failures, the first and the last exactly 300 s apart: not within 300 s.
-  for (int i = 0; i < 5; ++i) p.Report(Q("a@x.example", "198.51.100.1"), false, false, kT0 + i * 75);
+  for (int i = 0; i < 5; ++i)
+    p.Report(Q("a@x.example", "198.51.100.1"), false, false, kT0 + i * 75);
   EXPECT_EQ(p.Allow(Q("a@x.example", "198.51.100.1"), kT0 + 301).status, 0);
   // One more within 300 s of the 2nd: the last five now span 225 s.
   p.Report(Q("a@x.example", "198.51.100.1"), false, false, kT0 + 302);
@@ -129,8 +130,8 @@ TEST(DovecotPolicy, LoopbackAllowlistAndCidrsAreNeverRefusedNorCounted) {
   s.allow.push_back(r);
   s.account_ips = 1;
   DovecotPolicy p(s);
-  for (const std::string ip : {"127.0.0.1", "127.9.9.9", "::1", "10.1.200.3", "2001:db8::7",
-                               "::ffff:10.1.2.3"}) {
+  for (const std::string ip :
+       {"127.0.0.1", "127.9.9.9", "::1", "10.1.200.3", "2001:db8::7", "::ffff:10.1.2.3"}) {
     Fail(p, "a@x.example", ip, 20, kT0);
     EXPECT_EQ(p.Allow(Q("a@x.example", ip), kT0 + 30).status, 0) << ip;
     EXPECT_TRUE(p.IsExempt(ip)) << ip;
