@@ -22,6 +22,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cstring>
@@ -95,6 +96,7 @@ struct DovecotPolicyServerImpl {
   // Last: destroyed first, with the handlers still queued (they touch the members above).
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
+  asio::steady_timer retry{ioc};  // after a failed accept
   std::thread thread;
 
   int64_t Now() const { return opt.clock ? opt.clock() : static_cast<int64_t>(std::time(nullptr)); }
@@ -277,8 +279,15 @@ void DovecotPolicyServerImpl::Accept() {
         socket.set_option(tcp::no_delay(true), ec);
         std::make_shared<Connection>(this, std::move(socket))->Read();
       }
+      Accept();
+      return;
     }
-    Accept();
+    // accept() failed (out of file descriptors, ...): try again a little later, not in a loop.
+    Log("dovecot policy server: accept: " + ec.message());
+    retry.expires_after(std::chrono::milliseconds(200));
+    retry.async_wait([this](beast::error_code e) {
+      if (!e) Accept();
+    });
   });
 }
 
@@ -329,6 +338,7 @@ void DovecotPolicyServer::Stop() {
     asio::post(s.ioc, [&s] {
       beast::error_code ignored;
       s.acceptor.close(ignored);
+      s.retry.cancel();
       const std::vector<Connection*> open(s.connections.begin(), s.connections.end());
       for (Connection* c : open) c->Close();
       s.ioc.stop();

@@ -183,8 +183,19 @@ class DovecotPolicyE2e : public ::testing::Test {
   // doveadm auth test speaks that protocol. True when it succeeded.
   bool SmtpAuth(const std::string& rip, const std::string& password) {
     SpawnOptions o;
-    o.argv = {EG_DOVEADM_BIN, "-c", File("dovecot.conf"), "auth", "test", "-a",
-              File("run/auth-client"), "-x", "service=smtp", "-x", "rip=" + rip, kUser, password};
+    o.argv = {EG_DOVEADM_BIN,
+              "-c",
+              File("dovecot.conf"),
+              "auth",
+              "test",
+              "-a",
+              File("run/auth-client"),
+              "-x",
+              "service=smtp",
+              "-x",
+              "rip=" + rip,
+              kUser,
+              password};
     o.stdout_path = File("doveadm.out");
     o.stderr_path = File("doveadm.err");
     return e2e::Run(o, 30s).Ok();
@@ -252,6 +263,19 @@ TEST_F(DovecotPolicyE2e, GuessingIpIsRefusedEvenWithTheRightPasswordAndReportsAr
       if (a.source == AttemptSource::kRefusedAllow) return true;
     return false;
   }));
+  // Dovecot reports the refused attempt too, marked policy_reject (consumers de-duplicate by
+  // session).
+  ASSERT_TRUE(WaitFor([&] {
+    const std::vector<AuthAttempt> all = rec.Get();
+    std::string refused_session;
+    for (const AuthAttempt& a : all)
+      if (a.source == AttemptSource::kRefusedAllow) refused_session = a.session;
+    for (const AuthAttempt& a : all)
+      if (a.source == AttemptSource::kReport && a.refused_by_us && !a.success &&
+          a.session == refused_session)
+        return true;
+    return false;
+  }));
   ASSERT_TRUE(WaitFor([&] {
     return DovecotLog().find("Authentication failure due to policy server refusal") !=
            std::string::npos;
@@ -281,8 +305,8 @@ TEST_F(DovecotPolicyE2e, SmtpAuthThroughDovecotsAuthSocketIsJudgedToo) {
   std::string error;
   ASSERT_TRUE(server.Start(&error)) << error;
   StartDovecot(server.port());
-  ASSERT_TRUE(SmtpAuth("198.51.100.25", kPassword)) << ReadFile(File("doveadm.out"))
-                                                    << ReadFile(File("doveadm.err"));
+  ASSERT_TRUE(SmtpAuth("198.51.100.25", kPassword))
+      << ReadFile(File("doveadm.out")) << ReadFile(File("doveadm.err"));
   EXPECT_FALSE(SmtpAuth("198.51.100.25", "wrong-1"));
   EXPECT_FALSE(SmtpAuth("198.51.100.25", "wrong-2"));
   EXPECT_FALSE(SmtpAuth("198.51.100.25", kPassword));  // refused: the IP guessed twice
