@@ -9,6 +9,7 @@ packages=(
   libboost-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libsqlite3-dev sqlite3 zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
   exim4-daemon-heavy swaks faketime
+  dovecot-core dovecot-imapd curl
 )
 
 missing=()
@@ -25,5 +26,6 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
-# exim4-daemon-heavy's postinst may try to start the system Exim; that is not needed here.
+# exim4-daemon-heavy's (and dovecot-core's) postinst may try to start the system Exim (Dovecot);
+# that is not needed here: the end-to-end tests start their own, on ports they pick.
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -21,6 +21,7 @@
 #include <set>
 #include <utility>
 
+#include "dovecot_policy.h"
 #include "ip_match.h"
 #include "segment.h"
 
@@ -397,17 +398,27 @@ std::string ValidAddress(const std::string& s) {
   return ok ? "" : "expected an email address, got " + Quoted(s);
 }
 
-std::string ValidIpNet(const std::string& s) {
-  IpNet n;
-  return ParseIpNet(s, &n) ? "" : "expected an IP address or network (a.b.c.d/N), got " + Quoted(s);
-}
-
 std::string ValidSlackId(const std::string& s) {
   const bool ok = !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
     return std::isupper(static_cast<unsigned char>(c)) ||
            std::isdigit(static_cast<unsigned char>(c));
   });
   return ok ? "" : "expected a Slack user id such as \"U024BE7LH\", got " + Quoted(s);
+}
+
+// ---- dovecot_policy ----------------------------------------------------------------------
+
+std::string ValidIpRange(const std::string& s) {
+  IpRange r;
+  std::string why;
+  return ParseIpRange(s, &r, &why) ? "" : why + ", got " + Quoted(s);
+}
+
+template <auto kMember, uint32_t kLo, uint32_t kHi>
+void ApplyOptionalDovecotCount(const Json& v, Walk& w) {
+  const std::string expected = "expected " + std::to_string(kLo) + " to " + std::to_string(kHi);
+  uint32_t n = 0;
+  if (ReadBounded(v, w, kLo, kHi, expected.c_str(), &n)) w.config.dovecot_policy.*kMember = n;
 }
 
 // ---- The table of known keys ----------------------------------------------------------------
@@ -508,7 +519,7 @@ constexpr Field kFields[] = {
      [](const Json& v, Walk& w) { ReadKeyList(v, w, &w.config.blocklist); },
      [](const Config& c) { return ShowKeyList(c.blocklist); }},
     {"relay_hosts", Shape::kValue,
-     [](const Json& v, Walk& w) { ReadStringList(v, w, &w.config.relay_hosts, ValidIpNet); },
+     [](const Json& v, Walk& w) { ReadStringList(v, w, &w.config.relay_hosts, ValidIpRange); },
      [](const Config& c) { return ShowStrings(c.relay_hosts); }},
     {"dovecot_log", Shape::kValue,
      [](const Json& v, Walk& w) {
@@ -643,7 +654,7 @@ constexpr Field kFields[] = {
      [](const Config& c) { return ShowKeyList(c.actions.protect); }},
     {"actions.firewall_allow", Shape::kValue,
      [](const Json& v, Walk& w) {
-       ReadStringList(v, w, &w.config.actions.firewall_allow, ValidIpNet);
+       ReadStringList(v, w, &w.config.actions.firewall_allow, ValidIpRange);
      },
      [](const Config& c) { return ShowStrings(c.actions.firewall_allow); }},
     {"actions.block_minutes", Shape::kObject, nullptr,
@@ -790,6 +801,93 @@ constexpr Field kFields[] = {
      ShowMember<&Config::slack, &SlackSettings::notify_channel>},
     {"slack.ca_file", Shape::kValue, ApplyOptionalPath<&Config::slack, &SlackSettings::ca_file>,
      ShowMember<&Config::slack, &SlackSettings::ca_file>},
+    {"dovecot_policy", Shape::kObject, nullptr, nullptr},
+    {"dovecot_policy.enabled", Shape::kValue,
+     ApplyFlag<&Config::dovecot_policy, &DovecotPolicyConfig::enabled>,
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::enabled>},
+    {"dovecot_policy.listen", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       std::string s;
+       if (!ReadString(v, w, &s)) return;
+       std::string ip;
+       uint16_t port = 0;
+       std::string why;
+       if (!ParseLoopbackListen(s, &ip, &port, &why)) {
+         w.Fail(why + ", got " + Got(v));
+         return;
+       }
+       if (port == 0) {
+         w.Fail("expected a port from 1 to 65535 (Dovecot's auth_policy_server_url names it), got " +
+                Got(v));
+         return;
+       }
+       w.config.dovecot_policy.listen = s;
+     },
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::listen>},
+    {"dovecot_policy.api_header", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       std::string s;
+       if (!ReadString(v, w, &s)) return;
+       const bool token = !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+       });
+       if (!token) {
+         w.Fail("expected an HTTP header name such as \"X-API-Key\" or \"Authorization\", got " +
+                Got(v));
+         return;
+       }
+       w.config.dovecot_policy.api_header = s;
+     },
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::api_header>},
+    {"dovecot_policy.api_secret", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       // The header's value, e.g. a random key or "Basic dXNlcjpwYXNz". Never in a message.
+       if (!v.is_string()) {
+         w.Fail("expected a string");
+         return;
+       }
+       const std::string s = v.get<std::string>();
+       const bool chars = std::all_of(s.begin(), s.end(), [](char c) {
+         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+                c == ':' || c == '+' || c == '/' || c == '=' || c == ' ';
+       });
+       if (!chars || s.starts_with(" ") || s.ends_with(" ") || s.size() > 512) {
+         w.Fail("may hold only letters, digits, inner spaces and - _ . : + / = (value not shown)");
+         return;
+       }
+       if (!s.empty() && s.size() < 16) {
+         w.Fail("too short: at least 16 characters (value not shown)");
+         return;
+       }
+       w.config.dovecot_policy.api_secret = s;
+     },
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::api_secret>},
+    {"dovecot_policy.failures", Shape::kValue,
+     ApplyOptionalDovecotCount<&DovecotPolicyConfig::failures, 1, 100>,
+     [](const Config& c) { return Json(DovecotFailures(c)); }},
+    {"dovecot_policy.failure_seconds", Shape::kValue,
+     ApplyOptionalDovecotCount<&DovecotPolicyConfig::failure_seconds, 12, 86400>,
+     [](const Config& c) { return Json(DovecotFailureSeconds(c)); }},
+    {"dovecot_policy.block_seconds", Shape::kValue,
+     ApplyRange<&Config::dovecot_policy, &DovecotPolicyConfig::block_seconds, 1, 604800>,
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::block_seconds>},
+    {"dovecot_policy.account_ips", Shape::kValue,
+     ApplyRange<&Config::dovecot_policy, &DovecotPolicyConfig::account_ips, 1, 100>,
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::account_ips>},
+    {"dovecot_policy.tarpit_seconds", Shape::kValue,
+     ApplyRange<&Config::dovecot_policy, &DovecotPolicyConfig::tarpit_seconds, 1, 15>,
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::tarpit_seconds>},
+    {"dovecot_policy.trusted_seconds", Shape::kValue,
+     ApplyRange<&Config::dovecot_policy, &DovecotPolicyConfig::trusted_seconds, 0, 604800>,
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::trusted_seconds>},
+    {"dovecot_policy.exempt_loopback", Shape::kValue,
+     ApplyFlag<&Config::dovecot_policy, &DovecotPolicyConfig::exempt_loopback>,
+     ShowMember<&Config::dovecot_policy, &DovecotPolicyConfig::exempt_loopback>},
+    {"dovecot_policy.allow_ips", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadStringList(v, w, &w.config.dovecot_policy.allow_ips, ValidIpRange);
+     },
+     [](const Config& c) { return ShowStrings(c.dovecot_policy.allow_ips); }},
 };
 
 std::vector<std::string> Split(std::string_view path) {
@@ -929,6 +1027,11 @@ void CrossChecks(Walk& w) {
   for (const PolicyKey& k : c.whitelist) rule_keys.insert(Identity(k));
   for (const PolicyKey& k : c.blocklist) rule_keys.insert(Identity(k));
   for (const Override& o : c.overrides) rule_keys.insert(Identity(o.key));
+  if (c.dovecot_policy.enabled && c.dovecot_policy.api_secret.empty()) {
+    w.FailAt("dovecot_policy.api_secret",
+             "required when dovecot_policy.enabled is true (Dovecot sends it in "
+             "auth_policy_server_api_header; nobody else may ask the policy server)");
+  }
   const size_t room = c.policy_capacity / 2;  // what eg::PublishPolicy accepts
   if (rule_keys.size() > room) {
     w.FailAt("policy_capacity", std::to_string(c.policy_capacity) + " holds at most " +
@@ -1061,6 +1164,15 @@ std::string DefaultEximGroup() {
     if (getgrnam(name) != nullptr) return name;
   }
   return "mail";
+}
+
+uint32_t DovecotFailures(const Config& config) {
+  return std::clamp<uint32_t>(
+      config.dovecot_policy.failures.value_or(config.detectors.auth_failures), 1, 100);
+}
+
+uint32_t DovecotFailureSeconds(const Config& config) {
+  return config.dovecot_policy.failure_seconds.value_or(config.detectors.auth_failure_seconds);
 }
 
 Limit EffectiveLimit(const Config& config, const Override& o) {

@@ -181,6 +181,25 @@ struct SlackSettings {
   std::string ca_file;
 };
 
+// Dovecot's auth policy server inside `start` (the key "dovecot_policy"; dovecot_policy.h says
+// what each threshold does, dovecot_policy_server.h the HTTP side).
+struct DovecotPolicyConfig {
+  bool enabled = false;
+  std::string listen = "127.0.0.1:8744";  // loopback only
+  std::string api_header = "X-API-Key";  // the header Dovecot sends (auth_policy_server_api_header)
+  std::string api_secret;                // secret: its value; required when enabled
+  // Failed logins of one IP within failure_seconds that get it refused; unset: the detectors'
+  // auth_failures and auth_failure_seconds (DovecotFailures/DovecotFailureSeconds resolve them).
+  std::optional<uint32_t> failures;
+  std::optional<uint32_t> failure_seconds;
+  uint32_t block_seconds = 900;
+  uint32_t account_ips = 5;
+  uint32_t tarpit_seconds = 3;
+  uint32_t trusted_seconds = 3600;
+  bool exempt_loopback = true;         // false only for tests
+  std::vector<std::string> allow_ips;  // IPs and CIDRs, as written
+};
+
 struct Config {
   std::string path;  // the file it was read from
   std::string shm_name = "/eximguard";
@@ -219,6 +238,8 @@ struct Config {
   NotifySettings notify;
   TelegramSettings telegram;
   SlackSettings slack;
+
+  DovecotPolicyConfig dovecot_policy;
 };
 
 struct ConfigResult {
@@ -255,6 +276,11 @@ void MaskSecrets(nlohmann::ordered_json& json);
 Limit EffectiveLimit(const Config& config, const Override& o);
 
 const char* FailModeName(FailMode mode);
+
+// dovecot_policy.failures / failure_seconds, or the detectors' values they default to (the
+// failures brought into 1..100, what the policy's memory bound assumes).
+uint32_t DovecotFailures(const Config& config);
+uint32_t DovecotFailureSeconds(const Config& config);
 
 }  // namespace eg::sidecar
 

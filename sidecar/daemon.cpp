@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include "action_command.h"
 #include "bot_commands.h"
 #include "config.h"
+#include "dovecot_policy_server.h"
 #include "engine.h"
 #include "follow_up.h"
 #include "ip_match.h"
@@ -38,6 +40,7 @@
 #include "telegram_bot.h"
 #include "text_escape.h"
 #include "time_text.h"
+#include "top.h"
 #include "users.h"
 #include "whm_client.h"
 
@@ -69,6 +72,13 @@ void InstallSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+// This host's addresses as text: never firewalled.
+std::vector<std::string> OwnAddressTexts() {
+  std::vector<std::string> out;
+  for (const IpAddress& a : OwnAddresses()) out.push_back(IpText(a));
+  return out;
+}
+
 int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
@@ -91,7 +101,7 @@ struct Logger {
 class FollowUpWorker {
  public:
   FollowUpWorker(const Config& config, StateStore* store, Logger* log)
-      : store_(store), log_(log), own_addresses_(OwnAddresses()) {
+      : store_(store), log_(log), own_addresses_(OwnAddressTexts()) {
     Reconfigure(config);
     NotifierOptions n;
     n.log = [log](const std::string& line) { (*log)(line); };
@@ -632,6 +642,7 @@ class Daemon {
   int RunForever() {
     SetUpBots();
     LookAtTable();  // the first look is the baseline: refusals from before are not judged
+    SetUpDovecotPolicy();
     WriteStatus();  // also tells `status` (and tests) that the daemon is up
     Clock::time_point next_status = Clock::now() + std::chrono::seconds(2);
     Clock::time_point next_prune = Clock::now();
@@ -673,6 +684,7 @@ class Daemon {
     for (FollowedLog& log : logs_) SaveCheckpoint(log);
     telegram_.reset();  // each stops within a second or two
     slack_.reset();
+    dovecot_.reset();
     WriteStatus();
     const EngineStats s = Totals();
     log_("stopped: " + std::to_string(s.lines) + " lines, " + std::to_string(s.recorded) +
@@ -706,6 +718,7 @@ class Daemon {
     for (FollowedLog& log : logs_) SaveCheckpoint(log);
     WarmUpAll();
     SetUpBots();
+    SetUpDovecotPolicy();
     log_("reloaded " + config_path_);
   }
 
@@ -749,6 +762,67 @@ class Daemon {
       log_("slack bot started");
     }
     bot_sections_ = {{"telegram", shown["telegram"]}, {"slack", shown["slack"]}};
+  }
+
+  // ---- Dovecot's auth policy server (`start` only; dovecot_policy_server.h) ----------------
+  // Made at start when dovecot_policy.enabled, made again on a reload that changed the section
+  // (its memory of failures starts afresh), stopped on SIGTERM. Its attempts are, for now, only
+  // counted and each refusal logged; they arrive on the server's thread.
+  struct DovecotCounters {
+    std::atomic<uint64_t> attempts{0};  // reports
+    std::atomic<uint64_t> failed{0};
+    std::atomic<uint64_t> succeeded{0};
+    std::atomic<uint64_t> refused{0};  // allows we refused
+  };
+
+  void SetUpDovecotPolicy() {
+    const nlohmann::ordered_json section = ConfigToJson(config_)["dovecot_policy"];
+    if (!config_.dovecot_policy.enabled) {
+      if (dovecot_) log_("dovecot policy server stopped");
+      dovecot_.reset();
+    } else if (!dovecot_ || section != dovecot_section_) {
+      dovecot_.reset();
+      DovecotPolicyServerOptions o = DovecotPolicyServerOptionsFromConfig(config_);
+      o.log = [this](const std::string& line) { log_(line); };
+      o.on_attempt = [this](const AuthAttempt& a) { OnAuthAttempt(a); };
+      auto server = std::make_unique<DovecotPolicyServer>(std::move(o));
+      std::string error;
+      if (server->Start(&error)) {
+        dovecot_ = std::move(server);
+        log_("dovecot policy server listening on " + config_.dovecot_policy.listen);
+      } else {
+        log_(error);  // never holds the secret
+      }
+    }
+    dovecot_section_ = section;
+  }
+
+  void OnAuthAttempt(const AuthAttempt& a) {
+    if (a.source == AttemptSource::kRefusedAllow) {
+      ++dovecot_counts_.refused;
+      log_("dovecot policy: refused " + EscapeKey(a.protocol) + " login of " + EscapeKey(a.login) +
+           " from " + EscapeKey(a.remote_ip) + " (" + PolicyRuleName(a.rule) + ")");
+      return;
+    }
+    ++dovecot_counts_.attempts;
+    ++(a.success ? dovecot_counts_.succeeded : dovecot_counts_.failed);
+  }
+
+  Json DovecotStatus() const {
+    if (!dovecot_) return nullptr;
+    const DovecotPolicyServerStats s = dovecot_->Stats();
+    return {{"listen", config_.dovecot_policy.listen},
+            {"attempts", dovecot_counts_.attempts.load()},
+            {"failed", dovecot_counts_.failed.load()},
+            {"succeeded", dovecot_counts_.succeeded.load()},
+            {"refused", dovecot_counts_.refused.load()},
+            {"tarpitted", s.policy.tarpitted},
+            {"requests", s.requests},
+            {"unauthorized", s.unauthorized},
+            {"bad_requests", s.bad_requests + s.too_large},
+            {"busy", s.busy},
+            {"tracked_ips", s.policy.tracked_ips},
+            {"tracked_accounts", s.policy.tracked_accounts}};
   }
 
   void Prune() {
@@ -801,6 +875,7 @@ class Daemon {
                       {"note", OpenNoteName(log.follower->open_note())}});
     }
     j["logs"] = logs;
+    j["dovecot_policy"] = DovecotStatus();  // null when the server is not running
     const std::string path = config_.state_dir + "/" + kStatusFileName;
     const std::string tmp = path + ".tmp";
     const std::string text = j.dump(2) + "\n";
@@ -825,6 +900,9 @@ class Daemon {
   std::unique_ptr<TelegramBot> telegram_;
   std::unique_ptr<SlackBot> slack_;
   nlohmann::ordered_json bot_sections_;  // the telegram and slack sections the bots run with
+  DovecotCounters dovecot_counts_;  // since start, across restarts; before dovecot_ (its thread)
+  std::unique_ptr<DovecotPolicyServer> dovecot_;
+  nlohmann::ordered_json dovecot_section_;  // the dovecot_policy section it runs with
   std::unique_ptr<Engine> engine_;
   std::vector<FollowedLog> logs_;
   int64_t started_ = 0;

@@ -34,8 +34,10 @@
 //     worker thread fed by a bounded queue (kMaxQueuedActions; beyond it a follow-up is dropped
 //     and logged; the block and the record are already done). Notices are sent by the
 //     notifier's own thread (notify.h). `start` also runs the Telegram and Slack admin bots, each
-//     on its own thread, when their tokens are set. At exit the queue is finished and the
-//     notifier gets up to kNotifyDrain to send what it holds.
+//     on its own thread, when their tokens are set, and Dovecot's auth policy server on its own
+//     thread when dovecot_policy.enabled (dovecot_policy_server.h; restarted by a reload that
+//     changed its section; its counters in status.json "dovecot_policy"). At exit the queue is
+//     finished and the notifier gets up to kNotifyDrain to send what it holds.
 
 #ifndef EXIMGUARD_SIDECAR_DAEMON_H_
 #define EXIMGUARD_SIDECAR_DAEMON_H_

@@ -549,7 +549,7 @@ struct Detectors::Impl {
   bool IsRelayHost(std::string_view ip) const {
     if (ip.empty()) return false;
     if (settings.relay_hosts.empty()) return IsLoopback(ip);
-    return IpInNets(ip, settings.relay_hosts);
+    return IpInRanges(ip, settings.relay_hosts);
   }
   bool IsSpoolDir(std::string_view dir) const {
     return std::find(settings.spool_dirs.begin(), settings.spool_dirs.end(), dir) !=

@@ -172,7 +172,7 @@ struct DetectorSettings {
   // submissions (P=local) of a user. Never mail from the internet (a forged MAIL FROM is not the
   // sender's outgoing mail), never Exim's own messages (bounces and warnings: U= one of
   // exim_users), never a message the guard held (an "eximguard: held" line for its id).
-  std::vector<IpNet> relay_hosts;  // Exim's relay_from_hosts; loopback by default
+  std::vector<IpRange> relay_hosts;  // Exim's relay_from_hosts; loopback by default
   std::vector<std::string> exim_users = {"Debian-exim", "mailnull", "exim"};
   // cwd= lines of Exim's own processes are never a script directory: its spool directory, and
   // its re-invocations (-Mc, -MC, -q..., -E..., -bd).

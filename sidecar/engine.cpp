@@ -156,7 +156,9 @@ DetectorSettings DetectorSettingsFromConfig(const Config& config,
   s.cooldown_seconds = r.cooldown_seconds;
   s.count_internal = config.count_internal;
   for (const std::string& n : config.relay_hosts) {
-    if (!ParseIpNet(n, &s.relay_hosts.emplace_back())) s.relay_hosts.pop_back();
+    IpRange r;
+    std::string why;
+    if (ParseIpRange(n, &r, &why)) s.relay_hosts.push_back(r);  // validated by the config
   }
   s.local_domains = config.local_domains;
   s.local_domains.insert(s.local_domains.end(), file_domains.begin(), file_domains.end());

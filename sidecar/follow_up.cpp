@@ -342,10 +342,11 @@ StepResult RunWhmStep(const FollowUpEnv& env, const std::string& step, bool undo
 
 std::vector<std::string> FirewallTargets(const FollowUpEnv& env, const Incident& incident,
                                          std::vector<std::string>* skipped) {
-  std::vector<IpNet> allow;
+  std::vector<IpRange> allow;
   for (const std::string& n : env.config->actions.firewall_allow) {
-    if (ParseIpNet(n, &allow.emplace_back())) continue;
-    allow.pop_back();
+    IpRange r;
+    std::string why;
+    if (ParseIpRange(n, &r, &why)) allow.push_back(r);  // validated by the config
   }
   std::vector<std::string> candidates;
   if (incident.key_class == "ip") candidates.push_back(incident.key);
@@ -364,7 +365,7 @@ std::vector<std::string> FirewallTargets(const FollowUpEnv& env, const Incident&
     } else if (std::find(env.own_addresses.begin(), env.own_addresses.end(), ip) !=
                env.own_addresses.end()) {
       why = "one of this server's own addresses";
-    } else if (IpInNets(ip, allow)) {
+    } else if (IpInRanges(ip, allow)) {
       why = "in actions.firewall_allow";
     } else if (incident.spared_ips.count(raw) || incident.spared_ips.count(ip)) {
       why = "it also logged in successfully within the hour";

@@ -10,119 +10,125 @@
 #include <cstring>
 
 namespace eg::sidecar {
-namespace {
 
-constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-// The address of `text` (no prefix), IPv4-mapped IPv6 turned into IPv4.
-bool ParseAddress(std::string_view text, IpNet* out) {
-  if (text.empty() || text.size() > 45) return false;
-  char buf[46];
-  std::memcpy(buf, text.data(), text.size());
-  buf[text.size()] = '\0';
-  IpNet n;
-  if (inet_pton(AF_INET, buf, n.bytes) == 1) {
-    n.family = 4;
-    n.prefix = 32;
-  } else if (inet_pton(AF_INET6, buf, n.bytes) == 1) {
-    n.family = 6;
-    n.prefix = 128;
-    if (std::memcmp(n.bytes, kMappedPrefix, 12) == 0) {
-      std::memmove(n.bytes, n.bytes + 12, 4);
-      std::memset(n.bytes + 4, 0, 12);
-      n.family = 4;
-      n.prefix = 32;
-    }
-  } else {
-    return false;
+std::optional<IpAddress> ParseIp(std::string_view text) {
+  if (text.empty() || text.size() > 64) return std::nullopt;
+  const std::string s(text);
+  IpAddress ip;
+  if (inet_pton(AF_INET, s.c_str(), ip.bytes.data()) == 1) {
+    ip.v4 = true;
+    return ip;
   }
-  *out = n;
-  return true;
+  if (inet_pton(AF_INET6, s.c_str(), ip.bytes.data()) != 1) return std::nullopt;
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(std::begin(kMapped), std::end(kMapped), ip.bytes.begin())) {
+    IpAddress v4;
+    v4.v4 = true;
+    std::copy(ip.bytes.begin() + 12, ip.bytes.end(), v4.bytes.begin());
+    return v4;
+  }
+  return ip;
 }
 
-bool Contains(const IpNet& net, const IpNet& addr) {
-  if (net.family != addr.family) return false;
-  int bits = net.prefix;
-  for (int i = 0; bits > 0; ++i, bits -= 8) {
-    const uint8_t mask = bits >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - bits));
-    if ((net.bytes[i] & mask) != (addr.bytes[i] & mask)) return false;
+std::string IpText(const IpAddress& ip) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(ip.v4 ? AF_INET : AF_INET6, ip.bytes.data(), buf, sizeof buf);
+  return buf;
+}
+
+bool IsLoopbackIp(const IpAddress& ip) {
+  if (ip.v4) return ip.bytes[0] == 127;
+  for (size_t i = 0; i < 15; ++i) {
+    if (ip.bytes[i] != 0) return false;
   }
-  return true;
+  return ip.bytes[15] == 1;
+}
+
+namespace {
+
+// `ip` with the bits past `prefix` cleared.
+IpAddress Masked(IpAddress ip, int prefix) {
+  const int bits = ip.v4 ? 32 : 128;
+  for (int i = 0; i < bits / 8; ++i) {
+    const int keep = std::clamp(prefix - i * 8, 0, 8);
+    ip.bytes[static_cast<size_t>(i)] &= static_cast<uint8_t>(0xff00 >> keep);
+  }
+  return ip;
 }
 
 }  // namespace
 
-bool ParseIpNet(std::string_view text, IpNet* out) {
+bool ParseIpRange(std::string_view text, IpRange* out, std::string* why) {
   const size_t slash = text.find('/');
-  IpNet n;
-  if (!ParseAddress(text.substr(0, slash), &n)) return false;
+  const std::optional<IpAddress> ip = ParseIp(text.substr(0, slash));
+  if (!ip) {
+    *why = "expected an IP address or CIDR (such as 192.0.2.0/24)";
+    return false;
+  }
+  const int bits = ip->v4 ? 32 : 128;
+  int prefix = bits;
   if (slash != std::string_view::npos) {
     const std::string_view p = text.substr(slash + 1);
     if (p.empty() || p.size() > 3 ||
         !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      *why = "expected a prefix length after '/'";
       return false;
     }
-    int prefix = 0;
-    for (char c : p) prefix = prefix * 10 + (c - '0');
-    // A mapped IPv6 network ("::ffff:10.0.0.0/104") keeps its meaning as IPv4.
-    const bool mapped = text.substr(0, slash).find(':') != std::string_view::npos && n.family == 4;
-    if (mapped) prefix -= 96;
-    if (prefix < 0 || prefix > (n.family == 4 ? 32 : 128)) return false;
-    n.prefix = prefix;
+    prefix = std::stoi(std::string(p));
+    if (prefix > bits) {
+      *why = "prefix length " + std::to_string(prefix) + " is longer than " + std::to_string(bits) +
+             " bits";
+      return false;
+    }
   }
-  *out = n;
+  out->base = Masked(*ip, prefix);
+  out->prefix = prefix;
   return true;
 }
 
+bool InRange(const IpRange& range, const IpAddress& ip) {
+  return range.base.v4 == ip.v4 && Masked(ip, range.prefix) == range.base;
+}
+
 bool CanonicalIp(std::string_view text, std::string* out) {
-  IpNet n;
-  if (!ParseAddress(text, &n)) return false;
-  char buf[INET6_ADDRSTRLEN];
-  if (inet_ntop(n.family == 4 ? AF_INET : AF_INET6, n.bytes, buf, sizeof buf) == nullptr) {
-    return false;
-  }
-  *out = buf;
+  const std::optional<IpAddress> ip = ParseIp(text);
+  if (!ip) return false;
+  *out = IpText(*ip);
   return true;
 }
 
 bool IsIpAddress(std::string_view text) {
-  IpNet n;
-  return ParseAddress(text, &n);
+  return ParseIp(text).has_value();
 }
 
 bool IsLoopbackIp(std::string_view text) {
-  IpNet n;
-  if (!ParseAddress(text, &n)) return false;
-  if (n.family == 4) return n.bytes[0] == 127;
-  static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  return std::memcmp(n.bytes, kOne, 16) == 0;
+  const std::optional<IpAddress> ip = ParseIp(text);
+  return ip && IsLoopbackIp(*ip);
 }
 
-bool IpInNets(std::string_view ip, const std::vector<IpNet>& nets) {
-  IpNet a;
-  if (!ParseAddress(ip, &a)) return false;
-  return std::any_of(nets.begin(), nets.end(), [&](const IpNet& n) { return Contains(n, a); });
+bool IpInRanges(std::string_view text, const std::vector<IpRange>& ranges) {
+  const std::optional<IpAddress> ip = ParseIp(text);
+  return ip && std::any_of(ranges.begin(), ranges.end(),
+                           [&](const IpRange& r) { return InRange(r, *ip); });
 }
 
-std::vector<std::string> OwnAddresses() {
-  std::vector<std::string> out;
+std::vector<IpAddress> OwnAddresses() {
+  std::vector<IpAddress> out;
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return out;
-  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+  for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr) continue;
-    char buf[INET6_ADDRSTRLEN];
-    const void* src = nullptr;
+    IpAddress a;
     if (i->ifa_addr->sa_family == AF_INET) {
-      src = &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr;
+      a.v4 = true;
+      std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
     } else if (i->ifa_addr->sa_family == AF_INET6) {
-      src = &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr;
+      std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                  16);
+    } else {
+      continue;
     }
-    if (src != nullptr && inet_ntop(i->ifa_addr->sa_family, src, buf, sizeof buf) != nullptr) {
-      std::string canon;
-      if (CanonicalIp(buf, &canon) && std::find(out.begin(), out.end(), canon) == out.end()) {
-        out.push_back(canon);
-      }
-    }
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   }
   freeifaddrs(list);
   return out;

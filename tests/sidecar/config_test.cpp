@@ -529,7 +529,12 @@ TEST(ConfigShow, DefaultsAreFilledInInTableOrder) {
       R"("admin_ids":[],"notify_chat_id":"","ca_file":"",)"
       R"("poll_seconds":30},)"
       R"("slack":{"api_url":"https://slack.com/api","bot_token":"",)"
-      R"("app_token":"","admin_ids":[],"notify_channel":"","ca_file":""}})";
+      R"("app_token":"","admin_ids":[],"notify_channel":"","ca_file":""},)"
+      R"("dovecot_policy":{"enabled":false,"listen":"127.0.0.1:8744",)"
+      R"("api_header":"X-API-Key","api_secret":"","failures":5,)"
+      R"("failure_seconds":300,"block_seconds":900,"account_ips":5,)"
+      R"("tarpit_seconds":3,"trusted_seconds":3600,"exempt_loopback":true,)"
+      R"("allow_ips":[]}})";
   EXPECT_EQ(ConfigToJson(c).dump(), expected);
 }
 
@@ -674,6 +679,96 @@ TEST(ConfigTalk, BadValuesNameTheKeyAndNeverShowASecret) {
   };
   EXPECT_EQ(r.errors, want);
   for (const std::string& e : r.errors) EXPECT_EQ(e.find("SECRETVALUE"), std::string::npos);
+}
+
+TEST(ConfigDovecotPolicy, KeysAreReadCheckedAndTheSecretMasked) {
+  const Config c = Valid(R"({
+    "detectors": {"auth_failures": 9, "auth_failure_seconds": 600},
+    "dovecot_policy": {"enabled": true, "listen": "[::1]:9000", "api_header": "Authorization",
+                       "api_secret": "Basic ZG92ZWNvdDpzM2NyZXQ=", "block_seconds": 60,
+                       "account_ips": 4, "tarpit_seconds": 2, "trusted_seconds": 0,
+                       "exempt_loopback": false, "allow_ips": ["192.0.2.0/24", "2001:db8::1"]}})");
+  const DovecotPolicyConfig& d = c.dovecot_policy;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.listen, "[::1]:9000");
+  EXPECT_EQ(d.api_header, "Authorization");
+  EXPECT_EQ(d.api_secret, "Basic ZG92ZWNvdDpzM2NyZXQ=");
+  EXPECT_EQ(d.block_seconds, 60u);
+  EXPECT_EQ(d.account_ips, 4u);
+  EXPECT_EQ(d.tarpit_seconds, 2u);
+  EXPECT_EQ(d.trusted_seconds, 0u);
+  EXPECT_FALSE(d.exempt_loopback);
+  EXPECT_EQ(d.allow_ips, (std::vector<std::string>{"192.0.2.0/24", "2001:db8::1"}));
+  // Unset thresholds follow the detectors' auth_failures and auth_failure_seconds ...
+  EXPECT_EQ(DovecotFailures(c), 9u);
+  EXPECT_EQ(DovecotFailureSeconds(c), 600u);
+  // ... set ones do not, whichever comes first in the file.
+  const Config set = Valid(R"({"dovecot_policy": {"failures": 3, "failure_seconds": 60},
+                               "detectors": {"auth_failures": 9}})");
+  EXPECT_EQ(DovecotFailures(set), 3u);
+  EXPECT_EQ(DovecotFailureSeconds(set), 60u);
+  // The detectors' value is brought into the policy's 1..100.
+  EXPECT_EQ(DovecotFailures(Valid(R"({"detectors": {"auth_failures": 100000}})")), 100u);
+  EXPECT_EQ(DovecotFailures(Valid(R"({"detectors": {"auth_failures": 0}})")), 1u);
+
+  nlohmann::ordered_json shown = ConfigToJson(c);
+  MaskSecrets(shown);
+  EXPECT_EQ(shown["dovecot_policy"]["api_secret"], "********");
+  EXPECT_EQ(shown.dump().find("ZG92"), std::string::npos);
+  EXPECT_EQ(shown["dovecot_policy"]["failures"], 9);
+  // Round trip: what `config show` prints (unmasked) parses to the same config.
+  const std::string text = ConfigToJson(c).dump(2);
+  EXPECT_EQ(ConfigToJson(Valid(text)).dump(2), text);
+}
+
+TEST(ConfigDovecotPolicy, BadValuesNameTheKeyAndNeverShowTheSecret) {
+  const ConfigResult r = ParseConfig(R"({"dovecot_policy": {
+    "enabled": "yes", "listen": "0.0.0.0:8744", "api_header": "X API Key",
+    "api_secret": "short#SECRETVALUE", "failures": 0, "failure_seconds": 5,
+    "block_seconds": 0, "account_ips": 101, "tarpit_seconds": 16, "trusted_seconds": -1,
+    "exempt_loopback": 1, "allow_ips": ["192.0.2.0/33", "example.com", 7], "allowips": []}})",
+                                     "/etc/eg.json");
+  const std::string p = "config /etc/eg.json: dovecot_policy.";
+  const std::vector<std::string> want = {
+      p + "enabled: expected true or false, got \"yes\"",
+      p + "listen: must be a loopback address (127.0.0.0/8 or ::1): the policy server is for the "
+          "local Dovecot only, got \"0.0.0.0:8744\"",
+      p + "api_header: expected an HTTP header name such as \"X-API-Key\" or \"Authorization\", "
+          "got \"X API Key\"",
+      p + "api_secret: may hold only letters, digits, inner spaces and - _ . : + / = (value not "
+          "shown)",
+      p + "failures: expected 1 to 100, got 0",
+      p + "failure_seconds: expected 12 to 86400, got 5",
+      p + "block_seconds: expected 1 to 604800, got 0",
+      p + "account_ips: expected 1 to 100, got 101",
+      p + "tarpit_seconds: expected 1 to 15, got 16",
+      p + "trusted_seconds: expected a non-negative integer, got -1",
+      p + "exempt_loopback: expected true or false, got 1",
+      p + "allow_ips[0]: prefix length 33 is longer than 32 bits, got \"192.0.2.0/33\"",
+      p + "allow_ips[1]: expected an IP address or CIDR (such as 192.0.2.0/24), got "
+          "\"example.com\"",
+      p + "allow_ips[2]: expected a string, got 7",
+      p + "allowips: unknown key (did you mean \"allow_ips\"?)",
+  };
+  EXPECT_EQ(r.errors, want);
+  for (const std::string& e : r.errors) EXPECT_EQ(e.find("SECRETVALUE"), std::string::npos);
+}
+
+TEST(ConfigDovecotPolicy, EnabledNeedsASecretOfSixteenCharactersAndAFixedLoopbackPort) {
+  EXPECT_EQ(ErrorsOf(R"({"dovecot_policy": {"enabled": true}})"),
+            Errors{E("dovecot_policy.api_secret: required when dovecot_policy.enabled is true "
+                     "(Dovecot sends it in auth_policy_server_api_header; nobody else may ask the "
+                     "policy server)")});
+  EXPECT_EQ(ErrorsOf(R"({"dovecot_policy": {"api_secret": "abc"}})"),
+            Errors{E("dovecot_policy.api_secret: too short: at least 16 characters (value not "
+                     "shown)")});
+  EXPECT_EQ(ErrorsOf(R"({"dovecot_policy": {"listen": "127.0.0.1:0"}})"),
+            Errors{E("dovecot_policy.listen: expected a port from 1 to 65535 (Dovecot's "
+                     "auth_policy_server_url names it), got \"127.0.0.1:0\"")});
+  EXPECT_EQ(ErrorsOf(R"({"dovecot_policy": {"listen": "192.168.1.5:8744"}})").size(), 1u);
+  EXPECT_EQ(ErrorsOf(R"({"dovecot_policy": {"listen": "localhost:8744"}})").size(), 1u);
+  // Disabled, no secret is needed; a loopback alias is fine.
+  Valid(R"({"dovecot_policy": {"enabled": false, "listen": "127.0.0.53:8744"}})");
 }
 
 TEST(ConfigShow, MaskSecretsAtAnyDepth) {

@@ -369,7 +369,8 @@ TEST(DetectorAuthFailures, NameOnlyTheIpsThatFailedAndSpareThoseThatLoggedIn) {
 // (relay_hosts) counts by envelope sender, like the guard.
 TEST(DetectorCounting, InternetMailIsNobodysOutgoingMailButRelayHostsCount) {
   DetectorSettings s = Harness::Defaults();
-  ASSERT_TRUE(ParseIpNet("10.0.0.0/8", &s.relay_hosts.emplace_back()));
+  std::string why;
+  ASSERT_TRUE(ParseIpRange("10.0.0.0/8", &s.relay_hosts.emplace_back(), &why));
   Harness h(s);
   for (int i = 0; i < 10; ++i) {
     h.Line(Ts(i) + " " + Mid(i) +
