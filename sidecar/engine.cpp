@@ -221,11 +221,22 @@ void ParseLogLine(std::string_view line, LogSource source, const ParseOptions& o
 
 void Engine::Feed(std::string_view line, LogSource source) {
   ParseLogLine(line, source, parse_options_, &event_);
-  FeedParsed(event_, line);
+  FeedParsed(event_, line, source);
 }
 
-void Engine::FeedParsed(const LogEvent& event, std::string_view line) {
+void Engine::FeedParsed(const LogEvent& event, std::string_view line, LogSource source) {
   ++stats_.lines;
+  // A directory name's newlines split a cwd= record: none of its lines is an event.
+  std::optional<ForgeryAlert> alert;
+  const bool forged = cwd_records_[static_cast<size_t>(source) % 3].Swallow(event, line, &alert);
+  if (alert) {
+    if (forgery_alerts_.size() == kMaxForgeryAlerts) forgery_alerts_.erase(forgery_alerts_.begin());
+    forgery_alerts_.push_back(std::move(*alert));
+  }
+  if (forged) {
+    ++stats_.forged_lines;
+    return;
+  }
   if (event.counted_as_unknown) ++stats_.unparsed;
   if (event.kind == LineKind::kUnknown) return;
   if (event.time > stats_.last_time) stats_.last_time = event.time;

@@ -61,9 +61,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config.h"
+#include "cwd_records.h"
 #include "detectors.h"
 #include "log_line.h"
 #include "reset_marks.h"
@@ -111,6 +113,7 @@ struct EngineStats {
   uint64_t blocks = 0;           // new blocks placed
   uint64_t errors = 0;           // store/publish failures
   uint64_t hidden_by_reset = 0;  // lines older than a `reset` of their key (reset_marks.h)
+  uint64_t forged_lines = 0;     // lines of a multi-line cwd= record (cwd_records.h): skipped
   int64_t last_time = 0;         // log time of the last parsed line
 
   // Adds another engine's counters (the daemon keeps them across reloads); last_time: the later.
@@ -121,6 +124,7 @@ struct EngineStats {
     recorded += o.recorded;
     cooldown += o.cooldown;
     hidden_by_reset += o.hidden_by_reset;
+    forged_lines += o.forged_lines;
     blocks += o.blocks;
     errors += o.errors;
     last_time = std::max(last_time, o.last_time);
@@ -178,14 +182,20 @@ class Engine {
   // verbs_logs.cpp): Feed(line, source) is ParseLogLine(line, source, parse_options(), &ev)
   // followed by FeedParsed(ev, line). `event` must be that parse of `line`, which must stay
   // valid during the call. parse_options() never changes after construction, so another
-  // thread may read it while this one feeds.
-  void FeedParsed(const LogEvent& event, std::string_view line);
+  // thread may read it while this one feeds. `source` picks the stream's CwdRecords (a
+  // multi-line cwd= record is skipped, cwd_records.h).
+  void FeedParsed(const LogEvent& event, std::string_view line,
+                  LogSource source = LogSource::kExim);
   const ParseOptions& parse_options() const { return parse_options_; }
   // Events older than a reset of a key they touch are skipped from now on (reset_marks.h).
   void SetResetMarks(ResetMarks marks) { resets_ = std::move(marks); }
 
   const EngineStats& stats() const { return stats_; }
   const Detectors& detectors() const { return detectors_; }
+  // The forgery alerts of the records closed since the last call (at most kMaxForgeryAlerts
+  // are kept between calls; the oldest go first, stats().forged_lines still counts them).
+  std::vector<ForgeryAlert> TakeForgeryAlerts() { return std::exchange(forgery_alerts_, {}); }
+  static constexpr size_t kMaxForgeryAlerts = 1024;
 
  private:
   HandledIncident Act(Incident incident);
@@ -200,6 +210,8 @@ class Engine {
   ResetMarks resets_;
   bool blocks_pending_ = false;  // blocks added since the last publish
   std::vector<Incident> added_;  // from trusted sources, for the next Handle()
+  CwdRecords cwd_records_[3];    // one per LogSource
+  std::vector<ForgeryAlert> forgery_alerts_;
 };
 
 }  // namespace eg::sidecar

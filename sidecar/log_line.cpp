@@ -3,6 +3,7 @@
 
 #include "log_line.h"
 
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstring>
@@ -178,6 +179,12 @@ uint64_t ToNumber(string_view digits, uint64_t limit, bool* ok) {
   uint64_t v = 0;
   *ok = sc.Number(20, limit, &v) && sc.AtEnd();
   return *ok ? v : 0;
+}
+
+string_view TrimEol(string_view line) {
+  if (line.ends_with('\n')) line.remove_suffix(1);
+  if (line.ends_with('\r')) line.remove_suffix(1);
+  return line;
 }
 
 // ---- Time ----------------------------------------------------------------------------------
@@ -509,12 +516,84 @@ void Recipients(Scan& sc, LogEvent* e) {
   }
 }
 
-// After "<= " (or "(= ").
+// A word that spells a field Exim writes at most once before an arrival's recipients (or
+// "for", which starts them): inside an A= id it can only be the id's own text.
+bool FieldWord(string_view word) {
+  for (const string_view key :
+       {"H=", "U=", "P=", "A=", "S=", "T=", "R=", "I=", "X=", "CV=", "DN=", "SNI=", "F="}) {
+    if (word.starts_with(key)) return true;
+  }
+  return word == "for";
+}
+
+bool SizeWord(string_view word) {
+  if (!word.starts_with("S=") || word.size() == 2) return false;
+  for (const char c : word.substr(2)) {
+    if (!IsDigit(c)) return false;
+  }
+  return true;
+}
+
+// Marks *e ambiguous when a word of the id after its first one spells a field.
+void CheckAuthId(string_view value, LogEvent* e) {
+  for (size_t sp = value.find(' '); sp != string_view::npos; sp = value.find(' ', sp + 1)) {
+    const size_t next = value.find(' ', sp + 1);
+    const string_view word =
+        value.substr(sp + 1, next == string_view::npos ? string_view::npos : next - sp - 1);
+    if (FieldWord(word)) {
+      e->ambiguous = true;
+      return;
+    }
+  }
+}
+
+// The value of an arrival's A=: NAME:ID, the ID as smtp_in_auth() stored it (printing
+// characters, spaces kept, not quoted). receive.c writes A= after H= U= P= and before
+// [ PRDR][ PRX=ip][ K] S=n, so the value runs to the first word "S=<digits>", less those
+// flags. Without an S= (a truncated line) it is the first word only.
+string_view ArrivalAuthValue(Scan& sc, LogEvent* e) {
+  const size_t b = sc.i;
+  size_t size_word = string_view::npos;
+  for (size_t sp = sc.s.find(' ', b); sp != string_view::npos; sp = sc.s.find(' ', sp + 1)) {
+    const size_t next = sc.s.find(' ', sp + 1);
+    const string_view word =
+        sc.s.substr(sp + 1, next == string_view::npos ? string_view::npos : next - sp - 1);
+    if (SizeWord(word)) {
+      size_word = sp + 1;
+      break;
+    }
+  }
+  if (size_word == string_view::npos) return sc.Word();
+  size_t end = size_word - 1;
+  const auto strip = [&](bool (*flag)(string_view)) {
+    const size_t sp = end > b ? sc.s.rfind(' ', end - 1) : string_view::npos;
+    if (sp != string_view::npos && sp > b && flag(sc.s.substr(sp + 1, end - sp - 1))) end = sp;
+  };
+  strip([](string_view w) { return w == "K"; });
+  strip([](string_view w) { return w.starts_with("PRX="); });
+  strip([](string_view w) { return w == "PRDR"; });
+  const string_view value = sc.s.substr(b, end - b);
+  sc.i = end;
+  CheckAuthId(value, e);
+  return value;
+}
+
+// After "<= " (or "(= "). Each field counts from its first occurrence: a later one can only
+// be text of the A= id (see ArrivalAuthValue) and makes the line `ambiguous`.
 bool Arrival(Scan& sc, LogEvent* e) {
   e->sender = sc.QuotedWord();
   if (e->sender.empty()) return false;
   if (e->sender == "<>") e->sender = e->sender.substr(0, 0);
-  bool have_size = false;
+  enum : unsigned { kH = 1, kU = 2, kP = 4, kA = 8, kS = 16, kT = 32 };
+  unsigned seen = 0;
+  const auto first = [&](unsigned bit) {
+    if ((seen & bit) != 0) {
+      e->ambiguous = true;
+      return false;
+    }
+    seen |= bit;
+    return true;
+  };
   while (true) {
     sc.SkipSpaces();
     if (sc.AtEnd()) break;
@@ -533,18 +612,17 @@ bool Arrival(Scan& sc, LogEvent* e) {
       sc.QuotedWord();  // bare flags: DS, K, L, PRDR, TFO, ARC, SPF, ...
       continue;
     }
-    if (key == "H") {
+    if (key == "H" && first(kH)) {
       HostSpec(sc, e);
-    } else if (key == "U") {
+    } else if (key == "U" && first(kU)) {
       e->user = sc.Word();
-    } else if (key == "P") {
+    } else if (key == "P" && first(kP)) {
       e->protocol = sc.Word();
-    } else if (key == "A") {
-      Auth(sc.Word(), e);
-    } else if (key == "S") {
+    } else if (key == "A" && first(kA)) {
+      Auth(ArrivalAuthValue(sc, e), e);
+    } else if (key == "S" && first(kS)) {
       Size(sc.Word(), e);
-      have_size = true;
-    } else if (key == "T") {
+    } else if (key == "T" && first(kT)) {
       bool closed = true;
       if (sc.Peek() == '"') {
         e->subject = sc.Quoted(&closed);
@@ -555,11 +633,14 @@ bool Arrival(Scan& sc, LogEvent* e) {
         e->truncated = true;
         return false;
       }
+    } else if (key == "T" && sc.Peek() == '"') {
+      bool closed = true;
+      sc.Quoted(&closed);  // a second T="..": skip it whole
     } else {
       sc.QuotedWord();  // id=, id*=, R=, I=, X=, CV=, DN="..", SNI=, RT=, M8S=, Ci=, Q=, ...
     }
   }
-  return have_size && !e->message_id.empty();
+  return (seen & kS) != 0 && !e->message_id.empty();
 }
 
 // For a bounce, a value ending in ':' before a space ends the fields (Exim <= 4.98 wrote
@@ -663,30 +744,144 @@ bool Delivery(Scan& sc, LogEvent* e) {
   return (!bounce && !deferral) || ended;
 }
 
-// "cwd=PATH N args: ARGS" (PATH may hold spaces; the first " N args:" ends it).
+// ---- The +arguments tail (FindArgsTail) -------------------------------------------------------
+//
+// The tail is split into pieces at every single space (double spaces give empty pieces). An
+// argument is one non-empty piece, or (Exim quotes an argument holding white space) a run of
+// pieces from one that opens with '"' to the first later one that ends with '"'. Counting the
+// arguments of every suffix is one right-to-left sweep that keeps, for the piece at hand, the
+// count of the suffix after it and the count after the nearest later piece ending with '"'.
+
+constexpr int64_t kNoFit = -1;
+
+bool PrintingPiece(string_view piece) {
+  for (const char c : piece) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return false;
+  }
+  return true;
+}
+
+bool OpensQuote(string_view piece) {
+  return !piece.empty() && piece.front() == '"' && !(piece.size() >= 2 && piece.back() == '"');
+}
+
+// The start of the argument after the one starting at `pos` (a piece start), greedily as
+// above; text.size() + 1 past the last one. `last_close` is the start of the last piece that
+// ends with '"' (none after it: an opener there is a piece of its own, without a search).
+size_t NextArgument(string_view text, size_t pos, size_t last_close) {
+  size_t end = text.find(' ', pos);
+  if (end == string_view::npos) end = text.size();
+  if (pos < last_close && OpensQuote(text.substr(pos, end - pos))) {
+    for (size_t q = end + 1; q <= text.size();) {
+      size_t qe = text.find(' ', q);
+      if (qe == string_view::npos) qe = text.size();
+      if (qe > q && text[qe - 1] == '"') return qe + 1;
+      q = qe + 1;
+    }
+  }
+  return end + 1;
+}
+
+struct TailCandidate {
+  size_t digits = 0;      // offset of N
+  size_t args_begin = 0;  // offset of the first argument
+  uint32_t count = 0;
+};
+
+}  // namespace
+
+bool FindArgsTail(std::string_view text, ArgsTail* out) {
+  text = TrimEol(text);
+  struct Range {  // how many arguments a suffix can be read as; lo == kNoFit: none
+    int64_t lo = kNoFit, hi = kNoFit;
+    bool ok() const { return lo != kNoFit; }
+    void Join(Range r) {
+      if (!r.ok()) return;
+      lo = ok() ? std::min(lo, r.lo) : r.lo;
+      hi = ok() ? std::max(hi, r.hi) : r.hi;
+    }
+    Range Plus1() const { return ok() ? Range{lo + 1, hi + 1} : Range{}; }
+  };
+  constexpr size_t kKept = 8;  // the rightmost fitting tails are the ones that matter
+  TailCandidate kept[kKept];   // right to left
+  size_t n_kept = 0, n_fit = 0;
+  Range after{0, 0};             // the pieces after the current one (none: 0 arguments)
+  Range after_closers;           // after the later pieces that end with '"' (joined)
+  bool control = false;          // a control byte in this piece or a later one
+  bool after_args_word = false;  // the piece after the current one is "args:"
+  Range after_args;
+  size_t args_word_at = 0;
+  size_t last_close = 0;  // the start of the last piece ending with '"' (0: none, or at 0)
+  size_t end = text.size();
+  while (true) {
+    const size_t space = end == 0 ? string_view::npos : text.rfind(' ', end - 1);
+    const size_t b = space == string_view::npos ? 0 : space + 1;
+    const string_view piece = text.substr(b, end - b);
+    // A fitting " N args:" ends here: this piece is N, the next "args:", and a space precedes.
+    if (after_args_word && b > 0 && after_args.ok() && after_args.lo >= 1 && piece.size() <= 9) {
+      bool ok = false;
+      const auto n = static_cast<int64_t>(ToNumber(piece, UINT32_MAX, &ok));
+      if (ok && n >= after_args.lo && n <= after_args.hi) {
+        ++n_fit;
+        if (n_kept < kKept) kept[n_kept++] = {b, args_word_at + 6, static_cast<uint32_t>(n)};
+      }
+    }
+    after_args_word = piece == "args:";
+    if (after_args_word) {
+      after_args = after;
+      args_word_at = b;
+    }
+    if (!PrintingPiece(piece)) control = true;
+    Range here;
+    if (!piece.empty() && !control) {
+      here = after.Plus1();                                        // the piece alone
+      if (piece.front() == '"') here.Join(after_closers.Plus1());  // "... up to a later ..."
+    }
+    if (!piece.empty() && piece.back() == '"') {
+      after_closers.Join(after);
+      if (last_close == 0) last_close = b;
+    }
+    after = here;
+    if (space == string_view::npos) break;
+    end = space;
+  }
+  if (n_kept == 0) return false;
+  // Left to right: a later fitting tail replaces the choice unless it lies inside one of the
+  // chosen tail's quoted arguments (then it is text of that argument, not a tail).
+  const TailCandidate* best = &kept[n_kept - 1];
+  size_t walk = best->args_begin;
+  for (size_t k = n_kept - 1; k-- > 0;) {
+    const TailCandidate& c = kept[k];
+    while (walk < c.digits) walk = NextArgument(text, walk, last_close);
+    if (walk == c.digits) {
+      best = &c;
+      walk = c.args_begin;
+    }
+  }
+  out->path_end = best->digits - 1;
+  out->args_begin = best->args_begin;
+  out->count = best->count;
+  out->ambiguous = n_fit > 1;
+  return true;
+}
+
+namespace {
+
+// "cwd=PATH N args: ARGS" (PATH may hold anything, even " N args:"; see FindArgsTail).
 bool CwdArgs(Scan& sc, LogEvent* e) {
   const string_view rest = sc.Rest();  // after "cwd="
-  size_t from = 0;
-  while (true) {
-    const size_t at = rest.find(" args:", from);
-    if (at == string_view::npos) {
-      e->cwd = rest;
-      return false;
-    }
-    size_t d = at;
-    while (d > 0 && IsDigit(rest[d - 1])) --d;
-    if (d < at && d > 0 && rest[d - 1] == ' ') {
-      bool ok = false;
-      e->args_count = static_cast<uint32_t>(ToNumber(rest.substr(d, at - d), UINT32_MAX, &ok));
-      e->cwd = rest.substr(0, d - 1);
-      if (e->cwd == " (failed)") e->cwd = e->cwd.substr(0, 0);
-      string_view args = rest.substr(at + 6);
-      if (args.starts_with(' ')) args.remove_prefix(1);
-      e->args = args;
-      return ok;
-    }
-    from = at + 1;
+  ArgsTail tail;
+  if (!FindArgsTail(rest, &tail)) {
+    e->cwd = rest;
+    return false;
   }
+  e->cwd = rest.substr(0, tail.path_end);
+  if (e->cwd == " (failed)") e->cwd = e->cwd.substr(0, 0);
+  e->args = rest.substr(tail.args_begin);
+  e->args_count = tail.count;
+  e->ambiguous = tail.ambiguous;
+  return true;
 }
 
 // "eximguard: held CLASS KEY LIMIT/minute|hour", after "eximguard: held ".
@@ -740,16 +935,19 @@ bool AuthFailed(Scan& sc, LogEvent* e) {
   } else if (!MessageAfterHost(sc, e)) {
     return false;
   }
+  // smtp_in.c smtp_in_auth(): the ID (string_printing()ed: spaces and ')' kept) follows Exim's
+  // fixed text. "535 Incorrect authentication data (set_id=ID)" ends the line with it; the
+  // 435 forms go on with "): " and Exim's (or the authenticator's) message, so there the ID
+  // ends at the last "): ".
   const size_t at = e->error.find("(set_id=");
   if (at != string_view::npos) {
     const string_view id = e->error.substr(at + 8);
-    for (size_t close = id.find(')'); close != string_view::npos; close = id.find(')', close + 1)) {
-      if (close + 1 == id.size() || id[close + 1] == ':' || id[close + 1] == ' ') {
-        e->auth_id = id.substr(0, close);
-        break;
-      }
-    }
+    size_t end = string_view::npos;
+    if (!e->error.starts_with("535 ")) end = id.rfind("): ");
+    if (end == string_view::npos) end = id.ends_with(')') ? id.size() - 1 : id.size();
+    e->auth_id = id.substr(0, end);
   }
+  e->attempts = 1;
   return !e->host_ip.empty() || !e->host_name.empty();
 }
 
@@ -757,6 +955,7 @@ bool AuthFailed(Scan& sc, LogEvent* e) {
 // (kind left alone) when the walk over the fields does not reach "rejected RCPT".
 bool RejectedRcpt(Scan& sc, LogEvent* e) {
   bool temporary = false;
+  bool have_sender = false;
   while (true) {
     sc.SkipSpaces();
     if (sc.AtEnd()) return false;
@@ -773,15 +972,32 @@ bool RejectedRcpt(Scan& sc, LogEvent* e) {
       continue;
     }
     bool closed = false;
-    if (key == "H") {
+    if (key == "H" && e->host_name.empty() && e->helo.empty() && e->host_ip.empty()) {
       HostSpec(sc, e);
-    } else if (key == "U") {
+    } else if (key == "U" && e->user.empty()) {
       e->user = sc.Word();
-    } else if (key == "F") {
+    } else if (key == "F" && !have_sender) {
       e->sender = sc.Peek() == '<' ? sc.Bracketed(&closed) : sc.Word();
-    } else if (key == "A") {
-      Auth(sc.Word(), e);
+      have_sender = true;
+    } else if (key == "A" && e->auth.empty()) {
+      // smtp_in.c smtp_handle_acl_fail(): "F=<s> A=NAME:ID [temporarily ]rejected RCPT": the
+      // unquoted ID (it may hold spaces) runs to the first "rejected RCPT".
+      const size_t at = sc.s.find(" rejected RCPT ", sc.i);
+      size_t end = at;
+      if (at != string_view::npos && at >= sc.i + 12 &&
+          sc.s.compare(at - 12, 12, " temporarily") == 0) {
+        end = at - 12;
+      }
+      if (end == string_view::npos || end < sc.i) {
+        Auth(sc.Word(), e);
+      } else {
+        const string_view value = sc.s.substr(sc.i, end - sc.i);
+        CheckAuthId(value, e);
+        Auth(value, e);
+        sc.i = end;
+      }
     } else {
+      if (key == "H" || key == "U" || key == "F" || key == "A") e->ambiguous = true;
       sc.QuotedWord();
     }
   }
@@ -805,12 +1021,6 @@ void Reset(LogEvent* e) {
   recipients.clear();
   *e = LogEvent{};
   e->recipients = std::move(recipients);
-}
-
-string_view TrimEol(string_view line) {
-  if (line.ends_with('\n')) line.remove_suffix(1);
-  if (line.ends_with('\r')) line.remove_suffix(1);
-  return line;
 }
 
 // The text after Exim's frame (timestamp, pid, id): which kind, and its fields.
@@ -874,88 +1084,344 @@ void Classify(Scan& sc, LogEvent* e) {
     if (!RejectedRcpt(walk, e)) {  // it fills fields as it walks: undo them on a miss
       e->host_name = e->helo = e->host_ip = e->user = e->sender = e->auth = e->auth_id = {};
       e->host_port = 0;
+      e->ambiguous = false;
     }
   }
 }
 
 // ---- Dovecot -------------------------------------------------------------------------------
 
-// ", key=value" pairs after user=<..>.
-void DovecotFields(Scan& sc, LogEvent* e) {
-  while (sc.Eat(", ")) {
-    string_view key;
-    if (!sc.Key(&key)) {
-      sc.Until(',');
-      continue;
-    }
-    if (sc.Peek() == '<') {
-      bool closed = false;
-      sc.Bracketed(&closed);
-      continue;
-    }
-    const string_view value = sc.Until(',');
-    if (key == "method") {
-      e->auth = value;
-    } else if (key == "rip") {
-      e->host_ip = value;
-    } else if (key == "lip") {
-      e->local_ip = value;
-    } else if (key == "rport") {
-      bool ok = false;
-      const uint64_t port = ToNumber(value, 65535, &ok);
-      if (ok) e->host_port = static_cast<uint16_t>(port);
-    }
+void SkipLevel(Scan& sc) {
+  for (const string_view level : {"Info: ", "Warning: ", "Error: ", "Debug: ", "Fatal: "}) {
+    if (sc.Eat(level)) return;
   }
 }
 
-// "user=<u>" (the name may hold '>' but not ">, "), then the pairs.
-bool DovecotUser(Scan& sc, LogEvent* e) {
-  if (!sc.Eat("user=<")) return false;
-  const string_view rest = sc.Rest();
-  size_t end = rest.find(">, ");
-  if (end == string_view::npos) {
-    if (!rest.ends_with('>')) return false;
-    end = rest.size() - 1;
+// The ", "-joined log_format_elements of a login process (client_get_log_str()): "user=<u>,
+// method=M, rip=IP, lip=IP, mpid=N, TLS, session=<S>", any of them missing. The user name comes
+// first and may hold anything but ">, " (the name runs to the first one); the fields after it
+// are Dovecot's, so for them the last occurrence counts. Returns whether there was a user=<..>.
+bool DovecotElements(Scan& sc, LogEvent* e) {
+  bool have_user = false;
+  while (!sc.AtEnd()) {
+    if (sc.Eat("user=<")) {
+      const string_view rest = sc.Rest();
+      size_t end = rest.find(">, ");
+      if (end == string_view::npos) end = rest.ends_with('>') ? rest.size() - 1 : rest.size();
+      if (!have_user) e->auth_id = rest.substr(0, end);
+      have_user = true;
+      sc.i += end + 1 <= rest.size() ? end + 1 : end;
+    } else {
+      string_view key;
+      if (sc.Key(&key)) {
+        if (sc.Peek() == '<') {
+          bool closed = false;
+          const string_view value = sc.Bracketed(&closed);
+          if (key == "session" && closed) e->session = value;
+        } else {
+          const string_view value = sc.Until(',');
+          if (key == "method") {
+            e->auth = value;
+          } else if (key == "rip") {
+            e->host_ip = value;
+          } else if (key == "lip") {
+            e->local_ip = value;
+          } else if (key == "rport") {
+            bool ok = false;
+            const uint64_t port = ToNumber(value, 65535, &ok);
+            if (ok) e->host_port = static_cast<uint16_t>(port);
+          }
+        }
+      }
+      sc.Until(',');  // the rest of an element without a key ("TLS", "secured", ...)
+    }
+    if (!sc.Eat(", ")) {
+      if (sc.AtEnd()) break;
+      ++sc.i;  // a ',' without its space, or a '>' inside the user name: go on after it
+    }
   }
-  e->auth_id = rest.substr(0, end);
-  sc.i += end + 1;
-  DovecotFields(sc, e);
-  return true;
+  return have_user;
 }
 
 // The message of a login process, after "X-login: " (or the syslog tag "X-login[pid]: ").
-void DovecotBody(Scan& sc, string_view protocol, LogEvent* e) {
+void DovecotLoginBody(Scan& sc, string_view protocol, LogEvent* e) {
   e->protocol = protocol;
-  for (const string_view level : {"Info: ", "Warning: ", "Error: ", "Debug: "}) {
-    if (sc.Eat(level)) break;
-  }
+  SkipLevel(sc);
   e->kind = LineKind::kOther;
   e->counted_as_unknown = false;
   e->text = sc.Rest();
   if (sc.Eat("Login: ")) {
     e->kind = LineKind::kDovecotLogin;
-    e->counted_as_unknown = !DovecotUser(sc, e) || e->host_ip.empty();
+    e->counted_as_unknown = !DovecotElements(sc, e) || e->host_ip.empty();
     return;
   }
+  // The first "(auth failed, " is Dovecot's (the user name comes after it).
   const size_t at = e->text.find("(auth failed, ");
   if (at == string_view::npos) return;
   e->kind = LineKind::kDovecotAuthFailed;
   sc.i += at + 14;
   uint64_t attempts = 0;
   if (sc.Number(9, UINT32_MAX, &attempts)) e->attempts = static_cast<uint32_t>(attempts);
-  const size_t user = sc.s.find(": user=<", sc.i);
-  if (user == string_view::npos) {
+  // The elements follow the first "): " ("... secs): user=<.." in 2.2/2.3, "... secs)
+  // (auth_failed): user=<.." in 2.4).
+  const size_t colon = sc.s.find("): ", sc.i);
+  if (colon == string_view::npos) {
     e->counted_as_unknown = true;
     return;
   }
-  sc.i = user + 2;
-  e->counted_as_unknown = !DovecotUser(sc, e) || e->host_ip.empty();
+  sc.i = colon + 3;
+  DovecotElements(sc, e);
+  e->counted_as_unknown = e->host_ip.empty() || e->attempts == 0;
 }
 
 // "X-login:" -> "X".
 bool LoginProcess(string_view word, string_view* protocol) {
   if (!word.ends_with("-login:") || word.size() == 7) return false;
   *protocol = word.substr(0, word.size() - 7);
+  return true;
+}
+
+constexpr bool IsNameChar(char c) {
+  return IsBase62(c) || c == '-' || c == '_' || c == '.';
+}
+
+bool IpLike(string_view s) {
+  if (s.empty() || s.size() > 45) return false;
+  bool sep = false;
+  for (const char c : s) {
+    if (c == '.' || c == ':') {
+      sep = true;
+    } else if (!IsDigit(c) && !((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return sep;
+}
+
+bool SessionLike(string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (const char c : s) {
+    if (c <= ' ' || c == '<' || c == '>' || c == ',' || c == '(' || c == ')' || c == 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The inside of an auth request's "(...)" (auth-request.c): "USER[,IP][,master][,<SESSION>]"
+// (2.2/2.3) or "USER[,IP][,sasl:MECH][,master]" (2.4). The user (str_sanitize()d, at most 64
+// bytes) may hold ',' and anything else: the fields are taken from the right.
+bool AuthIdentityInside(string_view inner, bool v24, LogEvent* e) {
+  string_view session;
+  if (!v24 && inner.ends_with('>')) {
+    const size_t lt = inner.rfind(",<");
+    if (lt == string_view::npos) return false;
+    session = inner.substr(lt + 2, inner.size() - lt - 3);
+    if (!SessionLike(session)) return false;
+    inner = inner.substr(0, lt);
+  }
+  if (inner.ends_with(",master")) inner.remove_suffix(7);
+  if (v24) {
+    const size_t sasl = inner.rfind(",sasl:");
+    if (sasl != string_view::npos && inner.find(',', sasl + 1) == string_view::npos) {
+      inner = inner.substr(0, sasl);
+    }
+  }
+  string_view ip;
+  const size_t comma = inner.rfind(',');
+  if (comma != string_view::npos && IpLike(inner.substr(comma + 1))) {
+    ip = inner.substr(comma + 1);
+    inner = inner.substr(0, comma);
+  }
+  if (inner.empty() || inner.size() > 67) return false;
+  e->auth_id = inner == "?" ? inner.substr(0, 0) : inner;
+  e->host_ip = ip;
+  if (!session.empty()) e->session = session;
+  return true;
+}
+
+// At '(' of an auth request's identity: the last ')' within reach whose inside parses and that
+// the log prefix goes on after (": ", or '<' in 2.4) ends it (the user name comes first and
+// may hold ')' itself). Leaves sc after the ')'.
+bool AuthIdentity(Scan& sc, bool v24, LogEvent* e) {
+  constexpr size_t kReach = 1 + 67 + 1 + 45 + 20 + 7 + 3 + 64 + 1;
+  const size_t open = sc.i;
+  size_t best = string_view::npos;
+  LogEvent fields;
+  for (size_t c = sc.s.find(')', open); c != string_view::npos && c - open <= kReach;
+       c = sc.s.find(')', c + 1)) {
+    const bool goes_on =
+        sc.s.compare(c + 1, 2, ": ") == 0 || (v24 && c + 1 < sc.s.size() && sc.s[c + 1] == '<');
+    if (!goes_on) continue;
+    LogEvent f;
+    if (AuthIdentityInside(sc.s.substr(open + 1, c - open - 1), v24, &f)) {
+      best = c;
+      fields.auth_id = f.auth_id;
+      fields.host_ip = f.host_ip;
+      fields.session = f.session;
+    }
+  }
+  if (best == string_view::npos) return false;
+  e->auth_id = fields.auth_id;
+  e->host_ip = fields.host_ip;
+  if (!fields.session.empty()) e->session = fields.session;
+  sc.i = best + 1;
+  return true;
+}
+
+// A passdb's (or mechanism's) verdict on one attempt: the failures auth-request.c,
+// passdb-pam.c, passdb-ldap.c, db-checkpassword.c and mech-*.c log. Sets error, secret and
+// attempts; false for any other message.
+bool PassdbFailure(string_view msg, LogEvent* e) {
+  bool failure = false;
+  for (const string_view f : {"unknown user", "Password mismatch", "password mismatch",
+                              "pam_authenticate() failed: ", "invalid credentials",
+                              "Login failed (status=", "User unknown",
+                              "Username character disallowed by auth_username_chars"}) {
+    if (msg.starts_with(f)) failure = true;
+  }
+  if (!failure || msg.starts_with("invalid credentials length")) return false;
+  // auth_request_log_login_failure(): MESSAGE[ (given password: P)][ - trying the next passdb]
+  const bool next =
+      msg.ends_with(" - trying the next passdb") || msg.ends_with(" - trying the next userdb");
+  size_t secret = msg.find(" (given password: ");
+  if (secret == string_view::npos) secret = msg.find(" (SHA1 of given password: ");
+  if (secret != string_view::npos) {
+    const string_view tail = next ? msg.substr(0, msg.size() - 25) : msg;
+    size_t close = tail.rfind(')');
+    if (close == string_view::npos || close < secret) close = tail.size() - 1;
+    e->secret = msg.substr(secret + 1, close - secret);
+    e->error = msg.substr(0, secret);
+  } else {
+    e->error = next ? msg.substr(0, msg.size() - 25) : msg;
+  }
+  e->attempts = next ? 0 : 1;
+  return true;
+}
+
+// After Dovecot's auth process name: "auth: ..", "auth-worker(PID): .." (2.2/2.3) or the 2.4
+// prefixes "auth(ID)[<S>]: .." and "auth-worker(ID)<PID>[<S>]: request [N]: ..".
+bool DovecotAuthBody(Scan& sc, LogEvent* e) {
+  const size_t start = sc.i;
+  bool v24 = false;
+  if (sc.Eat("auth-worker(")) {
+    Scan t = sc;
+    uint64_t pid = 0;
+    if (t.Number(10, UINT32_MAX, &pid) && t.Eat("): ")) {
+      e->pid = static_cast<uint32_t>(pid);
+      sc = t;
+    } else {
+      v24 = true;
+      --sc.i;
+    }
+    e->protocol = sc.s.substr(start, 11);
+  } else if (sc.Eat("auth-worker: ")) {
+    e->protocol = sc.s.substr(start, 11);
+  } else if (sc.Eat("auth: ") || sc.Eat("auth(default): ")) {  // the latter: Dovecot 1.x
+    e->protocol = sc.s.substr(start, 4);
+  } else if (sc.Eat("auth(")) {
+    v24 = true;
+    --sc.i;
+    e->protocol = sc.s.substr(start, 4);
+  } else {
+    return false;
+  }
+  e->kind = LineKind::kOther;
+  e->counted_as_unknown = false;
+  if (!v24) {
+    SkipLevel(sc);
+    // 2.3: "conn unix:auth-worker (pid=P,uid=U): auth-worker<N>: " before the request's prefix.
+    if (sc.Starts("conn ")) {
+      const size_t at = sc.s.find(": auth-worker<", sc.i);
+      const size_t gt = at == string_view::npos ? at : sc.s.find(">: ", at);
+      if (gt != string_view::npos) sc.i = gt + 3;
+    }
+    const size_t b = sc.i;
+    while (!sc.AtEnd() && IsNameChar(sc.Peek())) ++sc.i;
+    if (sc.i == b || sc.Peek() != '(') return true;
+    e->auth = sc.s.substr(b, sc.i - b);
+  }
+  e->text = sc.Rest();
+  if (!AuthIdentity(sc, v24, e)) return true;
+  if (v24) {
+    bool first = true;
+    while (sc.Peek() == '<') {
+      bool closed = false;
+      const string_view v = sc.Bracketed(&closed);
+      bool ok = false;
+      const uint64_t pid = ToNumber(v, UINT32_MAX, &ok);
+      if (first && ok && e->protocol.size() == 11) {
+        e->pid = static_cast<uint32_t>(pid);
+      } else if (closed && SessionLike(v)) {
+        e->session = v;
+      }
+      first = false;
+    }
+    if (sc.Eat(": request [")) {
+      sc.Until(']');
+      sc.EatChar(']');
+    }
+    if (!sc.Eat(": ")) return true;
+    SkipLevel(sc);
+    // "PASSDB: " (auth_request_get_log_prefix_db()) or "MECH: " (the mechanism's event).
+    const size_t b = sc.i;
+    while (!sc.AtEnd() && IsNameChar(sc.Peek())) ++sc.i;
+    if (sc.i > b && sc.Starts(": ")) {
+      e->auth = sc.s.substr(b, sc.i - b);
+      sc.i += 2;
+    } else {
+      sc.i = b;
+    }
+  } else if (!sc.Eat(": ")) {
+    return true;
+  }
+  SkipLevel(sc);
+  if (PassdbFailure(sc.Rest(), e)) e->kind = LineKind::kDovecotPassdbFailed;
+  return true;
+}
+
+// PAM's own line about a Dovecot login (Linux-PAM pam_unix_auth.c, pam_sss, ...):
+// "pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot
+// ruser=USER rhost=IP[  user=USER]". Dovecot sets PAM_RUSER and PAM_USER to the name it
+// tries (passdb-pam.c), so the name may hold " rhost="; it is the same on both sides.
+bool PamBody(Scan& sc, LogEvent* e) {
+  const size_t b = sc.i;
+  if (!sc.Starts("pam_")) return false;
+  while (!sc.AtEnd() && (IsBase62(sc.Peek()) || sc.Peek() == '_')) ++sc.i;
+  const string_view module = sc.s.substr(b, sc.i - b);
+  if (!sc.Eat("(dovecot:auth): ")) return false;
+  e->kind = LineKind::kOther;
+  e->counted_as_unknown = false;
+  e->protocol = sc.s.substr(b, 3);
+  e->auth = module;
+  e->text = sc.Rest();
+  if (!sc.Eat("authentication failure; ")) return true;
+  e->kind = LineKind::kDovecotPassdbFailed;
+  e->attempts = 1;
+  const size_t ruser = sc.s.find(" ruser=", sc.i);
+  if (ruser == string_view::npos) {
+    e->counted_as_unknown = true;
+    return true;
+  }
+  const string_view rest = sc.s.substr(ruser + 7);
+  for (size_t k = rest.find(" rhost="); k != string_view::npos; k = rest.find(" rhost=", k + 1)) {
+    const string_view user = rest.substr(0, k);
+    const string_view after = rest.substr(k + 7);
+    const size_t space = after.find(' ');
+    if (space == string_view::npos) {  // "ruser=U rhost=IP": the name is not known to PAM
+      e->auth_id = user;
+      e->host_ip = after;
+      return true;
+    }
+    for (const string_view sep : {"  user=", " user="}) {
+      if (after.compare(space, sep.size(), sep) == 0 && after.substr(space + sep.size()) == user) {
+        e->auth_id = user;
+        e->host_ip = after.substr(0, space);
+        return true;
+      }
+    }
+  }
+  e->counted_as_unknown = true;
   return true;
 }
 
@@ -993,6 +1459,8 @@ std::string_view LineKindName(LineKind kind) {
       return "dovecot_login";
     case LineKind::kDovecotAuthFailed:
       return "dovecot_auth_failed";
+    case LineKind::kDovecotPassdbFailed:
+      return "dovecot_passdb_failed";
   }
   return "unknown";
 }
@@ -1048,31 +1516,48 @@ void ParseDovecotLine(std::string_view line, LogEvent* out, const ParseOptions& 
   Scan sc{TrimEol(line)};
   Civil when;
   if (!SyslogStamp(sc, &when)) return;
-  // Dovecot's own file: "STAMP imap-login: ...". Syslog: "STAMP host dovecot[pid]: imap-login:
-  // ..." or, with the process as the tag, "STAMP host imap-login[pid]: ...".
-  string_view protocol;
-  uint32_t pid = 0;
-  if (!LoginProcess(Scan{sc}.Word(), &protocol)) {
-    sc.Word();
-    string_view tag;
-    if (!sc.EatChar(' ') || !SyslogTag(sc, &tag, &pid)) return;
-    if (tag.ends_with("-login") && tag.size() > 6) {
-      protocol = tag.substr(0, tag.size() - 6);
-    } else if (tag != "dovecot" || !LoginProcess(Scan{sc}.Word(), &protocol)) {
-      return;
-    } else {
-      sc.Word();
-      sc.EatChar(' ');
+  // Dovecot's own file: "STAMP imap-login: ..." or "STAMP auth...". Syslog: "STAMP host
+  // dovecot[pid]: imap-login: ..." (or auth...), or, with the process as the tag, "STAMP host
+  // imap-login[pid]: ...". PAM's line may have any tag.
+  const auto framed = [&](uint32_t pid) {
+    out->time = ResolveTime(when, options);
+    out->millis = static_cast<uint16_t>(when.millis);
+    out->zone_known = when.zone;
+    out->pid = pid;
+  };
+  const auto body = [&](Scan& at, uint32_t pid) {
+    string_view protocol;
+    Scan word = at;
+    if (LoginProcess(word.Word(), &protocol)) {
+      framed(pid);
+      at.i = word.i;
+      at.EatChar(' ');
+      DovecotLoginBody(at, protocol, out);
+      return true;
     }
-  } else {
-    sc.Word();
-    sc.EatChar(' ');
+    if (at.Starts("auth")) {
+      framed(pid);
+      if (DovecotAuthBody(at, out)) return true;
+      Reset(out);
+      return false;
+    }
+    return false;
+  };
+  if (body(sc, 0)) return;
+  sc.Word();  // the host
+  string_view tag;
+  uint32_t pid = 0;
+  if (!sc.EatChar(' ') || !SyslogTag(sc, &tag, &pid)) return;
+  if (tag.ends_with("-login") && tag.size() > 6) {
+    framed(pid);
+    DovecotLoginBody(sc, tag.substr(0, tag.size() - 6), out);
+    return;
   }
-  out->time = ResolveTime(when, options);
-  out->millis = static_cast<uint16_t>(when.millis);
-  out->zone_known = when.zone;
-  out->pid = pid;
-  DovecotBody(sc, protocol, out);
+  if (tag.starts_with("dovecot") && body(sc, pid)) return;
+  if (sc.Starts("pam_")) {
+    framed(pid);
+    if (!PamBody(sc, out)) Reset(out);
+  }
 }
 
 void ParseLine(std::string_view line, LogEvent* out, const ParseOptions& options) {

@@ -6,10 +6,11 @@
 // every string_view of the event is empty or lies inside the input; recipients are non-empty
 // and there are at most (size + 1) / 2 of them; kUnknown lines are counted as unknown; millis
 // < 1000; a reused event gives the same answer as a fresh one; ParseLine agrees with the parser
-// it dispatches to; UnescapeExim never grows a subject. Any failed check aborts. The sanitizers
-// (ASan, UBSan) catch reads outside the input and undefined arithmetic.
-// Contract: single-threaded (libFuzzer calls it serially); the only state kept between inputs is
-// the reused LogEvent, which is the point of that check.
+// it dispatches to; UnescapeExim never grows a subject; a password span (`secret`) never
+// overlaps the error; a cwd= line with a tail has one that FindArgsTail finds in the line. Any
+// failed check aborts. The sanitizers (ASan, UBSan) catch reads outside the input and undefined
+// arithmetic. Contract: single-threaded (libFuzzer calls it serially); the only state kept between
+// inputs is the reused LogEvent, which is the point of that check.
 
 #include <cstdint>
 #include <cstdlib>
@@ -26,10 +27,10 @@ using eg::sidecar::ParseOptions;
 
 std::vector<std::string_view> Views(const LogEvent& e) {
   std::vector<std::string_view> v = {
-      e.flag,     e.message_id, e.sender,    e.recipient, e.original, e.auth,
-      e.auth_id,  e.user,       e.host_name, e.helo,      e.host_ip,  e.local_ip,
-      e.protocol, e.subject,    e.router,    e.transport, e.cwd,      e.args,
-      e.error,    e.key_class,  e.key,       e.per,       e.text};
+      e.flag,   e.message_id, e.sender,  e.recipient, e.original, e.auth,      e.auth_id,
+      e.user,   e.host_name,  e.helo,    e.host_ip,   e.local_ip, e.protocol,  e.subject,
+      e.router, e.transport,  e.cwd,     e.args,      e.error,    e.key_class, e.key,
+      e.per,    e.text,       e.session, e.secret};
   v.insert(v.end(), e.recipients.begin(), e.recipients.end());
   return v;
 }
@@ -48,6 +49,17 @@ void CheckEvent(const LogEvent& e, std::string_view line) {
   Check(e.kind != LineKind::kUnknown || e.counted_as_unknown);
   Check(e.millis < 1000);
   Check(eg::sidecar::UnescapeExim(e.subject).size() <= e.subject.size());
+  // A secret is never part of the error shown for the line.
+  if (!e.secret.empty() && !e.error.empty()) {
+    Check(e.error.data() + e.error.size() <= e.secret.data() ||
+          e.secret.data() + e.secret.size() <= e.error.data());
+  }
+  // The cwd= tail and the line agree.
+  if (e.kind == LineKind::kCwdArgs && !e.counted_as_unknown) {
+    eg::sidecar::ArgsTail tail;
+    Check(eg::sidecar::FindArgsTail(line, &tail));
+    Check(tail.count == e.args_count && e.args_count >= 1);
+  }
 }
 
 bool Same(const LogEvent& a, const LogEvent& b) {
@@ -58,10 +70,10 @@ bool Same(const LogEvent& a, const LogEvent& b) {
     if (va[i].size() != vb[i].size()) return false;
   }
   return a.kind == b.kind && a.counted_as_unknown == b.counted_as_unknown &&
-         a.fragment == b.fragment && a.truncated == b.truncated && a.zone_known == b.zone_known &&
-         a.millis == b.millis && a.host_port == b.host_port && a.pid == b.pid && a.time == b.time &&
-         a.size == b.size && a.args_count == b.args_count && a.limit == b.limit &&
-         a.attempts == b.attempts;
+         a.ambiguous == b.ambiguous && a.fragment == b.fragment && a.truncated == b.truncated &&
+         a.zone_known == b.zone_known && a.millis == b.millis && a.host_port == b.host_port &&
+         a.pid == b.pid && a.time == b.time && a.size == b.size && a.args_count == b.args_count &&
+         a.limit == b.limit && a.attempts == b.attempts;
 }
 
 LogEvent g_reused;  // carries recipients' capacity (and any stale state) between inputs

@@ -228,13 +228,14 @@ TEST(DetectorRate, EximsOwnProcessesAreNeverBlamedAsAScriptDirectory) {
     h.Line(Ts(t) + " cwd=/var/spool/exim4 3 args: /usr/sbin/exim4 -Mc " + Mid(500 + i));
     h.Line(Ts(t) + " " + Mid(i) + " <= shop@host.example U=shop P=local S=300 T=\"order\" for c" +
            std::to_string(i) + "@ext.example");
-    h.Line(Ts(t) + " cwd=/var/spool/exim4 4 args: /usr/sbin/exim4 -t -oem -oi -f <>");
+    // Exim's bounce: child_open_exim2() runs "exim -t -oem -oi -f <> -E<id>" (7 args).
+    h.Line(Ts(t) + " cwd=/var/spool/exim4 7 args: /usr/sbin/exim4 -t -oem -oi -f <> -E" + Mid(i));
     h.Line(Ts(t) + " " + Mid(700 + i) + " <= <> R=" + Mid(i) +
            " U=Debian-exim P=local S=1800 T=\"Mail delivery failed\" for shop@host.example");
   }
   // With pids the spool directory's lines are still skipped: -E / -Mc re-invocations.
   h.Line(Ts(40) + " [77] cwd=/var/spool/exim4 3 args: /usr/sbin/exim4 -Mc " + Mid(900));
-  h.Line(Ts(40) + " [78] cwd=/tmp 3 args: /usr/sbin/exim4 -E" + Mid(901));
+  h.Line(Ts(40) + " [78] cwd=/tmp 2 args: /usr/sbin/exim4 -E" + Mid(901));
   h.Line(Ts(40) + " [78] " + Mid(902) +
          " <= <> U=Debian-exim P=local S=100 T=\"Warning\" for shop@host.example");
   for (const Incident& i : h.all()) {

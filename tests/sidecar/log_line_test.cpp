@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,7 +47,7 @@ std::vector<string_view> Views(const LogEvent& e) {
                                 e.auth,      e.auth_id,    e.user,     e.host_name, e.helo,
                                 e.host_ip,   e.local_ip,   e.protocol, e.subject,   e.router,
                                 e.transport, e.cwd,        e.args,     e.error,     e.key_class,
-                                e.key,       e.per,        e.text};
+                                e.key,       e.per,        e.text,     e.session,   e.secret};
   v.insert(v.end(), e.recipients.begin(), e.recipients.end());
   return v;
 }
@@ -388,6 +389,64 @@ TEST(LogLineArrival, TruncatedRecipientListIsMarked) {
 
 // ---- Deliveries, bounces, deferrals --------------------------------------------------------
 
+// smtp_in.c keeps spaces in the id (string_printing()), receive.c writes " A=%s:%s" unquoted,
+// after add_host_info_for_log()'s H= U= P= and before PRDR PRX= K S=.
+TEST(LogLineArrival, AnAuthenticatedIdWithSpacesCannotOverrideTheRealFields) {
+  // Exim 4.96 (Debian), `exim -bs`, AUTH PLAIN as "evil P=local U=root".
+  const LogEvent e = Exim(
+      "2026-12-02 07:37:19.730 [11089] 1xYetz-0002sr-2H <= a@remote.example U=root "
+      "P=local-esmtpa L- A=plain:evil P=local U=root S=310 M8S=0 RT=0.010s "
+      "id*=E1xYetz-0002sr-2H@test.example T=\"hi\" from <a@remote.example> for b@far.example");
+  EXPECT_EQ(e.kind, LineKind::kArrival);
+  EXPECT_FALSE(e.counted_as_unknown);
+  EXPECT_EQ(e.auth, "plain");
+  EXPECT_EQ(e.auth_id, "evil P=local U=root");
+  EXPECT_EQ(e.protocol, "local-esmtpa");
+  EXPECT_EQ(e.user, "root");
+  EXPECT_EQ(e.size, 310u);
+  EXPECT_EQ(e.subject, "hi");
+  EXPECT_EQ(Strings(e.recipients), std::vector<string>{"b@far.example"});
+  EXPECT_TRUE(e.ambiguous);  // the id spells fields: whoever chose it tried to forge
+}
+
+TEST(LogLineArrival, AnIdRunsToEximsOwnSizeLessItsFlags) {
+  const string head = "2026-01-02 03:04:05 1xV13h-00017e-07 <= u@d H=(pc) [192.0.2.1]:5 P=esmtpsa ";
+  LogEvent e = Exim(head + "A=dovecot_login:u@d PRDR PRX=10.0.0.1 K S=900 for r@x");
+  EXPECT_EQ(e.auth_id, "u@d");
+  EXPECT_FALSE(e.ambiguous);
+  EXPECT_EQ(e.size, 900u);
+  e = Exim(head + "A=dovecot_login:John Smith S=900 for r@x");
+  EXPECT_EQ(e.auth_id, "John Smith");
+  EXPECT_FALSE(e.ambiguous);
+  e = Exim(head + "A=dovecot_login:a for b c S=900 T=\"s\" for r@x");  // a fake recipient list
+  EXPECT_EQ(e.auth_id, "a for b c");
+  EXPECT_EQ(Strings(e.recipients), std::vector<string>{"r@x"});
+  EXPECT_TRUE(e.ambiguous);
+  // An id holding " S=<n>" ends there: the first of each field counts, and the line says so.
+  e = Exim(head + "A=dovecot_login:evil S=1 P=local H=[6.6.6.6] S=900 for r@x");
+  EXPECT_EQ(e.auth_id, "evil");
+  EXPECT_EQ(e.size, 1u);
+  EXPECT_EQ(e.protocol, "esmtpsa");
+  EXPECT_EQ(e.host_ip, "192.0.2.1");
+  EXPECT_TRUE(e.ambiguous);
+  // Without an S= (a cut line) the id is one word.
+  e = Exim(head + "A=dovecot_login:u@d X=TLS1.3");
+  EXPECT_EQ(e.auth_id, "u@d");
+  EXPECT_TRUE(e.counted_as_unknown);
+}
+
+TEST(LogLineArrival, RepeatedFieldsKeepTheFirstAndAreAmbiguous) {
+  const LogEvent e = Exim(
+      "2026-01-02 03:04:05 1xV13h-00017e-07 <= u@d H=(a) [192.0.2.1]:5 H=(b) [6.6.6.6]:5 "
+      "P=esmtpa S=5 T=\"one\" T=\"two words\" for r@x");
+  EXPECT_EQ(e.helo, "a");
+  EXPECT_EQ(e.host_ip, "192.0.2.1");
+  EXPECT_EQ(e.subject, "one");
+  EXPECT_EQ(Strings(e.recipients), std::vector<string>{"r@x"});
+  EXPECT_TRUE(e.ambiguous);
+  EXPECT_FALSE(Exim("2026-01-02 03:04:05 1xV13h-00017e-07 <= u@d P=esmtpa S=5 for r@x").ambiguous);
+}
+
 TEST(LogLineDelivery, RemoteDelivery) {
   const string_view line =
       R"(2026-01-02 03:04:07 [99] 1xV13h-00017e-07 => a@x.org R=dnslookup T=remote_smtp )"
@@ -660,6 +719,25 @@ TEST(LogLineRejected, ASenderThatSpellsOutARejectionCannotForgeOne) {
   EXPECT_EQ(e.error, "no");
 }
 
+TEST(LogLineRejected, AnIdWithSpacesRunsToRejectedRcpt) {
+  // smtp_in.c smtp_handle_acl_fail(): "F=<%s> A=%s:%s " then "[temporarily ]rejected RCPT".
+  LogEvent e = Exim(
+      "2026-01-02 03:04:05 H=(pc) [192.0.2.1]:5 F=<a@b> A=dovecot_login:a b F=<x@y> rejected "
+      "RCPT <v@x>: denied");
+  EXPECT_EQ(e.kind, LineKind::kRejectedRcpt);
+  EXPECT_EQ(e.auth_id, "a b F=<x@y>");
+  EXPECT_EQ(e.sender, "a@b");
+  EXPECT_EQ(e.recipient, "v@x");
+  EXPECT_EQ(e.error, "denied");
+  EXPECT_TRUE(e.ambiguous);
+  e = Exim(
+      "2026-01-02 03:04:05 H=(pc) [192.0.2.1]:5 F=<a@b> A=plain:x y temporarily rejected RCPT "
+      "<v@x>: later");
+  EXPECT_EQ(e.kind, LineKind::kTempRejectedRcpt);
+  EXPECT_EQ(e.auth_id, "x y");
+  EXPECT_FALSE(e.ambiguous);
+}
+
 TEST(LogLineRejected, OtherRejectionsAreOther) {
   const LogEvent e =
       Exim(R"(2026-01-02 03:04:05 H=(x) [192.0.2.7] F=<"rejected RCPT <a@b>"@s> rejected MAIL )"
@@ -736,6 +814,64 @@ TEST(LogLineAuthFailed, SetIdInTheMiddleOrAbsent) {
   EXPECT_FALSE(e.counted_as_unknown);
 }
 
+TEST(LogLineAuthFailed, SetIdWithSpacesAndParentheses) {
+  // Exim 4.96 (Debian), `exim -bs`, AUTH PLAIN as "a) (set_id=victim" and as "x y".
+  LogEvent e = Exim(
+      "2026-12-02 07:37:25.039 [11122] plain authenticator failed for root: 535 Incorrect "
+      "authentication data (set_id=a) (set_id=victim)");
+  EXPECT_EQ(e.kind, LineKind::kAuthFailed);
+  EXPECT_FALSE(e.counted_as_unknown);
+  EXPECT_EQ(e.auth_id, "a) (set_id=victim");
+  EXPECT_EQ(e.attempts, 1u);
+  EXPECT_EQ(e.pid, 11122u);
+  e = Exim(
+      "2026-12-02 07:37:25.040 [11122] plain authenticator failed for root: 535 Incorrect "
+      "authentication data (set_id=x y)");
+  EXPECT_EQ(e.auth_id, "x y");
+  // The 435 forms go on after the id (smtp_in_auth()): it ends at the last "): ".
+  e = Exim(
+      "2026-01-02 03:04:05 d authenticator failed for (h) [192.0.2.1]:5: 435 Unable to "
+      "authenticate at present (set_id=a): b): dovecot: no");
+  EXPECT_EQ(e.auth_id, "a): b");
+  e = Exim(
+      "2026-01-02 03:04:05 d authenticator failed for (h) [192.0.2.1]:5: 435 Internal error "
+      "(set_id=a b): return 5 from authentication check");
+  EXPECT_EQ(e.auth_id, "a b");
+}
+
+TEST(LogLineAuthFailed, ConnectionIdAndSyslogPrefixes) {
+  // 4.99: H=, I=[ip]:port, U=, Ci= (host_and_ident(TRUE), +connection_id).
+  LogEvent e = Exim(
+      "2026-01-02 03:04:05 plain authenticator failed for H=(a) [192.0.2.1]:5 "
+      "I=[192.0.2.2]:25 U=id Ci=1234: 535 Incorrect authentication data (set_id=a b)");
+  EXPECT_EQ(e.kind, LineKind::kAuthFailed);
+  EXPECT_FALSE(e.counted_as_unknown);
+  EXPECT_EQ(e.host_ip, "192.0.2.1");
+  EXPECT_EQ(e.user, "id");
+  EXPECT_EQ(e.auth_id, "a b");
+  ParseOptions o = kUtc;
+  o.year = 2026;
+  for (const string_view line : {
+           // syslog before Exim's own timestamp
+           "Jan  2 03:04:05 mail exim[77]: 2026-01-02 03:04:05 dovecot_login authenticator "
+           "failed for (h) [192.0.2.1]:5: 535 Incorrect authentication data (set_id=u@d)",
+           // syslog_timestamp = false: the syslog time only
+           "Jan  2 03:04:05 mail exim[77]: dovecot_login authenticator failed for (h) "
+           "[192.0.2.1]:5: 535 Incorrect authentication data (set_id=u@d)",
+           "2026-01-02T03:04:05.123456+00:00 mail exim[77]: dovecot_login authenticator failed "
+           "for (h) [192.0.2.1]:5: 535 Incorrect authentication data (set_id=u@d)",
+       }) {
+    e = ParseEximLine(line, o);
+    EXPECT_EQ(e.kind, LineKind::kAuthFailed) << line;
+    EXPECT_FALSE(e.counted_as_unknown) << line;
+    EXPECT_EQ(e.time, k20260102_030405) << line;
+    EXPECT_EQ(e.pid, 77u) << line;
+    EXPECT_EQ(e.auth_id, "u@d") << line;
+    EXPECT_EQ(e.host_ip, "192.0.2.1") << line;
+    EXPECT_EQ(e.attempts, 1u) << line;
+  }
+}
+
 // ---- cwd= args, our ACL's logwrite ---------------------------------------------------------
 
 TEST(LogLineCwd, RealLineFromEximRun) {
@@ -762,6 +898,101 @@ TEST(LogLineCwd, PathWithSpacesQuotedArgsAndFailedCwd) {
   EXPECT_TRUE(e.cwd.empty());
   EXPECT_EQ(e.args_count, 2u);
   EXPECT_FALSE(e.counted_as_unknown);
+}
+
+// exim.c (4.96, also 4.8x-4.99): "cwd=" + $initial_cwd raw ("%s"), " %d args:", then each
+// argument after a space, string_printing()ed and in quotes when empty or holding white space.
+TEST(LogLineCwd, ADirectoryNamedLikeATailIsReadRight) {
+  const LogEvent e =
+      Exim("2026-01-02 03:04:05 [77] cwd=/tmp/x 1 args: y 3 args: /usr/sbin/sendmail -t -i");
+  EXPECT_EQ(e.kind, LineKind::kCwdArgs);
+  EXPECT_FALSE(e.counted_as_unknown);
+  EXPECT_FALSE(e.ambiguous);  // " 1 args:" is followed by 6 arguments: it does not fit
+  EXPECT_EQ(e.cwd, "/tmp/x 1 args: y");
+  EXPECT_EQ(e.args_count, 3u);
+  EXPECT_EQ(e.args, "/usr/sbin/sendmail -t -i");
+}
+
+TEST(LogLineCwd, ATailInsideAQuotedArgumentIsNotTheTail) {
+  // The last fitting " N args:" is text of the quoted argument "x 1 args: y".
+  const LogEvent e =
+      Exim(R"(2026-01-02 03:04:05 cwd=/home/u 3 args: /usr/sbin/sendmail -f "x 1 args: y")");
+  EXPECT_EQ(e.cwd, "/home/u");
+  EXPECT_EQ(e.args_count, 3u);
+  EXPECT_EQ(e.args, R"(/usr/sbin/sendmail -f "x 1 args: y")");
+  EXPECT_TRUE(e.ambiguous);
+  EXPECT_FALSE(e.counted_as_unknown);
+}
+
+TEST(LogLineCwd, TwoFittingReadingsAreAmbiguousAndTheLastWins) {
+  // cwd "/tmp/x" with 6 arguments "y 3 args: ..." prints the same line: it is flagged.
+  const LogEvent e =
+      Exim("2026-01-02 03:04:05 cwd=/tmp/x 6 args: y 3 args: /usr/sbin/sendmail -t -i");
+  EXPECT_EQ(e.cwd, "/tmp/x 6 args: y");
+  EXPECT_EQ(e.args_count, 3u);
+  EXPECT_TRUE(e.ambiguous);
+}
+
+TEST(LogLineCwd, EveryArgumentFormEximPrints) {
+  struct Case {
+    string_view args;  // as exim.c prints them
+    uint32_t n;
+  };
+  for (const Case& c : {
+           Case{R"(sendmail "" -t)", 3},          // an empty argument
+           Case{R"(sendmail "a  b")", 2},         // two spaces inside
+           Case{R"(sendmail "a ")", 2},           // a trailing space
+           Case{R"(sendmail " a")", 2},           // a leading space
+           Case{R"(sendmail "a" "b")", 2},        // the argument a" "b
+           Case{R"(sendmail "a "b c" d")", 2},    // the argument a "b c" d
+           Case{R"(sendmail "x)", 2},             // the argument "x (no space: no quotes)
+           Case{R"(sendmail a\tb \303\251)", 3},  // string_printing() escapes
+           Case{R"(/usr/sbin/sendmail -oi -t -f u@d)", 5},
+       }) {
+    const string line =
+        "2026-01-02 03:04:05 cwd=/home/u " + std::to_string(c.n) + " args: " + string(c.args);
+    const LogEvent e = Exim(line);
+    EXPECT_FALSE(e.counted_as_unknown) << line;
+    EXPECT_EQ(e.cwd, "/home/u") << line;
+    EXPECT_EQ(e.args_count, c.n) << line;
+    EXPECT_EQ(e.args, c.args) << line;
+  }
+}
+
+TEST(LogLineCwd, TailsThatDoNotFitAreNotTails) {
+  for (const string_view line : {
+           "2026-01-02 03:04:05 cwd=/home/u 5 args: a b",          // too few
+           "2026-01-02 03:04:05 cwd=/home/u 1 args: a b",          // too many
+           "2026-01-02 03:04:05 cwd=/home/u 2 args: a  b",         // two spaces, not quoted
+           "2026-01-02 03:04:05 cwd=/home/u 2 args: a b ",         // a trailing space
+           "2026-01-02 03:04:05 cwd=/home/u 1 args: a\tb",         // a raw control byte
+           "2026-01-02 03:04:05 cwd=/home/u 0 args:",              // Exim has argv[0] always
+           "2026-01-02 03:04:05 cwd=/home/u 1 args:",              // nothing after it
+           "2026-01-02 03:04:05 cwd=/home/u 99999999999 args: a",  // not a count
+       }) {
+    const LogEvent e = Exim(line);
+    EXPECT_EQ(e.kind, LineKind::kCwdArgs) << line;
+    EXPECT_TRUE(e.counted_as_unknown) << line;
+    EXPECT_EQ(e.cwd, line.substr(24)) << line;
+  }
+}
+
+TEST(LogLineCwd, FindArgsTailOnItsOwn) {
+  ArgsTail t;
+  ASSERT_TRUE(FindArgsTail(" 3 args: /usr/sbin/sendmail -t -i", &t));  // a record's last line
+  EXPECT_EQ(t.path_end, 0u);
+  EXPECT_EQ(t.count, 3u);
+  EXPECT_EQ(t.args_begin, 9u);
+  EXPECT_FALSE(t.ambiguous);
+  ASSERT_TRUE(FindArgsTail("x 2 args: a b\r\n", &t));
+  EXPECT_EQ(t.path_end, 1u);
+  EXPECT_EQ(t.count, 2u);
+  t = ArgsTail{};
+  EXPECT_FALSE(FindArgsTail("3 args: a b c", &t));  // no space before N
+  EXPECT_FALSE(FindArgsTail("", &t));
+  EXPECT_FALSE(FindArgsTail("args:", &t));
+  EXPECT_FALSE(FindArgsTail(" x args: a", &t));
+  EXPECT_EQ(t.count, 0u);  // untouched
 }
 
 TEST(LogLineGuardHeld, CwdSenderAndUid) {
@@ -909,6 +1140,307 @@ TEST(LogLineDovecot, OtherLinesAndExim) {
   EXPECT_TRUE(e.counted_as_unknown);  // no rip=
 }
 
+// A real Dovecot 2.3.19 (Debian 12): two passwd-file passdbs, auth_verbose = yes, later
+// auth_verbose_passwords = plain; IMAP logins failing, doveadm auth test, disallowed names.
+TEST(LogLineDovecot, RealLinesOfDovecot2319) {
+  std::ifstream in(EG_TESTDATA_DIR "/dovecot-2.3.19.log");
+  ASSERT_TRUE(in.good());
+  ParseOptions o = kUtc;
+  o.year = 2026;
+  int summaries = 0, passdb = 0, logins = 0;
+  for (string line; std::getline(in, line);) {
+    const LogEvent e = ParseDovecotLine(line, o);
+    EXPECT_TRUE(InsideLine(e, line));
+    if (line.find(" master: ") != string::npos || line.find(" imap(") != string::npos) {
+      EXPECT_EQ(e.kind, LineKind::kUnknown) << line;
+      continue;
+    }
+    EXPECT_FALSE(e.counted_as_unknown) << line;
+    if (e.kind == LineKind::kDovecotAuthFailed) {
+      ++summaries;
+      EXPECT_EQ(e.host_ip, "127.0.0.1") << line;
+      EXPECT_EQ(e.auth, "PLAIN") << line;
+      EXPECT_FALSE(e.session.empty()) << line;
+      EXPECT_EQ(line.find("session=<" + string(e.session) + ">"),
+                line.size() - e.session.size() - 10)
+          << line;
+    } else if (e.kind == LineKind::kDovecotPassdbFailed) {
+      ++passdb;
+      EXPECT_EQ(e.protocol, "auth") << line;
+      EXPECT_TRUE(e.auth == "passwd-file" || e.auth == "plain") << line;
+      EXPECT_EQ(e.attempts, line.ends_with(" - trying the next passdb") ? 0u : 1u) << line;
+      EXPECT_EQ(e.secret.empty(), line.find("given password") == string::npos) << line;
+      if (!e.secret.empty()) {  // the secret is cut out of the error
+        EXPECT_EQ(e.error.find("given password"), string_view::npos) << line;
+      }
+    } else if (e.kind == LineKind::kDovecotLogin) {
+      ++logins;
+      EXPECT_EQ(e.session, "8d4XpqFhXLN/AAAB");
+    } else {
+      EXPECT_NE(line.find("no auth attempts"), string::npos) << line;
+    }
+  }
+  EXPECT_EQ(summaries, 4);
+  EXPECT_EQ(passdb, 18);
+  EXPECT_EQ(logins, 1);
+
+  LogEvent e = ParseDovecotLine(
+      "Dec 02 07:32:27 imap-login: Info: Disconnected: Aborted login by logging out (auth "
+      "failed, 3 attempts in 18 secs): user=<bob@example.com>, method=PLAIN, rip=127.0.0.1, "
+      "lip=127.0.0.1, secured, session=</rEGpKFhArp/AAAB>",
+      o);
+  EXPECT_EQ(e.attempts, 3u);
+  EXPECT_EQ(e.auth_id, "bob@example.com");
+  EXPECT_EQ(e.session, "/rEGpKFhArp/AAAB");
+  e = ParseDovecotLine(
+      "Dec 02 07:33:13 auth: Info: passwd-file(alice@example.com,127.0.0.1,<wSTap6FhaIB/AAAB>): "
+      "Password mismatch (given password: pw) (x) - trying the next passdb",
+      o);
+  EXPECT_EQ(e.kind, LineKind::kDovecotPassdbFailed);
+  EXPECT_EQ(e.auth_id, "alice@example.com");
+  EXPECT_EQ(e.host_ip, "127.0.0.1");
+  EXPECT_EQ(e.session, "wSTap6FhaIB/AAAB");
+  EXPECT_EQ(e.error, "Password mismatch");
+  EXPECT_EQ(e.secret, "(given password: pw) (x)");
+  EXPECT_EQ(e.attempts, 0u);
+  e = ParseDovecotLine(
+      "Dec 02 07:33:23 auth: Info: passwd-file(nobody@example.com): unknown user (given "
+      "password: nope2)",
+      o);
+  EXPECT_EQ(e.auth_id, "nobody@example.com");
+  EXPECT_TRUE(e.host_ip.empty());
+  EXPECT_TRUE(e.session.empty());
+  EXPECT_EQ(e.secret, "(given password: nope2)");
+  EXPECT_EQ(e.attempts, 1u);
+  e = ParseDovecotLine(
+      "Dec 02 07:33:57 auth: Info: plain(?,127.0.0.1,<IZTuqKFhupl/AAAB>): Username character "
+      "disallowed by auth_username_chars: 0x20 (username: a b P=local)",
+      o);
+  EXPECT_EQ(e.kind, LineKind::kDovecotPassdbFailed);
+  EXPECT_EQ(e.auth, "plain");
+  EXPECT_TRUE(e.auth_id.empty());
+  EXPECT_EQ(e.host_ip, "127.0.0.1");
+}
+
+TEST(LogLineDovecot, Dovecot22AuthLines) {
+  ParseOptions o = kUtc;
+  o.year = 2026;
+  struct Case {
+    string_view line;
+    string_view auth, user, ip, session, error;
+    uint32_t pid;
+  };
+  for (const Case& c : {
+           Case{"May  2 15:27:54 websvr02 dovecot[677]: auth-worker(28302): "
+                "shadow(casper@create.nl,77.165.198.226,<JmeEgYpOAeJNpcbi>): unknown user",
+                "shadow", "casper@create.nl", "77.165.198.226", "JmeEgYpOAeJNpcbi", "unknown user",
+                28302},
+           Case{"Jul 11 01:03:55 mail dovecot: auth-worker(4434): sql(samw@example.com,"
+                "127.0.0.1): Password mismatch",
+                "sql", "samw@example.com", "127.0.0.1", "", "Password mismatch", 4434},
+           Case{"Jul 25 13:32:44 mail dovecot: auth: ldap(t3@example.net,207.172.35.242): "
+                "invalid credentials (given password: mypass)",
+                "ldap", "t3@example.net", "207.172.35.242", "", "invalid credentials", 0},
+           Case{"Jun 20 14:27:03 mail dovecot: auth: digest-md5(u@example.com,192.0.2.4,<hUNf0r>"
+                "): password mismatch",
+                "digest-md5", "u@example.com", "192.0.2.4", "hUNf0r", "password mismatch", 0},
+           Case{"Jan  2 03:04:05 mail dovecot: auth-worker(55): checkpassword(u,192.0.2.5,<s>): "
+                "Login failed (status=1)",
+                "checkpassword", "u", "192.0.2.5", "s", "Login failed (status=1)", 55},
+           // 2.3.11+: the worker connection's own prefix first
+           Case{"Jan  2 03:04:05 host dovecot: auth-worker(2315): conn unix:auth-worker "
+                "(pid=2308,uid=97): auth-worker<1>: pam(foo,192.0.2.6,<WrhtJuKKvKrAqKgB>): "
+                "pam_authenticate() failed: Authentication failure (password mismatch?)",
+                "pam", "foo", "192.0.2.6", "WrhtJuKKvKrAqKgB",
+                "pam_authenticate() failed: Authentication failure (password mismatch?)", 2315},
+           Case{"Jan 02 03:04:05 auth: Info: passwd-file(u@d,::ffff:192.0.2.7,master,<m>): "
+                "Password mismatch",
+                "passwd-file", "u@d", "::ffff:192.0.2.7", "m", "Password mismatch", 0},
+       }) {
+    const LogEvent e = ParseDovecotLine(c.line, o);
+    EXPECT_EQ(e.kind, LineKind::kDovecotPassdbFailed) << c.line;
+    EXPECT_FALSE(e.counted_as_unknown) << c.line;
+    EXPECT_EQ(e.auth, c.auth) << c.line;
+    EXPECT_EQ(e.auth_id, c.user) << c.line;
+    EXPECT_EQ(e.host_ip, c.ip) << c.line;
+    EXPECT_EQ(e.session, c.session) << c.line;
+    EXPECT_EQ(e.error, c.error) << c.line;
+    EXPECT_EQ(e.pid, c.pid) << c.line;
+    EXPECT_EQ(e.attempts, 1u) << c.line;
+    EXPECT_TRUE(InsideLine(e, c.line));
+  }
+  // Not failures: errors, debug lines, a userdb's verdict on a good login.
+  for (const string_view line : {
+           "Jan  2 03:04:05 mail dovecot: auth: Error: passwd-file(u,192.0.2.1,<s>): stat(/x) "
+           "failed: No such file or directory",
+           "Jan  2 03:04:05 mail dovecot: auth-worker(4434): Debug: sql(u,127.0.0.1): query: "
+           "SELECT 1",
+           "Jan  2 03:04:05 mail dovecot: auth: invalid credentials length",
+       }) {
+    const LogEvent e = ParseDovecotLine(line, o);
+    EXPECT_EQ(e.kind, LineKind::kOther) << line;
+    EXPECT_FALSE(e.counted_as_unknown) << line;
+  }
+}
+
+// Dovecot 2.4.1's formats, as its sources print them (no 2.4 here to run): login_aborted_event()
+// "Login aborted: %s (%s)" with the reason "auth failed, N attempts in S secs"; the auth
+// request's prefix get_log_prefix() "auth|auth-worker(user,ip,sasl:mech[,master])[<pid>]
+// [<session>][: request [N]]: " then auth_request_get_log_prefix_db() "PASSDB: ".
+TEST(LogLineDovecot, Dovecot24Lines) {
+  ParseOptions o = kUtc;
+  o.year = 2026;
+  LogEvent e = ParseDovecotLine(
+      "Jan 02 03:04:05 imap-login: Info: Login aborted: Connection closed (auth failed, 3 "
+      "attempts in 16 secs) (auth_failed): user=<u@d>, method=PLAIN, rip=192.0.2.1, "
+      "lip=192.0.2.2, TLS, session=<a2b3>",
+      o);
+  EXPECT_EQ(e.kind, LineKind::kDovecotAuthFailed);
+  EXPECT_FALSE(e.counted_as_unknown);
+  EXPECT_EQ(e.attempts, 3u);
+  EXPECT_EQ(e.auth_id, "u@d");
+  EXPECT_EQ(e.host_ip, "192.0.2.1");
+  EXPECT_EQ(e.session, "a2b3");
+  struct Case {
+    string_view line;
+    string_view protocol, auth, user, ip, session;
+    uint32_t pid;
+  };
+  for (const Case& c : {
+           Case{"Jan 02 03:04:05 auth(u@d,192.0.2.1,sasl:plain)<a2b3>: Info: passwd-file: "
+                "Password mismatch",
+                "auth", "passwd-file", "u@d", "192.0.2.1", "a2b3", 0},
+           Case{"Jan  2 03:04:05 mail dovecot: auth(u@d,192.0.2.1,sasl:plain)<a2b3>: "
+                "passwd-file: unknown user",
+                "auth", "passwd-file", "u@d", "192.0.2.1", "a2b3", 0},
+           Case{"Jan 02 03:04:05 auth-worker(u@d,192.0.2.1,sasl:login)<4321><a2b3>: request [3]: "
+                "Info: pam: pam_authenticate() failed: Authentication failure (Password "
+                "mismatch?)",
+                "auth-worker", "pam", "u@d", "192.0.2.1", "a2b3", 4321},
+           Case{"Jan 02 03:04:05 auth(?,192.0.2.1,sasl:plain,master)<a2b3>: ldap: Password "
+                "mismatch (for LDAP bind)",
+                "auth", "ldap", "", "192.0.2.1", "a2b3", 0},
+           Case{"Jan 02 03:04:05 auth(u@d,sasl:plain): passwd-file: unknown user", "auth",
+                "passwd-file", "u@d", "", "", 0},
+       }) {
+    e = ParseDovecotLine(c.line, o);
+    EXPECT_EQ(e.kind, LineKind::kDovecotPassdbFailed) << c.line;
+    EXPECT_EQ(e.protocol, c.protocol) << c.line;
+    EXPECT_EQ(e.auth, c.auth) << c.line;
+    EXPECT_EQ(e.auth_id, c.user) << c.line;
+    EXPECT_EQ(e.host_ip, c.ip) << c.line;
+    EXPECT_EQ(e.session, c.session) << c.line;
+    EXPECT_EQ(e.pid, c.pid) << c.line;
+    EXPECT_EQ(e.attempts, 1u) << c.line;
+  }
+}
+
+TEST(LogLineDovecot, SummariesWithoutUserOrSession) {
+  // client_get_log_str(): empty elements are left out (user=<> stays); the admin may drop any.
+  ParseOptions o = kUtc;
+  o.year = 2026;
+  LogEvent e = ParseDovecotLine(
+      "Jan 02 03:04:05 imap-login: Info: Disconnected (auth failed, 2 attempts in 4 secs): "
+      "method=PLAIN, rip=192.0.2.1, lip=192.0.2.2",
+      o);
+  EXPECT_EQ(e.kind, LineKind::kDovecotAuthFailed);
+  EXPECT_FALSE(e.counted_as_unknown);
+  EXPECT_TRUE(e.auth_id.empty());
+  EXPECT_TRUE(e.session.empty());
+  EXPECT_EQ(e.host_ip, "192.0.2.1");
+  EXPECT_EQ(e.attempts, 2u);
+  e = ParseDovecotLine(
+      "Jan 02 03:04:05 pop3-login: Aborted login (auth failed, 1 attempts in 2 secs): "
+      "user=<>, rip=192.0.2.3, lip=192.0.2.2, session=<q>",
+      o);
+  EXPECT_EQ(e.protocol, "pop3");
+  EXPECT_TRUE(e.auth_id.empty());
+  EXPECT_EQ(e.session, "q");
+  EXPECT_EQ(e.host_ip, "192.0.2.3");
+  e = ParseDovecotLine(
+      "Jan 02 03:04:05 imap-login: Disconnected (auth failed, 2 attempts in 4 secs): "
+      "user=<u@d>, method=PLAIN",
+      o);
+  EXPECT_TRUE(e.counted_as_unknown);  // no rip=: nothing to count by
+  // "authorization failed" (a master user's target), "user disabled": not password failures.
+  e = ParseDovecotLine(
+      "Jan 02 03:04:05 imap-login: Disconnected (authorization failed, 1 attempts in 2 secs): "
+      "user=<u@d>, method=PLAIN, rip=192.0.2.1",
+      o);
+  EXPECT_EQ(e.kind, LineKind::kOther);
+}
+
+TEST(LogLineDovecot, PamsOwnLines) {
+  ParseOptions o = kUtc;
+  o.year = 2026;
+  struct Case {
+    string_view line;
+    string_view user, ip;
+  };
+  for (const Case& c : {
+           Case{"Oct  8 08:24:10 host auth[3906]: pam_unix(dovecot:auth): authentication "
+                "failure; logname= uid=0 euid=0 tty=dovecot ruser=info@example.com rhost=::1",
+                "info@example.com", "::1"},
+           Case{"Oct  8 08:24:10 host auth[3906]: pam_unix(dovecot:auth): authentication "
+                "failure; logname= uid=0 euid=0 tty=dovecot ruser=bob rhost=192.0.2.8  user=bob",
+                "bob", "192.0.2.8"},
+           // the name Dovecot passed holds " rhost=": it is the same on both sides
+           Case{"Oct  8 08:24:10 host auth[3906]: pam_unix(dovecot:auth): authentication "
+                "failure; logname= uid=0 euid=0 tty=dovecot ruser=x rhost=6.6.6.6 "
+                "rhost=192.0.2.8  user=x rhost=6.6.6.6",
+                "x rhost=6.6.6.6", "192.0.2.8"},
+           Case{"Oct  8 08:24:10 host dovecot-auth: pam_sss(dovecot:auth): authentication "
+                "failure; logname= uid=0 euid=0 tty=dovecot ruser=c rhost=192.0.2.9 user=c",
+                "c", "192.0.2.9"},
+       }) {
+    const LogEvent e = ParseDovecotLine(c.line, o);
+    EXPECT_EQ(e.kind, LineKind::kDovecotPassdbFailed) << c.line;
+    EXPECT_FALSE(e.counted_as_unknown) << c.line;
+    EXPECT_EQ(e.protocol, "pam") << c.line;
+    EXPECT_EQ(e.auth_id, c.user) << c.line;
+    EXPECT_EQ(e.host_ip, c.ip) << c.line;
+    EXPECT_EQ(e.attempts, 1u) << c.line;
+  }
+  LogEvent e = ParseDovecotLine(
+      "Oct  8 08:24:10 host auth[3906]: pam_unix(dovecot:auth): check pass; user unknown", o);
+  EXPECT_EQ(e.kind, LineKind::kOther);
+  e = ParseDovecotLine(
+      "Oct  8 08:24:10 host sshd[1]: pam_unix(sshd:auth): authentication failure; logname= "
+      "uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1",
+      o);
+  EXPECT_EQ(e.kind, LineKind::kUnknown);  // not Dovecot's
+}
+
+TEST(LogLineDovecot, AUserNameCannotForgeTheIpOrSessionOfAnAuthLine) {
+  ParseOptions o = kUtc;
+  o.year = 2026;
+  // Dovecot logs the name as given (str_sanitize()d, at most 64 bytes): Dovecot's fields come
+  // after it, so the last ")" that the prefix goes on after ends the identity.
+  LogEvent e = ParseDovecotLine(
+      "Jan 02 03:04:05 auth: Info: passwd-file(a,6.6.6.6,<x>): unknown user,192.0.2.1,<real>): "
+      "Password mismatch",
+      o);
+  EXPECT_EQ(e.auth_id, "a,6.6.6.6,<x>): unknown user");
+  EXPECT_EQ(e.host_ip, "192.0.2.1");
+  EXPECT_EQ(e.session, "real");
+  EXPECT_EQ(e.error, "Password mismatch");
+  e = ParseDovecotLine(
+      "Jan 02 03:04:05 imap-login: Disconnected (auth failed, 1 attempts in 1 secs): user=<x>, "
+      "rip=6.6.6.6, session=<fake>>, method=PLAIN, rip=192.0.2.1, lip=192.0.2.2, session=<real>",
+      o);
+  EXPECT_EQ(e.auth_id, "x");
+  EXPECT_EQ(e.host_ip, "192.0.2.1");
+  EXPECT_EQ(e.session, "real");
+  // And a line that only looks like an auth line's start is Dovecot's 1.x prefix or nothing.
+  e = ParseDovecotLine(
+      "Jul 25 13:32:44 mail dovecot: auth(default): ldap(t@example.net,192.0.2.1): invalid "
+      "credentials",
+      o);
+  EXPECT_EQ(e.kind, LineKind::kDovecotPassdbFailed);
+  EXPECT_EQ(e.auth_id, "t@example.net");
+  EXPECT_EQ(ParseDovecotLine("Jan 02 03:04:05 authors: x", o).kind, LineKind::kUnknown);
+}
+
 TEST(LogLineDispatch, ParseLineTakesEitherFormat) {
   LogEvent e = ParseLine(
       "2026-01-02T03:04:05Z mail dovecot: imap-login: Login: user=<u@d>, method=PLAIN, "
@@ -1003,6 +1535,17 @@ const string_view kSamples[] = {
     "2026-01-02T03:04:05.5+01:00 mail dovecot: imap-login: Info: Disconnected (auth failed, 3 "
     "attempts in 16 secs): user=<u@d>, method=PLAIN, rip=1.2.3.4, lip=5.6.7.8",
     "Jan 02 03:04:05 imap-login[3]: Login: user=<u@d>, method=PLAIN, rip=1.2.3.4",
+    "2026-01-02 03:04:05 [9] 1xV13h-00017e-07 <= u@d U=root P=local-esmtpa A=plain:evil P=local "
+    "U=root PRDR K S=310 T=\"hi\" for b@far.example",
+    "2026-01-02 03:04:05 cwd=/tmp/x 1 args: y 3 args: /usr/sbin/sendmail -f \"x 1 args: y\"",
+    "Jan 02 03:04:05 auth-worker(77): conn unix:auth-worker (pid=1,uid=2): auth-worker<1>: "
+    "pam(u@d,1.2.3.4,master,<s>): unknown user (given password: p) - trying the next passdb",
+    "Jan 02 03:04:05 auth-worker(u@d,1.2.3.4,sasl:plain,master)<4321><s>: request [3]: Info: "
+    "pam: Password mismatch",
+    "Jan 02 03:04:05 imap-login: Login aborted: Logged out (auth failed, 3 attempts in 16 secs) "
+    "(auth_failed): method=PLAIN, rip=1.2.3.4, session=<a>",
+    "Oct  8 08:24:10 host auth[3906]: pam_unix(dovecot:auth): authentication failure; logname= "
+    "uid=0 euid=0 tty=dovecot ruser=x rhost=6.6.6.6 rhost=1.2.3.4  user=x rhost=6.6.6.6",
 };
 
 TEST(LogLineMalformed, EveryPrefixOfEverySampleParsesSafely) {
