@@ -9,7 +9,7 @@ namespace {
 
 constexpr const char* kAccepted =
     "expected N/min or N/hour (also N/minute, N/m, per_minute=N, N/h, N/hr, per_hour=N; 0 = "
-    "unlimited), several joined by ',', or default";
+    "unlimited), several joined by ',', 0 or unlimited (no limit at all), or default";
 
 bool ParseCount(std::string_view digits, uint32_t* out) {
   if (digits.empty() || digits.size() > 10) return false;
@@ -73,6 +73,11 @@ bool ParseLimitValue(std::string_view text, LimitChange* out, std::string* why) 
   const std::string_view v = lower;
   if (v == "default") {
     out->to_default = true;
+    return true;
+  }
+  if (v == "0" || v == "unlimited") {  // both windows: no limit for this key
+    out->per_minute = 0;
+    out->per_hour = 0;
     return true;
   }
   size_t start = 0;

@@ -6,6 +6,7 @@
 //   ParseLimitValue("2/min", &c, &why);           // c.per_minute = 2
 //   ParseLimitValue("per_hour=500", &c, &why);    // c.per_hour = 500
 //   ParseLimitValue("0/min,100/h", &c, &why);     // unlimited per minute, 100 per hour
+//   ParseLimitValue("0", &c, &why);               // unlimited in both windows (also "unlimited")
 //   ParseLimitValue("default", &c, &why);         // c.to_default: drop what `set` stored
 //   LimitValueText(c.per_minute, c.per_hour)  -> "0/min,100/hour" (parses back to the same)
 //   LimitText({2, 0})                         -> "2/minute, unlimited per hour"
@@ -16,7 +17,8 @@
 //   Pure functions, no I/O, thread-safe, nothing throws but std::bad_alloc. VALUE is one or
 //   more windows joined by ',' (or spaces), each N/min, N/minute, N/m, per_minute=N, N/hour,
 //   N/h, N/hr or per_hour=N, case-insensitive; N is 0..4294967295 and 0 means unlimited for that
-//   window; a window may be given once. Or the single word `default`. On anything else
+//   window; a window may be given once. Or the single word `0` / `unlimited` (both windows
+//   unlimited), or `default`. On anything else
 //   ParseLimitValue() returns false and *why quotes the part it refused and says what it
 //   accepts: "\"2/day\": expected N/min or N/hour (...)".
 

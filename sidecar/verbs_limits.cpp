@@ -8,7 +8,9 @@
 //   table is published from the config with the stored limits laid over it
 //   (WithStoredLimits), and the running daemon gets SIGHUP so its detectors use it too. A bad
 //   KEY or VALUE is kExitUsage and changes nothing. `set KEY default` drops what `set` stored
-//   for KEY; the config's limit applies again.
+//   for KEY; the config's limit applies again. After publishing it says how many live keys the
+//   change covers are already at or over the new limit (their next recipients are deferred;
+//   nothing they sent before the change becomes an incident).
 
 #include <algorithm>
 #include <ctime>
@@ -16,6 +18,7 @@
 #include "bot_verbs.h"
 #include "limit_value.h"
 #include "policy_from_state.h"
+#include "text_escape.h"
 #include "verbs.h"
 #include "verbs_support.h"
 
@@ -47,7 +50,8 @@ Limit Effective(const Config& config, const std::vector<StoredLimit>& stored,
   return LimitFor(WithStoredLimits(config, stored), key);
 }
 
-bool Whitelisted(VerbState& s, const PolicyKey& key) {
+// The whitelist of the config and of the store, as identities.
+std::vector<std::string> WhitelistIds(VerbState& s) {
   std::vector<WhitelistEntry> wl;
   std::string error;
   std::vector<PolicyKey> keys = s.config.whitelist;
@@ -55,9 +59,57 @@ bool Whitelisted(VerbState& s, const PolicyKey& key) {
     const std::vector<PolicyKey> more = WhitelistKeys(wl, nullptr);
     keys.insert(keys.end(), more.begin(), more.end());
   }
+  std::vector<std::string> ids;
+  for (const PolicyKey& k : keys) ids.push_back(Identity(k));
+  return ids;
+}
+
+bool Listed(const std::vector<std::string>& ids, const PolicyKey& key) {
+  return std::find(ids.begin(), ids.end(), Identity(key)) != ids.end();
+}
+
+// Says how many keys the change touched (key, or every key of its class for a class default)
+// have already sent more than their new limit in the table's windows: the guard defers their
+// next recipients until the windows fall under it. The sidecar records nothing for what they
+// sent before the change (the detectors' rate floors, detectors.h).
+void SayWhoIsOverAlready(VerbState& s, const std::vector<StoredLimit>& limits,
+                         const PolicyKey& key, bool class_default, std::ostream& out) {
+  const Config effective = WithStoredLimits(s.config, limits);
+  const std::vector<std::string> white = WhitelistIds(s);
   const std::string id = Identity(key);
-  return std::any_of(keys.begin(), keys.end(),
-                     [&](const PolicyKey& k) { return Identity(k) == id; });
+  std::vector<SlotView> slots;
+  std::string error;
+  const bool read = LiveSlots(
+      s.config,
+      [&](const PolicyKey& k) {
+        return k.klass == key.klass && (class_default || Identity(k) == id) && !Listed(white, k);
+      },
+      &slots, &error);
+  if (!read) return;  // no table: PublishNow has said so
+  size_t over = 0;
+  std::vector<std::string> names;
+  for (const SlotView& slot : slots) {
+    PolicyKey k;
+    k.klass = slot.klass;
+    k.text = slot.key;
+    const Limit l = LimitFor(effective, k);
+    const bool minute = l.per_minute != 0 && slot.minute >= l.per_minute;
+    const bool hour = l.per_hour != 0 && slot.hour >= l.per_hour;
+    if (!minute && !hour) continue;
+    ++over;
+    if (names.size() < 5) {
+      names.push_back(Printable(slot.key) + " (" + std::to_string(slot.minute) + "/minute, " +
+                      std::to_string(slot.hour) + "/hour)");
+    }
+  }
+  out << "already at or over the new limit: " << over << (over == 1 ? " key" : " keys");
+  for (size_t i = 0; i < names.size(); ++i) out << (i == 0 ? ": " : ", ") << names[i];
+  if (over > names.size()) out << ", ...";
+  out << "\n";
+  if (over > 0) {
+    out << "  their next recipients are deferred until their windows fall under it; what they "
+           "sent before this change is never an incident\n";
+  }
 }
 
 }  // namespace
@@ -125,11 +177,14 @@ int SetLimitVerb(const std::string& config_path, const std::string& written,
   }
   out << "effective limit: " << LimitText(Effective(s.config, after, key)) << " (was "
       << LimitText(Effective(s.config, before, key)) << ")\n";
-  if (!class_default && Whitelisted(s, key)) {
+  if (!class_default && Listed(WhitelistIds(s), key)) {
     out << "note: " << written << " is whitelisted: no limit applies to it while it is\n";
   }
   const bool published = PublishNow(s, out, err);
-  if (published) TellDaemon(s.config, out);
+  if (published) {
+    TellDaemon(s.config, out);
+    if (!change.to_default || old) SayWhoIsOverAlready(s, after, key, class_default, out);
+  }
   if (change.to_default) {
     if (old) out << "undo: eximguard set " << written << " " << old_text << "\n";
   } else {

@@ -24,6 +24,8 @@
 #include "daemon.h"
 #include "follow_up.h"
 #include "host_platform.h"
+#include "limit_value.h"
+#include "policy_from_state.h"
 #include "reset_marks.h"
 #include "segment.h"
 #include "state_store.h"
@@ -219,17 +221,23 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
     return std::any_of(list.begin(), list.end(),
                        [&](const PolicyKey& k) { return Identity(k) == id; });
   };
-  Limit limit = c.limits[static_cast<int>(key.klass)];
-  for (const Override& o : c.overrides) {
-    if (Identity(o.key) == id) limit = EffectiveLimit(c, o);
+  // The limit the guard applies: the config's with `eximguard set`'s laid over it.
+  std::string error;
+  std::vector<StoredLimit> stored;
+  if (!l.store->ListLimits(&stored, &error)) {
+    err << error << "\n";
+    return kExitFailure;
   }
-  out << "  limits: " << limit.per_minute << "/minute, " << limit.per_hour
-      << "/hour (0 = unlimited)\n";
+  const Limit limit = LimitFor(WithStoredLimits(c, stored), key);
+  out << "  limits: " << LimitText(limit) << "\n";
+  for (const StoredLimit& s : stored) {
+    if (s.key_class != key.klass || (s.key != key.text && !s.key.empty())) continue;
+    out << "    set with eximguard set: " << Printable(StoredLimitText(s)) << "\n";
+  }
   if (listed(c.whitelist)) out << "  whitelisted in the config\n";
   if (listed(c.blocklist)) out << "  blocked by the config's blocklist\n";
 
   // The store's.
-  std::string error;
   std::vector<StoredBlock> blocks;
   std::vector<WhitelistEntry> wl;
   if (!l.store->ActiveBlocks(&blocks, &error) || !l.store->ListWhitelist(&wl, &error)) {

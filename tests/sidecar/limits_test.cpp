@@ -246,6 +246,11 @@ TEST(StoredLimits, ParsesLimitValues) {
   EXPECT_EQ(LimitValueText(c.per_minute, c.per_hour), "0/min,100/hour");
   ASSERT_TRUE(ParseLimitValue("default", &c, &why));
   EXPECT_TRUE(c.to_default);
+  for (const char* v : {"0", "unlimited", "Unlimited"}) {  // the help's "0 = unlimited"
+    ASSERT_TRUE(ParseLimitValue(v, &c, &why)) << v;
+    EXPECT_EQ(c.per_minute, 0u) << v;
+    EXPECT_EQ(c.per_hour, 0u) << v;
+  }
   for (const char* v : {"", "2", "2/day", "-1/min", "x/min", "4294967296/min", "2/min,3/min",
                         "per_day=3", "default,2/min"}) {
     EXPECT_FALSE(ParseLimitValue(v, &c, &why)) << v;
@@ -311,6 +316,42 @@ TEST_F(LimitsCli, SetTakesEffectInTheTableAtOnceAndDefaultRestoresTheConfigs) {
   r = Set("a@b.c", "default");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("no limit was set"), std::string::npos) << r.out;
+}
+
+TEST_F(LimitsCli, SetSaysWhoIsOverTheNewLimitAlreadyAndWhyShowsTheSetLimit) {
+  WriteConfig();  // sender: 8/minute, 100/hour
+  ASSERT_EQ(Set("uid:1001", "0").exit_code, 0);  // "0 = unlimited", as the help says
+  auto seg = Open();
+  ASSERT_TRUE(seg);
+  const uint32_t now = Now();
+  ASSERT_EQ(Send(*seg, KeyClass::kSender, "shop@shop.test", 5, now), Verdict::kOk);
+  ASSERT_EQ(Send(*seg, KeyClass::kSender, "quiet@shop.test", 1, now), Verdict::kOk);
+
+  CliResult r = Set("shop@shop.test", "2/min");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("already at or over the new limit: 1 key: shop@shop.test (5/minute, "
+                       "5/hour)"),
+            std::string::npos)
+      << r.out;
+  r = Set("sender", "3/min");  // the class default: shop has its own 2/min, quiet is under 3
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("already at or over the new limit: 1 key: shop@shop.test"),
+            std::string::npos)
+      << r.out;
+  r = Set("nobody@shop.test", "1/min");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("already at or over the new limit: 0 keys"), std::string::npos) << r.out;
+
+  r = RunCli({"why", "shop@shop.test", "--config", config_path_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("limits: 2/minute, 100/hour"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("set with eximguard set: sender shop@shop.test 2/min (by cli:"),
+            std::string::npos)
+      << r.out;
+  r = RunCli({"why", "uid:1001", "--config", config_path_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("limits: unlimited per minute, unlimited per hour"), std::string::npos)
+      << r.out;
 }
 
 TEST_F(LimitsCli, SetAClassDefaultAndUnlimitedWindows) {
