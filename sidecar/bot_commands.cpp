@@ -66,6 +66,7 @@ constexpr Spec kSpecs[] = {
     {"whitelist", false, 0, "whitelist [list | add KEY [NOTE] | remove KEY]", "the whitelist"},
     {"suspend", true, 1, "suspend KEY [REASON]", "block a key in the table at once"},
     {"unsuspend", true, 1, "unsuspend KEY", "lift a block"},
+    {"act", true, 1, "act ID", "act on an incident as its rule says (also one not trusted)"},
     {"hold", true, 1, "hold KEY", "hold the key's outgoing mail"},
     {"release", true, 1, "release KEY", "release held outgoing mail"},
     {"set", true, 2, "set KEY VALUE", "a key's limit: 20/min,200/hour or default"},
@@ -235,6 +236,9 @@ BotReply RunBotCommand(const BotContext& ctx, const std::string& text) {
   if (name == "unsuspend") {
     return VerbReply(ctx, name,
                      [&](auto& o, auto& e) { return UnsuspendVerb(path, a[0], who, o, e); });
+  }
+  if (name == "act") {
+    return VerbReply(ctx, name, [&](auto& o, auto& e) { return ActVerb(path, a[0], who, o, e); });
   }
   if (name == "hold") {
     return VerbReply(ctx, name, [&](auto& o, auto& e) { return HoldVerb(path, a[0], who, o, e); });

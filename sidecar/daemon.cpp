@@ -27,6 +27,7 @@
 #include "config.h"
 #include "dovecot_policy_server.h"
 #include "engine.h"
+#include "exim_query.h"
 #include "follow_up.h"
 #include "ip_match.h"
 #include "log_follower.h"
@@ -70,13 +71,6 @@ void InstallSignals() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
-}
-
-// This host's addresses as text: never firewalled.
-std::vector<std::string> OwnAddressTexts() {
-  std::vector<std::string> out;
-  for (const IpAddress& a : OwnAddresses()) out.push_back(IpText(a));
-  return out;
 }
 
 int64_t Now() {
@@ -374,6 +368,21 @@ class Daemon {
       return false;
     }
     for (const std::string& n : notes) log_(n + " (skipped)");
+    if (r.dropped.size() != dropped_blocks_) {  // loud, once per change
+      dropped_blocks_ = r.dropped.size();
+      if (!r.dropped.empty()) {
+        const std::string text = DroppedText(config_, r);
+        log_("ALERT: " + text);
+        if (follow_up_) {
+          Notice n;
+          n.kind = NoticeKind::kAction;
+          n.host = HostName();
+          n.title = "eximguard: the policy table is full";
+          n.action = text;
+          follow_up_->Tell(std::move(n));
+        }
+      }
+    }
     if (!segment_ || r.created) {
       if (opt_.once) {
         out_ << Describe(config_, r) << "\n";
@@ -390,7 +399,9 @@ class Daemon {
     if (!store_->ListWhitelist(&wl, error)) return false;
     const std::vector<PolicyKey> extra = WhitelistKeys(wl, nullptr);  // Publish() logs skips
     std::vector<std::string> domains;
-    if (!ReadDomainsFile(config_.local_domains_file, &domains, error)) return false;
+    std::string note;
+    if (!LoadLocalDomains(config_, &domains, &note, error)) return false;
+    if (!note.empty()) log_(note);
     EngineHooks hooks;
     hooks.store = store_.get();
     hooks.republish = [this](std::string* e) { return Publish(e); };
@@ -424,6 +435,9 @@ class Daemon {
     ParseOptions parse;
     parse.utc = config_.log_utc;
     if (engine_) before_reload_ += engine_->stats();  // a reload: keep the old counters
+    DetectorSettings policy_settings = settings;  // Dovecot's reports (FeedAuthAttempts)
+    policy_settings.on_arrival = nullptr;
+    policy_detectors_ = std::make_unique<Detectors>(std::move(policy_settings));
     engine_ = std::make_unique<Engine>(effective, std::move(settings), std::move(hooks), parse);
     ResetMarks marks;  // `reset`: what came before no longer counts for the key
     if (!LoadResetMarks(*store_, Now(), &marks, error)) return false;
@@ -521,7 +535,7 @@ class Daemon {
       const uint32_t again = config_.detectors.throttled_refused;
       if (again > 0 && refused >= again) {
         const int64_t period = b.expires - b.since > 0 ? b.expires - b.since : 3600;
-        if (store_->RenewBlock(b.id, now + period, "eximguard", &error)) {
+        if (store_->RenewBlock(b.id, now + period, kAutomaticBy, &error)) {
           log_("block of " + what + " lapsed and is renewed: the guard still refused " +
                std::to_string(refused) + " of its recipients in the last 10 minutes");
         }
@@ -655,6 +669,7 @@ class Daemon {
         Reload();
       }
       const size_t n = Step(opt_.poll);
+      FeedAuthAttempts();
       if (Clock::now() >= next_look) {
         LookAtTable();
         next_look = Clock::now() + kTableLookEvery;
@@ -797,6 +812,7 @@ class Daemon {
     dovecot_section_ = section;
   }
 
+  // On the policy server's thread: counted, and queued for the main loop (FeedAuthAttempts).
   void OnAuthAttempt(const AuthAttempt& a) {
     if (a.source == AttemptSource::kRefusedAllow) {
       ++dovecot_counts_.refused;
@@ -806,6 +822,49 @@ class Daemon {
     }
     ++dovecot_counts_.attempts;
     ++(a.success ? dovecot_counts_.succeeded : dovecot_counts_.failed);
+    if (a.refused_by_us) return;  // our own refusal says nothing about the password
+    std::lock_guard lock(attempts_mu_);
+    if (attempts_.size() >= kMaxQueuedAttempts) {
+      ++dropped_attempts_;
+      return;
+    }
+    attempts_.push_back(a);
+  }
+
+  // Dovecot's own reports are the trusted source of the login rules (many_ips, many_logins,
+  // auth_failures): fed to detectors of their own, as the log's logins would be, and their
+  // incidents handled as trusted (EvidenceSource::kPolicy). The log's Dovecot lines still make
+  // notices (forgeable: never punished without this source agreeing).
+  void FeedAuthAttempts() {
+    std::vector<AuthAttempt> batch;
+    {
+      std::lock_guard lock(attempts_mu_);
+      batch.swap(attempts_);
+      if (dropped_attempts_ > 0) {
+        log_("dovecot policy: " + std::to_string(dropped_attempts_) +
+             " reports not judged (the queue was full)");
+        dropped_attempts_ = 0;
+      }
+    }
+    if (batch.empty() || !policy_detectors_ || !engine_) return;
+    for (const AuthAttempt& a : batch) {
+      LogEvent e;
+      e.time = a.time;
+      e.kind = a.success ? LineKind::kDovecotLogin : LineKind::kDovecotAuthFailed;
+      e.auth_id = a.login;
+      e.host_ip = a.remote_ip;
+      e.protocol = a.protocol;
+      e.attempts = 1;
+      const std::string line = "dovecot auth policy: " + a.protocol + " login of " + a.login +
+                               " from " + a.remote_ip + (a.success ? ": succeeded" : ": failed");
+      policy_detectors_->Feed(e, line);
+    }
+    std::vector<Incident> found = policy_detectors_->TakeIncidents();
+    for (Incident& i : found) {
+      i.source = EvidenceSource::kPolicy;
+      engine_->Add(std::move(i));
+    }
+    if (!found.empty()) engine_->Handle();
   }
 
   Json DovecotStatus() const {
@@ -896,6 +955,12 @@ class Daemon {
   FollowLock lock_;
   PidFile pidfile_;  // after lock_: removed before the lock is let go
   std::unique_ptr<Segment> segment_;
+  size_t dropped_blocks_ = 0;
+  static constexpr size_t kMaxQueuedAttempts = 100000;
+  std::mutex attempts_mu_;            // guards attempts_, dropped_attempts_
+  std::vector<AuthAttempt> attempts_;  // from the policy server's thread (OnAuthAttempt)
+  uint64_t dropped_attempts_ = 0;
+  std::unique_ptr<Detectors> policy_detectors_;  // judges Dovecot's reports (FeedAuthAttempts)  // automatic blocks the last publish left out (Publish)
   std::unique_ptr<FollowUpWorker> follow_up_;
   std::unique_ptr<TelegramBot> telegram_;
   std::unique_ptr<SlackBot> slack_;

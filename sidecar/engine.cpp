@@ -188,6 +188,44 @@ Json IncidentToJson(const Incident& i) {
   return j;
 }
 
+Incident IncidentFromJson(const Json& j) {
+  Incident i;
+  if (!j.is_object()) return i;
+  auto text = [&](const char* k) {
+    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+  };
+  auto number = [&](const char* k) -> int64_t {
+    return j.contains(k) && j[k].is_number_integer() ? j[k].get<int64_t>() : 0;
+  };
+  auto texts = [&](const char* k) {
+    std::vector<std::string> v;
+    if (!j.contains(k) || !j[k].is_array()) return v;
+    for (const Json& e : j[k]) {
+      if (e.is_string()) v.push_back(e.get<std::string>());
+    }
+    return v;
+  };
+  i.key = text("key");
+  i.key_class = text("class");
+  i.rule = text("rule");
+  i.time = number("time");
+  i.count = static_cast<uint64_t>(std::max<int64_t>(0, number("count")));
+  i.threshold = static_cast<uint64_t>(std::max<int64_t>(0, number("threshold")));
+  i.window_start = number("window_start");
+  i.window_end = number("window_end");
+  for (std::string& ip : texts("ips")) i.ips.insert(std::move(ip));
+  for (std::string& ip : texts("spared_ips")) i.spared_ips.insert(std::move(ip));
+  i.scripts = texts("scripts");
+  i.subjects = texts("subjects");
+  i.lines = texts("lines");
+  i.trusted = j.contains("trusted") && j["trusted"].is_boolean() && j["trusted"].get<bool>();
+  i.trust_note = text("trust_note");
+  i.owner_uid = j.contains("owner_uid") && j["owner_uid"].is_number_integer()
+                    ? j["owner_uid"].get<int64_t>()
+                    : -1;
+  return i;
+}
+
 Json HandledToJson(const HandledIncident& h) {
   Json j = IncidentToJson(h.incident);
   j["id"] = h.id;
@@ -330,7 +368,7 @@ HandledIncident Engine::Act(Incident incident) {
         h.action = "block";
         block.kind = kBlockKindBlock;
         block.since = now;
-        block.by = "eximguard";
+        block.by = kAutomaticBy;
         block.reason =
             i.rule + ": " + std::to_string(i.count) + " > " + std::to_string(i.threshold);
         const uint32_t minutes = BlockMinutes(config_.actions, i.rule);

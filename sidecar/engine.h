@@ -154,6 +154,9 @@ nlohmann::ordered_json IncidentToJson(const Incident& incident);
 // IncidentToJson plus what was done: id, action, punish (the JSON the custom command and the
 // webhook get).
 nlohmann::ordered_json HandledToJson(const HandledIncident& handled);
+// Back from IncidentToJson()'s form (a stored incident's evidence); fields that are missing or
+// of the wrong type stay at their defaults. The source is not read back (kLog).
+Incident IncidentFromJson(const nlohmann::ordered_json& evidence);
 
 // Weighs a log incident against the guard's table (see TRUST): sets incident->trusted and
 // incident->trust_note. `table` may be null. now_unix: the wall clock.

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "action_command.h"
+#include "engine.h"
 
 namespace eg::sidecar {
 namespace {
@@ -234,6 +235,23 @@ bool ReadEximLocalDomains(const std::vector<std::string>& exim_command, EximDoma
     return true;
   };
   Expand(EximOptionValue(list.output, "local_domains"), lists, 0, out);
+  return true;
+}
+
+bool LoadLocalDomains(const Config& config, std::vector<std::string>* out, std::string* note,
+                      std::string* error) {
+  note->clear();
+  if (!ReadDomainsFile(config.local_domains_file, out, error)) return false;
+  if (!config.local_domains_from_exim) return true;
+  EximDomainList exim;
+  std::string why;
+  if (!ReadEximLocalDomains(config.actions.exim_command, &exim, &why)) {
+    *note = "local_domains_from_exim: " + why + "; only local_domains_file's domains apply";
+    return true;
+  }
+  for (std::string& d : exim.domains) {
+    if (std::find(out->begin(), out->end(), d) == out->end()) out->push_back(std::move(d));
+  }
   return true;
 }
 

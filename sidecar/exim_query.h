@@ -10,8 +10,7 @@
 //
 // CONTRACT
 //   - Callers: `doctor` (every Exim check), and whoever loads local domains when the config
-//     says "local_domains_from_exim": true (the engine's caller; today it reads
-//     local_domains_file with ReadDomainsFile, engine.h).
+//     says "local_domains_from_exim": true (LoadLocalDomains: the daemon, rerun, replay).
 //   - `exim_command` is the argv prefix of Exim (actions.exim_command: "/usr/sbin/exim", or
 //     ["/usr/sbin/exim4", "-C", "/path/test.conf"] in tests); arguments are appended. It runs
 //     with RunActionCommand (action_command.h): no shell, killed after kEximTimeout, output
@@ -32,6 +31,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "config.h"
 
 namespace eg::sidecar {
 
@@ -69,6 +70,12 @@ void ExpandEximDomainList(std::string_view value, const EximLists& lists, EximDo
 // Exim could not be asked or has no local_domains list (*error says why).
 bool ReadEximLocalDomains(const std::vector<std::string>& exim_command, EximDomainList* out,
                           std::string* error);
+
+// The local domains the detectors use: local_domains_file's (ReadDomainsFile, engine.h) and,
+// when local_domains_from_exim is set, Exim's own list. False only when the file is unreadable
+// (*error); Exim that cannot be asked is a *note ("" when none): the file's domains still apply.
+bool LoadLocalDomains(const Config& config, std::vector<std::string>* out, std::string* note,
+                      std::string* error);
 
 }  // namespace eg::sidecar
 

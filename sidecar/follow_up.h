@@ -67,8 +67,6 @@
 
 namespace eg::sidecar {
 
-inline constexpr const char* kAutomaticBy = "eximguard";
-
 // Block kinds of the WHM steps (the store's blocks.kind).
 bool IsWhmStep(const std::string& action);
 // Steps `unsuspend` undoes (besides the table block) and steps `release` undoes.

@@ -134,4 +134,10 @@ std::vector<IpAddress> OwnAddresses() {
   return out;
 }
 
+std::vector<std::string> OwnAddressTexts() {
+  std::vector<std::string> out;
+  for (const IpAddress& a : OwnAddresses()) out.push_back(IpText(a));
+  return out;
+}
+
 }  // namespace eg::sidecar

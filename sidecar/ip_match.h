@@ -48,6 +48,7 @@ bool IpInRanges(std::string_view ip, const std::vector<IpRange>& ranges);
 
 // Every address of this host's interfaces (loopback included). Empty if getifaddrs fails.
 std::vector<IpAddress> OwnAddresses();
+std::vector<std::string> OwnAddressTexts();  // the same, as IpText()
 
 }  // namespace eg::sidecar
 

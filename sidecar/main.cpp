@@ -12,6 +12,7 @@
 //   eximguard why KEY
 //   eximguard suspend KEY [--reason R]    block KEY in the shared table now
 //   eximguard unsuspend KEY               lift the block and what eximguard suspended in WHM
+//   eximguard act ID                      act on incident ID as its rule's actions say
 //   eximguard hold KEY | release KEY      WHM: hold the key's outgoing mail in the queue / let go
 //   eximguard set KEY VALUE               a limit now and kept (N/min, N/hour, 0 = none, default)
 //   eximguard info DOMAIN|EMAIL           cPanel owner, blocks, incidents, limits, counters
@@ -114,6 +115,11 @@ int main(int argc, char** argv) {
   suspend->add_option("--reason", reason, "why (kept in the audit trail)");
   CLI::App* unsuspend = verb("unsuspend", "Lift a block.");
   unsuspend->add_option("KEY", key, kKeyHelp)->required();
+  std::string incident_id;
+  CLI::App* act = verb("act",
+                       "Act on a recorded incident as its rule's actions say (block, WHM, "
+                       "firewall, command), also one whose evidence was not trusted.");
+  act->add_option("ID", incident_id, "the incident's number (eximguard incidents)")->required();
 
   CLI::App* hold = verb("hold", "cPanel (WHM): hold the key's outgoing mail in Exim's queue.");
   hold->add_option("KEY", key, kKeyHelp)->required();
@@ -244,6 +250,7 @@ int main(int argc, char** argv) {
     if (*why) return WhyVerb(config_path, key, out, err);
     if (*suspend) return SuspendVerb(config_path, key, reason, CliUser(), out, err);
     if (*unsuspend) return UnsuspendVerb(config_path, key, CliUser(), out, err);
+    if (*act) return ActVerb(config_path, incident_id, CliUser(), out, err);
     if (*hold) return HoldVerb(config_path, key, CliUser(), out, err);
     if (*release) return ReleaseVerb(config_path, key, CliUser(), out, err);
     if (*set_limit) return SetLimitVerb(config_path, key, limit_value, CliUser(), out, err);

@@ -2,8 +2,13 @@
 
 #include "publish.h"
 
+#include <algorithm>
+#include <set>
+#include <utility>
+
 #include "policy_from_config.h"
 #include "policy_from_state.h"
+#include "text_escape.h"
 
 namespace eg::sidecar {
 
@@ -33,6 +38,22 @@ bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out, 
   return true;
 }
 
+namespace {
+
+bool Automatic(const StoredBlock& b) { return b.by == kAutomaticBy; }
+
+// Distinct (class, key) pairs among the config's rules and `rules`: what PublishPolicy() merges.
+size_t DistinctKeys(const Config& config, const std::vector<PolicyRule>& rules) {
+  std::set<std::pair<int, std::string>> keys;
+  for (const PolicyRule& r : PolicyFromConfig(config).rules) {
+    keys.emplace(static_cast<int>(r.klass), r.key);
+  }
+  for (const PolicyRule& r : rules) keys.emplace(static_cast<int>(r.klass), r.key);
+  return keys.size();
+}
+
+}  // namespace
+
 bool PublishFromStore(const Config& config, StateStore& store, uint32_t now_unix,
                       PublishResult* out, std::string* error, std::vector<std::string>* notes) {
   std::vector<StoredBlock> blocks;
@@ -43,11 +64,61 @@ bool PublishFromStore(const Config& config, StateStore& store, uint32_t now_unix
     *error = store.path() + ": " + *error;
     return false;
   }
-  const std::vector<PolicyRule> extra = RulesFromState(blocks, whitelist, notes);
   const Config effective = WithStoredLimits(config, limits);
-  if (!PublishConfig(effective, now_unix, out, error, extra)) return false;
+  // The config's rules, the admins' blocks and the whitelist first; then the automatic blocks,
+  // newest first, as many as the policy table holds. The rest are dropped (out->dropped): the
+  // guard must go on enforcing what the admins decided and everything new.
+  std::vector<StoredBlock> mine;
+  std::vector<StoredBlock> automatic;
+  for (StoredBlock& b : blocks) (Automatic(b) ? automatic : mine).push_back(std::move(b));
+  std::stable_sort(automatic.begin(), automatic.end(),
+                   [](const StoredBlock& a, const StoredBlock& b) { return a.since > b.since; });
+  std::vector<PolicyRule> extra = RulesFromState(mine, whitelist, notes);
+  const size_t room = config.policy_capacity / 2;
+  size_t keep = 0;
+  {
+    std::vector<PolicyRule> all = extra;
+    const std::vector<PolicyRule> autos = RulesFromState(automatic, {}, nullptr);
+    all.insert(all.end(), autos.begin(), autos.end());
+    keep = automatic.size();
+    // Each automatic block is one key; drop from the oldest until the distinct keys fit.
+    while (keep > 0 && DistinctKeys(effective, all) > room) {
+      all.pop_back();
+      --keep;
+    }
+  }
+  out->dropped.clear();
+  for (;;) {
+    std::vector<StoredBlock> published(automatic.begin(),
+                                       automatic.begin() + static_cast<ptrdiff_t>(keep));
+    std::vector<PolicyRule> rules = extra;
+    const std::vector<PolicyRule> autos = RulesFromState(published, {}, nullptr);
+    rules.insert(rules.end(), autos.begin(), autos.end());
+    if (PublishConfig(effective, now_unix, out, error, rules)) break;
+    // Still too many (the hash table's probes are full): halve the automatic blocks; without
+    // any, the failure is the admins' own rules' and is reported.
+    if (keep == 0 || !out->segment) return false;
+    keep /= 2;
+  }
+  out->dropped.assign(automatic.begin() + static_cast<ptrdiff_t>(keep), automatic.end());
   UnlockSegment(*out->segment);
   return true;
+}
+
+std::string DroppedText(const Config& config, const PublishResult& r) {
+  if (r.dropped.empty()) return "";
+  std::string text = std::to_string(r.dropped.size()) +
+                     (r.dropped.size() == 1 ? " automatic block is" : " automatic blocks are") +
+                     " NOT enforced: the policy table (policy_capacity " +
+                     std::to_string(config.policy_capacity) +
+                     ") is full; the oldest are left out: ";
+  for (size_t i = 0; i < r.dropped.size() && i < 5; ++i) {
+    text += (i == 0 ? "" : ", ") + std::string(KeyClassName(r.dropped[i].key_class)) + " " +
+            Printable(r.dropped[i].key);
+  }
+  if (r.dropped.size() > 5) text += ", ...";
+  text += ". Raise policy_capacity, or lift blocks that are no longer needed (eximguard list)";
+  return text;
 }
 
 std::string Describe(const Config& config, const PublishResult& r) {

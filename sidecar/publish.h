@@ -30,6 +30,8 @@ struct PublishResult {
   uint64_t generation = 0;
   size_t rules = 0;  // whitelist + blocklist + override rules published
   int repaired = 0;  // slots eg::Repair fixed
+  // PublishFromStore: automatic blocks left out because the policy table is full (oldest).
+  std::vector<StoredBlock> dropped;
 };
 
 // `extra_rules` (the state store's blocks and whitelist: RulesFromState()) are published after the
@@ -41,9 +43,17 @@ bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out, 
 // the store's active blocks and whitelist (policy_from_state.h), then gives up
 // the segment's writer lock (the mapping in out->segment stays usable), so CLI verbs and the
 // daemon can publish in turn. *notes (may be null) gets whitelist entries that were skipped.
+// The policy table never overflows into a failure because of automatic blocks: the config's
+// rules, the admins' blocks and the whitelist are published first, then the automatic blocks
+// newest first as long as they fit; the rest are in out->dropped (say so loudly: DroppedText).
+// It fails only when the config's and the admins' own rules do not fit.
 bool PublishFromStore(const Config& config, StateStore& store, uint32_t now_unix,
                       PublishResult* out, std::string* error,
                       std::vector<std::string>* notes = nullptr);
+
+// "3 automatic blocks are NOT enforced: the policy table ... is full; ..." or "" when none were
+// dropped.
+std::string DroppedText(const Config& config, const PublishResult& result);
 
 // One line for the operator, e.g. "reused shared memory /eximguard (counters kept); published
 // policy generation 4 with 3 rules; repaired 0 slots".

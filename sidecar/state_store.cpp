@@ -484,6 +484,22 @@ bool StateStore::IncidentsForKey(const std::string& key, std::vector<StoredIncid
   return true;
 }
 
+bool StateStore::IncidentById(int64_t id, StoredIncident* out, bool* found, std::string* error) {
+  std::lock_guard lock(mu_);
+  *found = false;
+  std::string sql = std::string(kIncidentColumns) + "WHERE id = ?";
+  Stmt s(db_.get(), sql.c_str());
+  if (!s.Bind(1, id)) return SqlError(error, "IncidentById", db_.get());
+  const int rc = s.Step();
+  if (rc == SQLITE_ROW) {
+    *out = ReadIncident(s);
+    *found = true;
+  } else if (rc != SQLITE_DONE) {
+    return SqlError(error, "IncidentById", db_.get());
+  }
+  return true;
+}
+
 bool StateStore::LastIncidentTime(const std::string& key, const std::string& rule,
                                   std::optional<int64_t>* out, std::string* error) {
   std::lock_guard lock(mu_);

@@ -70,6 +70,9 @@ inline constexpr int kDefaultRetentionDays = 30;
 
 // Block kinds the sidecar uses today; the column takes any non-empty word, so the WHM actions of
 // the next issue (suspendacct, suspend_login, ...) need no migration.
+// StoredBlock::by of the blocks eximguard made itself (automatic: they lapse, and are the first
+// left out of a full policy table).
+inline constexpr const char* kAutomaticBy = "eximguard";
 inline constexpr const char* kBlockKindBlock = "block";  // blocked in the shared table (deny)
 inline constexpr const char* kBlockKindSuspendOutgoing = "suspend_outgoing";
 inline constexpr const char* kBlockKindHoldOutgoing = "hold_outgoing";
@@ -179,6 +182,8 @@ class StateStore {
                      std::string* error);
   bool IncidentsForKey(const std::string& key, std::vector<StoredIncident>* out,
                        std::string* error);
+  // *found is false when there is no incident `id` (pruned, or never recorded).
+  bool IncidentById(int64_t id, StoredIncident* out, bool* found, std::string* error);
   // *out is empty when the key never had an incident for that rule.
   bool LastIncidentTime(const std::string& key, const std::string& rule,
                         std::optional<int64_t>* out, std::string* error);

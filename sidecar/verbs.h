@@ -68,6 +68,12 @@ int SuspendVerb(const std::string& config_path, const std::string& key, const st
                 const std::string& who, std::ostream& out, std::ostream& err);
 int UnsuspendVerb(const std::string& config_path, const std::string& key, const std::string& who,
                   std::ostream& out, std::ostream& err);
+// `act ID`: an admin acts on incident ID as its rule's actions say (actions.rules), whether its
+// evidence was trusted or not: the block (an admin's: it does not lapse), then the WHM steps,
+// firewall, freeze and command, as `who`. Refused for protected keys (protected_keys.h: root,
+// system uids, eximguard's own addresses); `suspend` blocks those by hand. Audited.
+int ActVerb(const std::string& config_path, const std::string& id, const std::string& who,
+            std::ostream& out, std::ostream& err);
 // `reset KEY` / `reset --all`: the key's (every key's) counters in the shared table go to zero,
 // and the daemon's log rules judge it afresh: log lines from before the reset no longer count
 // toward an incident (reset_marks.h). Audited. Blocks stay: `unsuspend` lifts them.

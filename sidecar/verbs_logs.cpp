@@ -24,6 +24,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "engine.h"
+#include "exim_query.h"
 #include "log_reader.h"
 #include "policy_from_state.h"
 #include "progress.h"
@@ -349,7 +350,9 @@ int ReplayVerb(const std::string& config_path, bool config_named,
   if (!OpenInputs(files, &merged, err, json)) return kExitFailure;
   std::vector<std::string> domains;
   std::string error;
-  if (!ReadDomainsFile(config.local_domains_file, &domains, &error)) err << error << "\n";
+  std::string note;
+  if (!LoadLocalDomains(config, &domains, &note, &error)) err << error << "\n";
+  if (!note.empty()) err << note << "\n";
   ParseOptions parse;
   parse.utc = config.log_utc;
   Engine engine(config, DetectorSettingsFromConfig(config, {}, domains), EngineHooks{}, parse);
@@ -421,11 +424,13 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
   std::vector<WhitelistEntry> wl;
   std::vector<StoredLimit> limits;
   std::vector<std::string> domains;
+  std::string note;
   if (!store->ListWhitelist(&wl, &error) || !store->ListLimits(&limits, &error) ||
-      !ReadDomainsFile(config.local_domains_file, &domains, &error)) {
+      !LoadLocalDomains(config, &domains, &note, &error)) {
     err << error << "\n";
     return kExitFailure;
   }
+  if (!note.empty()) err << note << "\n";
   EngineHooks hooks;
   hooks.store = store.get();
   hooks.republish = [&](std::string* e) {

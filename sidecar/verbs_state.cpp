@@ -24,8 +24,10 @@
 #include "daemon.h"
 #include "follow_up.h"
 #include "host_platform.h"
+#include "ip_match.h"
 #include "limit_value.h"
 #include "policy_from_state.h"
+#include "protected_keys.h"
 #include "reset_marks.h"
 #include "segment.h"
 #include "state_store.h"
@@ -343,6 +345,98 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
   }
   out << "undo: eximguard unsuspend " << written << "\n";
   return whm_ok ? kExitOk : kExitFailure;
+}
+
+int ActVerb(const std::string& config_path, const std::string& id_text, const std::string& who,
+            std::ostream& out, std::ostream& err) {
+  int64_t id = 0;
+  if (id_text.empty() || id_text.size() > 18 ||
+      !std::all_of(id_text.begin(), id_text.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      (id = std::stoll(id_text)) <= 0) {
+    err << "act: ID " << Printable(id_text) << ": expected an incident number (eximguard incidents)"
+        << "\n";
+    return kExitUsage;
+  }
+  VerbState l;
+  if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
+  StoredIncident stored;
+  bool found = false;
+  std::string error;
+  if (!l.store->IncidentById(id, &stored, &found, &error)) {
+    err << error << "\n";
+    return kExitFailure;
+  }
+  if (!found) {
+    err << "act: no incident #" << id << " (eximguard incidents lists them)\n";
+    return kExitFailure;
+  }
+  HandledIncident h;
+  h.id = id;
+  h.incident = IncidentFromJson(Json::parse(stored.evidence_json, nullptr, false));
+  Incident& i = h.incident;
+  i.key = stored.key;  // the row's own columns win over the evidence's copy
+  i.key_class = stored.key_class;
+  i.rule = stored.rule;
+  const std::string what = "incident #" + std::to_string(id) + " (" + Printable(i.rule) + " " +
+                           Printable(i.key_class) + " " + Printable(i.key) + ")";
+  std::string why_protected;
+  if (IsProtectedKey(l.config, i.key_class, i.key, i.owner_uid, &why_protected)) {
+    err << "act: refused for " << what << ": " << why_protected
+        << ". If you are sure, block it by hand: eximguard suspend KEY\n";
+    return kExitFailure;
+  }
+  out << "acting on " << what << " as " << Printable(who) << "; evidence "
+      << (stored.trusted ? "trusted" : "NOT trusted (your decision)") << "\n";
+  h.punish = true;
+  h.action = "none";
+  if (RuleHasAction(l.config.actions, i.rule, "block") && i.key_class != "ip") {
+    StoredBlock b;
+    b.key_class = i.key_class == "cwd"   ? KeyClass::kCwd
+                  : i.key_class == "uid" ? KeyClass::kUid
+                                         : KeyClass::kSender;
+    b.key = b.key_class == KeyClass::kUid ? UidOfUser(i.key) : i.key;
+    if (b.key.empty()) {
+      err << "act: no user " << Printable(i.key) << " on this host: not blocked\n";
+    } else {
+      b.kind = kBlockKindBlock;
+      b.since = Now();
+      b.by = who;  // an admin's decision: it does not lapse
+      b.reason = "act on incident #" + std::to_string(id) + ": " + i.rule + " " +
+                 std::to_string(i.count) + " > " + std::to_string(i.threshold);
+      bool added = false;
+      if (!l.store->AddBlock(b, &added, &error)) {
+        err << error << "\n";
+        return kExitFailure;
+      }
+      out << (added ? "blocked " : "already blocked: ") << KeyClassName(b.key_class) << " "
+          << Printable(b.key) << "\n";
+      if (!PublishNow(l, out, err)) return kExitFailure;
+      TellDaemon(l.config, out);
+      h.action = "block";
+    }
+  }
+  std::unique_ptr<WhmClient> whm;
+  FollowUpEnv env = EnvOf(l, &whm);
+  env.who = who;
+  env.own_addresses = OwnAddressTexts();
+  const FollowUp f = RunFollowUp(env, h);
+  bool ok = true;
+  for (const StepResult& r : f.steps) {
+    (r.ok ? out : err) << r.action << ": " << Printable(r.outcome) << "\n";
+    ok &= r.ok;
+  }
+  if (h.action != "block" && f.steps.empty()) {
+    out << "nothing to do: actions.rules." << Printable(i.rule) << " has no step for it\n";
+  }
+  AuditEntry a;
+  a.time = Now();
+  a.who = who;
+  a.action = "act";
+  a.key = i.key;
+  a.detail = "incident #" + std::to_string(id) + " " + i.rule;
+  if (!l.store->Audit(a, &error)) err << "not audited: " << error << "\n";
+  if (!f.undo.empty()) out << "undo: " << f.undo << "\n";
+  return ok ? kExitOk : kExitFailure;
 }
 
 int UnsuspendVerb(const std::string& config_path, const std::string& written,

@@ -53,6 +53,7 @@ bool PublishNow(const VerbState& state, std::ostream& out, std::ostream& err) {
     return false;
   }
   out << "published policy generation " << r.generation << " to " << state.config.shm_name << "\n";
+  if (!r.dropped.empty()) err << "WARNING: " << DroppedText(state.config, r) << "\n";
   return true;
 }
 

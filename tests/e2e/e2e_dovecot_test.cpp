@@ -354,6 +354,7 @@ TEST_F(DovecotPolicyE2e, EximguardStartServesDovecotAndCountsInStatus) {
                                  {"state_dir", File("state-eg")},
                                  {"exim_log", File("mainlog")},
                                  {"local_domains_file", ""},
+                                 {"detectors", {{"auth_failures", 2}}},
                                  {"dovecot_policy",
                                   {{"enabled", true},
                                    {"listen", "127.0.0.1:" + std::to_string(policy_port)},
@@ -390,6 +391,32 @@ TEST_F(DovecotPolicyE2e, EximguardStartServesDovecotAndCountsInStatus) {
             std::string::npos)
       << log;
   EXPECT_EQ(log.find(kKey), std::string::npos);  // the key is never logged
+
+  // Dovecot's own reports are trusted evidence: the failures make auth_failures incidents of
+  // the account and of the IP, with source "dovecot_policy" (no log line was read: mainlog is empty).
+  auto incidents = [&] {
+    SpawnOptions q;
+    q.argv = {EG_SIDECAR_BIN, "incidents", "--json", "--since", "all", "--config",
+              File("eximguard.json")};
+    q.stdout_path = File("incidents.out");
+    q.stderr_path = File("incidents.err");
+    Spawn(q).Wait(20s);
+    return nlohmann::json::parse(ReadFile(File("incidents.out")), nullptr, false);
+  };
+  auto has = [&](const nlohmann::json& list, const std::string& key) {
+    if (!list.is_array()) return false;
+    for (const nlohmann::json& i : list) {
+      if (i["rule"] == "auth_failures" && i["key"] == key && i["evidence"]["trusted"] == true &&
+          i["evidence"]["source"] == "dovecot_policy") {
+        return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    const nlohmann::json list = incidents();
+    return has(list, "alice@example.test") && has(list, "127.0.0.3");
+  })) << incidents().dump(2);
 
   // SIGTERM stops the daemon and its server: Dovecot fails open.
   daemon_.Kill(SIGTERM);

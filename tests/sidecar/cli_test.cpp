@@ -343,6 +343,7 @@ TEST_F(Cli, EveryVerbHasHelp) {
                                              {"why", "--help"},
                                              {"suspend", "--help"},
                                              {"unsuspend", "--help"},
+                                             {"act", "--help"},
                                              {"list", "--help"},
                                              {"whitelist", "--help"},
                                              {"whitelist", "add", "--help"},

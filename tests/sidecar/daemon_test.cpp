@@ -548,6 +548,44 @@ TEST_F(Daemon, WhitelistAddMakesAKeyUnlimitedInTheTable) {
   EXPECT_NE(Send(*seg, KeyClass::kCwd, "/home/n/www", 1, now + 120), Verdict::kOk);
 }
 
+TEST_F(Daemon, ActOnANotTrustedIncidentDoesWhatItsRuleSaysAsTheAdmin) {
+  WriteConfig();
+  std::string burst;
+  for (int i = 0; i < 5; ++i) burst += Arrival(i, "spam@v.example", 2, "203.0.113.5", "Cheap");
+  Append(log_, burst);
+  ASSERT_EQ(RunCli({"run", "--config", config_path_}).exit_code, 0);
+  auto seg = Open();
+  ASSERT_TRUE(seg);
+  const auto now = static_cast<uint32_t>(time(nullptr));
+  EXPECT_EQ(Send(*seg, KeyClass::kSender, "spam@v.example", 1, now), Verdict::kOk);  // log only
+
+  CliResult r = RunCli({"act", "1", "--config", config_path_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("acting on incident #1 (rate_per_minute sender spam@v.example) as cli:"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("evidence NOT trusted (your decision)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("blocked sender spam@v.example"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("undo: eximguard unsuspend spam@v.example"), std::string::npos) << r.out;
+  EXPECT_EQ(Send(*seg, KeyClass::kSender, "spam@v.example", 1, now), Verdict::kDeny);
+  r = RunCli({"list", "--config", config_path_, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json list = Json::parse(r.out);
+  ASSERT_EQ(list.size(), 1u) << r.out;
+  EXPECT_EQ(list[0]["by"].get<std::string>().rfind("cli:", 0), 0u) << r.out;
+
+  r = RunCli({"act", "99", "--config", config_path_});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no incident #99"), std::string::npos) << r.err;
+  for (const char* bad : {"x", "-1", "0", "1e3"}) {
+    r = RunCli({"act", bad, "--config", config_path_});
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.err.find("expected an incident number"), std::string::npos) << bad << r.err;
+  }
+  ASSERT_EQ(RunCli({"unsuspend", "spam@v.example", "--config", config_path_}).exit_code, 0);
+  EXPECT_EQ(Send(*seg, KeyClass::kSender, "spam@v.example", 1, now), Verdict::kOk);
+}
+
 TEST_F(Daemon, IncidentsAndWhyShowWhatHappenedWithTheEvidence) {
   WriteConfig();
   std::string burst;
