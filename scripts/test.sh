@@ -3,8 +3,8 @@
 #   1. plain build (RelWithDebInfo): unit, sidecar, packaging, and end-to-end tests with a real
 #      Exim;
 #   2. ASan+UBSan build: every test that does not need Exim to load the module;
-#   3. clang libFuzzer build: the guard's argument fuzzer and the log-line parser's fuzzer, each
-#      for FUZZ_SECONDS (default 30).
+#   3. clang libFuzzer build: the guard's argument fuzzer, the log-line parser's fuzzer and the
+#      multi-line cwd= record fuzzer, each for FUZZ_SECONDS (default 30).
 # Exits non-zero if anything fails. Needs root (apt-get, and the end-to-end tests create a
 # local user and run Exim). Build trees: build/, build-asan/, build-fuzz/. Every build here has
 # warnings as errors (EG_WERROR=ON); a user's build does not (README.md, "Build").
@@ -56,6 +56,11 @@ echo "== libFuzzer (log-line parser)"
 mkdir -p "$logs/lines"
 build-fuzz/tests/fuzz/log_line_fuzz -max_total_time="${FUZZ_SECONDS:-30}" -timeout=5 \
   -max_len=70000 -print_final_stats=1 "$logs/lines" 2>&1 | tail -n 3
+passed=$((passed + 1))
+echo "== libFuzzer (multi-line cwd= records)"
+mkdir -p "$logs/records"
+build-fuzz/tests/fuzz/cwd_records_fuzz -max_total_time="${FUZZ_SECONDS:-30}" -timeout=5 \
+  -max_len=70000 -print_final_stats=1 "$logs/records" 2>&1 | tail -n 3
 passed=$((passed + 1))
 echo "all test stages passed"
 echo "$passed passed, $failed failed"
