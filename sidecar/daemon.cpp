@@ -435,7 +435,7 @@ class Daemon {
     ParseOptions parse;
     parse.utc = config_.log_utc;
     if (engine_) before_reload_ += engine_->stats();  // a reload: keep the old counters
-    DetectorSettings policy_settings = settings;  // Dovecot's reports (FeedAuthAttempts)
+    DetectorSettings policy_settings = settings;      // Dovecot's reports (FeedAuthAttempts)
     policy_settings.on_arrival = nullptr;
     policy_detectors_ = std::make_unique<Detectors>(std::move(policy_settings));
     engine_ = std::make_unique<Engine>(effective, std::move(settings), std::move(hooks), parse);
@@ -670,6 +670,7 @@ class Daemon {
       }
       const size_t n = Step(opt_.poll);
       FeedAuthAttempts();
+      TellForgeries();
       if (Clock::now() >= next_look) {
         LookAtTable();
         next_look = Clock::now() + kTableLookEvery;
@@ -812,6 +813,29 @@ class Daemon {
     dovecot_section_ = section;
   }
 
+  // A cwd= record that swallowed lines (a directory name with newlines: issue 10's forgery)
+  // is an alert: logged, and one notice per batch.
+  void TellForgeries() {
+    if (!engine_) return;
+    const std::vector<ForgeryAlert> alerts = engine_->TakeForgeryAlerts();
+    if (alerts.empty()) return;
+    std::string text;
+    for (const ForgeryAlert& a : alerts) {
+      const std::string one = "a cwd= record of " + std::to_string(a.lines) + " lines (pid " +
+                              std::to_string(a.pid) + ", directory " + a.cwd_preview +
+                              ") held log lines written by a directory name; "
+                              "they were skipped, not judged";
+      log_("ALERT: forgery attempt: " + one);
+      if (text.size() < 2000) text += (text.empty() ? "" : "; ") + one;
+    }
+    Notice n;
+    n.kind = NoticeKind::kAction;
+    n.host = HostName();
+    n.title = "eximguard: forged log lines (" + std::to_string(alerts.size()) + ")";
+    n.action = text;
+    if (follow_up_) follow_up_->Tell(std::move(n));
+  }
+
   // On the policy server's thread: counted, and queued for the main loop (FeedAuthAttempts).
   void OnAuthAttempt(const AuthAttempt& a) {
     if (a.source == AttemptSource::kRefusedAllow) {
@@ -914,6 +938,10 @@ class Daemon {
     j["config"] = config_path_;
     j["lines"] = s.lines;
     j["unparsed"] = s.unparsed;
+    j["forged_lines"] = s.forged_lines;
+    j["unparsed_samples"] = Json::array();
+    for (const std::string& line : engine_->UnparsedSamples())
+      j["unparsed_samples"].push_back(line);
     j["incidents"] = s.incidents;
     j["recorded"] = s.recorded;
     j["cooldown"] = s.cooldown;
@@ -957,10 +985,12 @@ class Daemon {
   std::unique_ptr<Segment> segment_;
   size_t dropped_blocks_ = 0;
   static constexpr size_t kMaxQueuedAttempts = 100000;
-  std::mutex attempts_mu_;            // guards attempts_, dropped_attempts_
+  std::mutex attempts_mu_;             // guards attempts_, dropped_attempts_
   std::vector<AuthAttempt> attempts_;  // from the policy server's thread (OnAuthAttempt)
   uint64_t dropped_attempts_ = 0;
-  std::unique_ptr<Detectors> policy_detectors_;  // judges Dovecot's reports (FeedAuthAttempts)  // automatic blocks the last publish left out (Publish)
+  std::unique_ptr<Detectors>
+      policy_detectors_;  // judges Dovecot's reports (FeedAuthAttempts)  // automatic blocks the
+                          // last publish left out (Publish)
   std::unique_ptr<FollowUpWorker> follow_up_;
   std::unique_ptr<TelegramBot> telegram_;
   std::unique_ptr<SlackBot> slack_;

@@ -275,7 +275,11 @@ void Engine::FeedParsed(const LogEvent& event, std::string_view line, LogSource 
     ++stats_.forged_lines;
     return;
   }
-  if (event.counted_as_unknown) ++stats_.unparsed;
+  if (event.counted_as_unknown) {
+    ++stats_.unparsed;
+    if (unparsed_samples_.size() == kMaxSamples) unparsed_samples_.pop_front();
+    unparsed_samples_.push_back(EscapeForDisplay(line, kSampleBytes));
+  }
   if (event.kind == LineKind::kUnknown) return;
   if (event.time > stats_.last_time) stats_.last_time = event.time;
   if (!resets_.empty() && ResetHides(resets_, event)) {

@@ -57,6 +57,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -200,6 +201,12 @@ class Engine {
   std::vector<ForgeryAlert> TakeForgeryAlerts() { return std::exchange(forgery_alerts_, {}); }
   static constexpr size_t kMaxForgeryAlerts = 1024;
 
+  // The last few lines the parser did not understand (stats().unparsed counts them all), each
+  // cut to kSampleBytes and escaped for display (EscapeForDisplay): for `status` and `replay`.
+  const std::deque<std::string>& UnparsedSamples() const { return unparsed_samples_; }
+  static constexpr size_t kMaxSamples = 5;
+  static constexpr size_t kSampleBytes = 300;
+
  private:
   HandledIncident Act(Incident incident);
   int64_t Now() const;
@@ -215,6 +222,7 @@ class Engine {
   std::vector<Incident> added_;  // from trusted sources, for the next Handle()
   CwdRecords cwd_records_[3];    // one per LogSource
   std::vector<ForgeryAlert> forgery_alerts_;
+  std::deque<std::string> unparsed_samples_;
 };
 
 }  // namespace eg::sidecar

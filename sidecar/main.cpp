@@ -84,7 +84,9 @@ int main(int argc, char** argv) {
                        "then exit (cron mode).");
 
   std::string date;
-  CLI::App* rerun = verb("rerun", "Process one past day of the logs again (rotated .gz too).");
+  CLI::App* rerun = verb("rerun",
+                       "Process one past day of the logs again (rotated .gz too): incidents are "
+                       "recorded, nothing is punished (eximguard act ID acts on one).");
   rerun->add_option("DATE", date, "the day, YYYY-MM-DD")->required();
 
   CLI::App* skip = verb("skip", "Move the checkpoints to the ends of the logs.");

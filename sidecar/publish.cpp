@@ -40,7 +40,9 @@ bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out, 
 
 namespace {
 
-bool Automatic(const StoredBlock& b) { return b.by == kAutomaticBy; }
+bool Automatic(const StoredBlock& b) {
+  return b.by == kAutomaticBy;
+}
 
 // Distinct (class, key) pairs among the config's rules and `rules`: what PublishPolicy() merges.
 size_t DistinctKeys(const Config& config, const std::vector<PolicyRule>& rules) {

@@ -56,14 +56,20 @@ std::string EscapeKey(std::string_view raw) {
 std::string DisplayKey(std::string_view raw, size_t width) {
   const std::string full = EscapeKey(raw);
   if (full.size() <= width) return full;
+  // Shortened in the middle: a path's plugin directory and an address's domain are at the end.
   const size_t room = width > 3 ? width - 3 : 0;
-  std::string out;
-  for (const char c : raw) {
-    const std::string piece = EscapeByte(static_cast<unsigned char>(c));
-    if (out.size() + piece.size() > room) break;
-    out += piece;
+  std::vector<std::string> pieces;
+  for (const char c : raw) pieces.push_back(EscapeByte(static_cast<unsigned char>(c)));
+  std::string tail;
+  size_t back = pieces.size();
+  while (back > 0 && tail.size() + pieces[back - 1].size() <= room - room / 2) {
+    tail.insert(0, pieces[--back]);
   }
-  return out + "...";
+  std::string head;
+  for (size_t i = 0; i < back && head.size() + pieces[i].size() <= room - tail.size(); ++i) {
+    head += pieces[i];
+  }
+  return head + "..." + tail;
 }
 
 TopReport BuildTop(const Table& t, const std::string& segment_name, uint32_t now_unix,
@@ -130,7 +136,9 @@ std::string FormatTopText(const TopReport& r) {
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"CLASS", "KEY", "MINUTE", "HOUR", "REFUSED", "STATE"});
   for (const TopRow& row : r.rows) {
-    cells.push_back({KeyClassName(row.klass), DisplayKey(row.key, kKeyWidth),
+    // A uid key as `why` and `set` take it: uid:1001 (a bare 1001 would be a sender).
+    const std::string key = row.klass == KeyClass::kUid ? "uid:" + row.key : row.key;
+    cells.push_back({KeyClassName(row.klass), DisplayKey(key, kKeyWidth),
                      Fraction(row.minute, row.minute_limit), Fraction(row.hour, row.hour_limit),
                      std::to_string(row.refused),
                      row.state == KeyState::kNone ? "-" : KeyStateName(row.state)});

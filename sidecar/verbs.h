@@ -42,8 +42,10 @@ int ReplayVerb(const std::string& config_path, bool config_named,
                std::ostream& err);
 
 // `rerun YYYY-MM-DD`: that day's lines of exim_log (and dovecot_log) and their rotations (.gz
-// too) through the full engine: incidents recorded (those already recorded stop at the
-// cooldown), blocks placed, actions run. Safe beside a running daemon.
+// too) through the engine: incidents recorded (those already recorded stop at the cooldown),
+// never punished and no action run: a past day's log lines are forgeable evidence and the
+// table's counters are today's, so nothing can corroborate them (each is a notice-only record;
+// `act ID` acts on one). Safe beside a running daemon.
 int RerunVerb(const std::string& config_path, const std::string& date, std::ostream& out,
               std::ostream& err);
 

@@ -72,8 +72,8 @@ bool Listed(const std::vector<std::string>& ids, const PolicyKey& key) {
 // have already sent more than their new limit in the table's windows: the guard defers their
 // next recipients until the windows fall under it. The sidecar records nothing for what they
 // sent before the change (the detectors' rate floors, detectors.h).
-void SayWhoIsOverAlready(VerbState& s, const std::vector<StoredLimit>& limits,
-                         const PolicyKey& key, bool class_default, std::ostream& out) {
+void SayWhoIsOverAlready(VerbState& s, const std::vector<StoredLimit>& limits, const PolicyKey& key,
+                         bool class_default, std::ostream& out) {
   const Config effective = WithStoredLimits(s.config, limits);
   const std::vector<std::string> white = WhitelistIds(s);
   const std::string id = Identity(key);

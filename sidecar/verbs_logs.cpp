@@ -372,6 +372,14 @@ int ReplayVerb(const std::string& config_path, bool config_named,
       err);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   (json ? err : out) << Summary(engine.stats(), merged.inputs.size(), secs) << "\n";
+  for (const std::string& line : engine.UnparsedSamples()) {  // escaped already
+    (json ? err : out) << "  not understood: | " << line << "\n";
+  }
+  if (engine.stats().forged_lines > 0) {
+    (json ? err : out) << "  FORGERY: " << engine.stats().forged_lines
+                       << " lines were inside cwd= records (directory names with newlines): "
+                          "skipped\n";
+  }
   return ok ? kExitOk : kExitFailure;
 }
 
@@ -431,7 +439,7 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
     return kExitFailure;
   }
   if (!note.empty()) err << note << "\n";
-  EngineHooks hooks;
+  EngineHooks hooks;  // no table (nothing corroborates a past day) and no follow-up: records only
   hooks.store = store.get();
   hooks.republish = [&](std::string* e) {
     PublishResult r;

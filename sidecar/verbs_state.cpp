@@ -471,6 +471,11 @@ int UnsuspendVerb(const std::string& config_path, const std::string& written,
       out << "note: the config's blocklist still blocks it (" << l.config.path << ")\n";
     }
   }
+  if (removed == 0 && kinds.empty()) {  // nothing to lift: a typo must not look like success
+    err << "unsuspend: " << KeyClassName(key.klass) << " " << Printable(key.text)
+        << " was not blocked (eximguard list shows what is)\n";
+    return kExitFailure;
+  }
   return whm_ok ? kExitOk : kExitFailure;
 }
 
@@ -734,6 +739,25 @@ int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std
         << d.value("recorded", uint64_t{0}) << " incidents recorded, "
         << d.value("errors", uint64_t{0}) << " errors; last log line of "
         << LocalTimeText(d.value("last_log_time", int64_t{0})) << "\n";
+    if (d.contains("unparsed_samples") && d["unparsed_samples"].is_array() &&
+        !d["unparsed_samples"].empty()) {
+      out << "  lines not understood, the last " << d["unparsed_samples"].size() << ":\n";
+      for (const auto& line : d["unparsed_samples"]) {
+        if (!line.is_string()) continue;
+        // Escaped by the engine already (EscapeForDisplay); anything else is escaped here.
+        const std::string v = line.get<std::string>();
+        const bool plain =
+            std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+        out << "    | " << (plain ? v : Printable(v)) << "\n";
+      }
+    }
+    if (d.value("forged_lines", uint64_t{0}) > 0) {
+      out << Loud("  FORGERY: " + std::to_string(d.value("forged_lines", uint64_t{0})) +
+                      " log lines were inside a cwd= record (a directory name with newlines): "
+                      "skipped, see the daemon's log",
+                  out)
+          << "\n";
+    }
     if (d.contains("logs") && d["logs"].is_array()) {
       for (const auto& lg : d["logs"]) {
         out << "  " << lg.value("name", "") << " " << lg.value("path", "") << " at offset "

@@ -401,6 +401,26 @@ TEST_F(Daemon, ReplayRecognizesEachFilesKindAndTakesNoAction) {
   EXPECT_EQ(RunCli({"replay", dir_.File("missing.log")}).exit_code, 2);
 }
 
+TEST_F(Daemon, LinesNotUnderstoodCanBeSeenInReplayAndStatus) {
+  WriteConfig();
+  const std::string odd = LocalTimeText(Base()) + " 1tODD0-000001-AB <= \x1b[2J what is this\n";
+  Append(log_, Arrival(0, "a@v.example", 1, "203.0.113.5") + odd);
+  testing::WriteFile(dir_.File("odd.log"), odd);
+  CliResult r = RunCli({"replay", "--config", config_path_, dir_.File("odd.log")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("(1 not understood)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("not understood: | " + LocalTimeText(Base()) +
+                       " 1tODD0-000001-AB <= \\x1b[2J what is this"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+  ASSERT_EQ(RunCli({"run", "--config", config_path_}).exit_code, 0);
+  r = RunCli({"status", "--config", config_path_});
+  EXPECT_NE(r.out.find("lines not understood, the last 1:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1tODD0-000001-AB <= \\x1b[2J what is this"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+}
+
 // Each rule fires on its abuser only; benign traffic around it must not trigger anything: a
 // whitelisted bulk sender, an account with an override, a user on two IPs plus webmail.
 TEST_F(Daemon, ReplayScenarioEveryRuleFiresOnItsAbuserOnly) {
@@ -485,6 +505,10 @@ TEST_F(Daemon, SuspendBlocksInTheTableAtOnceAndUnsuspendLiftsIt) {
   EXPECT_NE(RunCli({"list", "--config", config_path_}).out.find("nothing is blocked"),
             std::string::npos);
   EXPECT_EQ(RunCli({"suspend", "--config", config_path_, "uid:x"}).exit_code, 2);
+  // Lifting what is not blocked (a typo) fails and says so.
+  r = RunCli({"unsuspend", "--config", config_path_, "bad@v.example"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("sender bad@v.example was not blocked"), std::string::npos) << r.err;
 
   // The audit trail has both, with who.
   std::string error;

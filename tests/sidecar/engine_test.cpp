@@ -509,24 +509,26 @@ struct Rng {
 
 std::string RandomLine(Rng& r, const std::string& ts) {
   static const std::vector<std::string> kKeys = {
-      "victim@v.example", "root@host.example", "root",           "honest@v.example",
-      "ceo@v.example",    "daemon",            "www-data",       "eximguard@mail.example",
-      "Debian-exim",      "a b@v.example",     "x\x1b[2J@v.example"};
-  static const std::vector<std::string> kIps = {"203.0.113.5", "127.0.0.1", "198.51.100.7",
-                                                "deadbeef.cafe", "::1", "10.0.0.1"};
+      "victim@v.example", "root@host.example",      "root",
+      "honest@v.example", "ceo@v.example",          "daemon",
+      "www-data",         "eximguard@mail.example", "Debian-exim",
+      "a b@v.example",    "x\x1b[2J@v.example"};
+  static const std::vector<std::string> kIps = {"203.0.113.5",   "127.0.0.1", "198.51.100.7",
+                                                "deadbeef.cafe", "::1",       "10.0.0.1"};
   static const std::vector<std::string> kDirs = {"/home/victim/public_html", "/var/spool/exim4",
                                                  "/tmp", "/root", "/home/a 1 args: x"};
   const std::string& k = kKeys[r.Below(kKeys.size())];
   const std::string& ip = kIps[r.Below(kIps.size())];
   const std::string& dir = kDirs[r.Below(kDirs.size())];
-  const std::string id = "1tF" + std::to_string(100 + r.Below(900)) + "-00000" +
-                         std::to_string(r.Below(10)) + "-AB";
+  const std::string id =
+      "1tF" + std::to_string(100 + r.Below(900)) + "-00000" + std::to_string(r.Below(10)) + "-AB";
   std::string rcpts;
-  for (size_t i = 0, n = 1 + r.Below(12); i < n; ++i) rcpts += " r" + std::to_string(i) + "@far.example";
+  for (size_t i = 0, n = 1 + r.Below(12); i < n; ++i)
+    rcpts += " r" + std::to_string(i) + "@far.example";
   switch (r.Below(14)) {
     case 0:
-      return ts + " " + id + " <= " + k + " H=(pc) [" + ip + "]:5555 P=esmtpsa A=dovecot_login:" +
-             k + " S=900 T=\"Cheap pills\" for" + rcpts;
+      return ts + " " + id + " <= " + k + " H=(pc) [" + ip +
+             "]:5555 P=esmtpsa A=dovecot_login:" + k + " S=900 T=\"Cheap pills\" for" + rcpts;
     case 1:
       return ts + " " + id + " <= " + k + " U=" + k + " P=local S=300 T=\"order\" for" + rcpts;
     case 2:
@@ -545,8 +547,8 @@ std::string RandomLine(Rng& r, const std::string& ts) {
       return ts + " dovecot_login authenticator failed for (pc) [" + ip +
              "]:5555: 535 Incorrect authentication data (set_id=" + k + ")";
     case 8:
-      return ts + " host dovecot[777]: imap-login: Login: user=<" + k + ">, method=PLAIN, rip=" +
-             ip + ", lip=10.0.0.2, mpid=1, session=<abc>";
+      return ts + " host dovecot[777]: imap-login: Login: user=<" + k +
+             ">, method=PLAIN, rip=" + ip + ", lip=10.0.0.2, mpid=1, session=<abc>";
     case 9:
       return ts + " host dovecot[777]: imap-login: Disconnected (auth failed, 3 attempts in 4 " +
              "secs): user=<" + k + ">, method=PLAIN, rip=" + ip + ", lip=10.0.0.2, session=<x>";
@@ -554,8 +556,8 @@ std::string RandomLine(Rng& r, const std::string& ts) {
       return ts + " [" + std::to_string(r.Below(100)) + "] cwd=" + dir +
              " 4 args: /usr/sbin/sendmail -t -i -f" + k;
     case 11:
-      return ts + " H=(pc) [" + ip + "] F=<" + k + "> temporarily rejected RCPT <r@far.example>: " +
-             "eximguard: rate limit";
+      return ts + " H=(pc) [" + ip + "] F=<" + k +
+             "> temporarily rejected RCPT <r@far.example>: " + "eximguard: rate limit";
     case 12:
       return ts + " " + id + " <= <> R=" + id + " U=Debian-exim P=local S=1800 T=\"Mail " +
              "delivery failed\" for " + k;

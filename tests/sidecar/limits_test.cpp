@@ -319,7 +319,7 @@ TEST_F(LimitsCli, SetTakesEffectInTheTableAtOnceAndDefaultRestoresTheConfigs) {
 }
 
 TEST_F(LimitsCli, SetSaysWhoIsOverTheNewLimitAlreadyAndWhyShowsTheSetLimit) {
-  WriteConfig();  // sender: 8/minute, 100/hour
+  WriteConfig();                                 // sender: 8/minute, 100/hour
   ASSERT_EQ(Set("uid:1001", "0").exit_code, 0);  // "0 = unlimited", as the help says
   auto seg = Open();
   ASSERT_TRUE(seg);

@@ -88,8 +88,8 @@ TEST_F(Publish, NothingIsDroppedWhenItFits) {
   for (int i = 0; i < 5; ++i) Block(Spammer(i), kAutomaticBy, t0 + i);
   PublishResult r;
   std::string error;
-  ASSERT_TRUE(PublishFromStore(config_, *store_, static_cast<uint32_t>(std::time(nullptr)), &r,
-                               &error))
+  ASSERT_TRUE(
+      PublishFromStore(config_, *store_, static_cast<uint32_t>(std::time(nullptr)), &r, &error))
       << error;
   EXPECT_TRUE(r.dropped.empty());
   EXPECT_EQ(DroppedText(config_, r), "");

@@ -27,11 +27,15 @@ TEST(TopKeys, EscapeKeepsPrintableAsciiAndEscapesEverythingElse) {
 TEST(TopKeys, DisplayCutsAtEscapeBoundariesAndMarksTheCut) {
   EXPECT_EQ(DisplayKey("short", 10), "short");
   EXPECT_EQ(DisplayKey("exactly10!", 10), "exactly10!");
-  EXPECT_EQ(DisplayKey("eleven-char", 10), "eleven-...");
+  EXPECT_EQ(DisplayKey("eleven-char", 10), "ele...char");  // shortened in the middle
+  EXPECT_EQ(DisplayKey("/home/shop/public_html/wp-content/plugins/evil-mailer", 30),
+            "/home/shop/pu...ns/evil-mailer");
   // "abcd\x01..." escapes to "abcd\x01..."; 7 characters of room cannot hold "abcd\x01".
-  EXPECT_EQ(DisplayKey("abcd\x01zzzzzz", 10), "abcd...");
+  EXPECT_EQ(DisplayKey("abcd\x01zzzzzz", 10), "abc...zzzz");
   EXPECT_EQ(DisplayKey("abcdefgh\x01", 12), "abcdefgh\\x01");
-  EXPECT_EQ(DisplayKey(std::string(200, 'k'), kKeyWidth), std::string(45, 'k') + "...");
+  EXPECT_EQ(DisplayKey(std::string(200, 'k'), kKeyWidth),
+            std::string(22, 'k') + "..." + std::string(23, 'k'));
+  EXPECT_EQ(DisplayKey("\x01\x02\x03\x04", 10), "...\\x04");  // an escape is never cut
 }
 
 TopReport SampleReport() {
