@@ -321,7 +321,8 @@ void ApplyUrl(const Json& v, Walk& w) {
   const bool clean = std::all_of(
       s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
   if (!scheme || !clean || s.size() > 2048 || s.find("://") + 3 == s.size()) {
-    w.Fail("expected an http:// or https:// URL, got " + Got(v));
+    // Shown masked: a webhook's path is its secret (text_escape.h, MaskUrl).
+    w.Fail("expected an http:// or https:// URL, got " + Quoted(MaskUrl(s)));
     return;
   }
   while (s.ends_with("/")) s.pop_back();

@@ -734,13 +734,16 @@ DoctorReport RunDoctor(const std::string& config_path, const DoctorOptions& opti
 }
 
 std::string FormatDoctorReport(const DoctorReport& report) {
-  std::string text = report.header + "\n";
+  // Exim's answers and the config's paths are outside text: a line that holds a control
+  // character or invalid UTF-8 is shown Printable() whole (a fix with one names nothing anyway).
+  const auto shown = [](const std::string& s) { return ShowsAsIs(s) ? s : Printable(s); };
+  std::string text = shown(report.header) + "\n";
   for (const DoctorCheck& c : report.checks) {
     const char* tag = c.level == CheckLevel::kOk        ? "  ok       "
                       : c.level == CheckLevel::kWarning ? "  warning  "
                                                         : "  PROBLEM  ";
-    text += tag + c.what + "\n";
-    if (!c.fix.empty()) text += "           fix: " + c.fix + "\n";
+    text += tag + shown(c.what) + "\n";
+    if (!c.fix.empty()) text += "           fix: " + shown(c.fix) + "\n";
   }
   const int problems = report.Count(CheckLevel::kProblem);
   const int warnings = report.Count(CheckLevel::kWarning);

@@ -669,7 +669,7 @@ TEST(ConfigTalk, BadValuesNameTheKeyAndNeverShowASecret) {
       "config /etc/eg.json: whm.timeout_seconds: expected 1 to 300, got 0",
       "config /etc/eg.json: notify.email[0]: expected an email address, got \"not-an-address\"",
       "config /etc/eg.json: notify.webhook_url: expected an http:// or https:// URL, got "
-      "\"hooks.example.com\"",
+      "\"********\"",
       "config /etc/eg.json: telegram.admin_ids[0]: expected a Telegram user id (an integer), got "
       "\"111\"",
       "config /etc/eg.json: telegram.notify_chat_id: expected a chat id (an integer) or "
