@@ -49,7 +49,7 @@ std::string Bold(Markup markup, const std::string& text) {
 
 struct Spec {
   const char* name;
-  bool changes;         // admins only
+  bool changes;         // admins only (a change, or `config`: it names hosts and paths)
   size_t min_args;      // words after the command
   const char* usage;    // for help and usage errors
   const char* summary;  // for help
@@ -62,7 +62,7 @@ constexpr Spec kSpecs[] = {
     {"list", false, 0, "list", "blocked keys"},
     {"incidents", false, 0, "incidents [SINCE]", "recorded incidents (default 24h)"},
     {"why", false, 1, "why KEY", "everything about a key"},
-    {"config", false, 0, "config", "the effective config, secrets masked"},
+    {"config", true, 0, "config", "the effective config, secrets masked"},
     {"whitelist", false, 0, "whitelist [list | add KEY [NOTE] | remove KEY]", "the whitelist"},
     {"suspend", true, 1, "suspend KEY [REASON]", "block a key in the table at once"},
     {"unsuspend", true, 1, "unsuspend KEY", "lift a block"},

@@ -24,6 +24,7 @@
 #include "dovecot_policy.h"
 #include "ip_match.h"
 #include "segment.h"
+#include "text_escape.h"
 
 namespace eg::sidecar {
 namespace {
@@ -31,7 +32,6 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 constexpr size_t kMaxConfigBytes = 1 << 20;
-constexpr const char* kMask = "********";
 
 // ---- Key paths in messages --------------------------------------------------------------------
 
@@ -55,23 +55,6 @@ std::string RenderPath(const std::vector<std::string>& segments) {
   std::string path;
   for (const std::string& s : segments) AppendSegment(&path, s);
   return path;
-}
-
-// `text` with control characters and non-ASCII bytes shown as \xNN (for parser messages that
-// quote raw input).
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    const auto b = static_cast<unsigned char>(c);
-    if (b >= 0x20 && b < 0x7f) {
-      out += c;
-    } else {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", b);
-      out += buf;
-    }
-  }
-  return out;
 }
 
 // A value as it appears in "got ..." (JSON, cut at 60 characters).
@@ -338,7 +321,8 @@ void ApplyUrl(const Json& v, Walk& w) {
   const bool clean = std::all_of(
       s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) > 0x20 && c != 0x7f; });
   if (!scheme || !clean || s.size() > 2048 || s.find("://") + 3 == s.size()) {
-    w.Fail("expected an http:// or https:// URL, got " + Got(v));
+    // Shown masked: a webhook's path is its secret (text_escape.h, MaskUrl).
+    w.Fail("expected an http:// or https:// URL, got " + Quoted(MaskUrl(s)));
     return;
   }
   while (s.ends_with("/")) s.pop_back();
@@ -530,6 +514,24 @@ constexpr Field kFields[] = {
        }
      },
      [](const Config& c) { return Json(c.dovecot_log); }},
+    {"http_proxy", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       std::string s;
+       if (!ReadString(v, w, &s)) return;
+       const bool scheme = s.starts_with("http://") || s.starts_with("https://") ||
+                           s.starts_with("socks5://") || s.starts_with("socks5h://");
+       const size_t host = s.find("://") + 3;
+       const bool clean = std::all_of(s.begin(), s.end(), [](char c) {
+         return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+       });
+       if (!s.empty() && (!scheme || !clean || s.size() > 2048 || host == s.size())) {
+         w.Fail("expected \"\" or an http://, https://, socks5:// or socks5h:// proxy URL, got " +
+                Quoted(MaskUrl(s)));
+         return;
+       }
+       w.config.http_proxy = s;
+     },
+     [](const Config& c) { return Json(c.http_proxy); }},
     {"log_utc", Shape::kValue, [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.log_utc); },
      [](const Config& c) { return Json(c.log_utc); }},
     {"count_internal", Shape::kValue,
@@ -1211,6 +1213,8 @@ ConfigResult ParseConfig(std::string_view text, const std::string& path, const E
   Walk w{r.config, r.errors, {}, {}};
   WalkObject(doc, w);
   if (r.config.exim_group.empty()) r.config.exim_group = DefaultEximGroup();
+  r.config.whm.proxy = r.config.notify.proxy = r.config.telegram.proxy = r.config.slack.proxy =
+      r.config.http_proxy;
   CrossChecks(w);
   NoteEnvSources(r.env_applied, &r.errors);
   return r;
@@ -1301,7 +1305,9 @@ void MaskSecrets(nlohmann::ordered_json& json) {
     if (value.is_structured()) {
       MaskSecrets(value);
     } else if (IsSecretKey(key) && !(value.is_string() && value.get<std::string>().empty())) {
-      value = kMask;
+      value = kSecretMask;
+    } else if (value.is_string() && value.get<std::string>().find("://") != std::string::npos) {
+      value = MaskUrl(value.get<std::string>());  // a webhook's path is its secret
     }
   }
 }

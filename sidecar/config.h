@@ -148,6 +148,7 @@ struct WhmSettings {
   bool verify_tls = true;  // false only by an explicit opt-out
   uint32_t timeout_seconds = 10;
   uint32_t retries = 3;  // further attempts after a transient failure (timeout, 5xx)
+  std::string proxy;     // Config::http_proxy (copied by the loader); "" = direct
 };
 
 // Where incidents and actions are told (the key "notify").
@@ -161,6 +162,7 @@ struct NotifySettings {
   // digest_seconds until the flood ends.
   uint32_t digest_after = 5;
   uint32_t digest_seconds = 60;
+  std::string proxy;  // Config::http_proxy (copied by the loader); "" = direct
 };
 
 struct TelegramSettings {
@@ -170,6 +172,7 @@ struct TelegramSettings {
   std::string notify_chat_id;      // "" = no notifications to Telegram
   std::string ca_file;
   uint32_t poll_seconds = 30;  // getUpdates timeout (long polling)
+  std::string proxy;           // Config::http_proxy (copied by the loader); "" = direct
 };
 
 struct SlackSettings {
@@ -179,6 +182,7 @@ struct SlackSettings {
   std::vector<std::string> admin_ids;  // Slack user ids that may change state
   std::string notify_channel;          // "" = no notifications to Slack
   std::string ca_file;
+  std::string proxy;  // Config::http_proxy (copied by the loader); "" = direct (HTTP calls only)
 };
 
 // Dovecot's auth policy server inside `start` (the key "dovecot_policy"; dovecot_policy.h says
@@ -234,6 +238,10 @@ struct Config {
   Actions actions;
 
   // Acting and talking.
+  // The proxy for every HTTP(S) call (WHM, Telegram, Slack, the webhook): "" = none, and then
+  // the environment's http_proxy/https_proxy are ignored too (a token must not go to a proxy
+  // nobody configured). http://, https:// or socks5h:// host[:port].
+  std::string http_proxy;
   WhmSettings whm;
   NotifySettings notify;
   TelegramSettings telegram;

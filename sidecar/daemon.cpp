@@ -77,15 +77,18 @@ int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
-// One line to the daemon's log, from either thread.
+// One line to the daemon's log, from either thread. Lines are made with Printable() pieces;
+// one that still holds a control character or invalid UTF-8 (an outside string someone forgot)
+// is written Printable() whole: the log is read on terminals.
 struct Logger {
   explicit Logger(std::ostream& o) : out(o) {}
   std::ostream& out;
   std::mutex mu;
   void operator()(const std::string& line) {
     const std::string stamp = LocalTimeText(Now());
+    const std::string shown = ShowsAsIs(line) ? line : Printable(line);
     std::lock_guard lock(mu);
-    out << stamp << " eximguard: " << line << std::endl;
+    out << stamp << " eximguard: " << shown << std::endl;
   }
 };
 
@@ -965,7 +968,7 @@ class Daemon {
     j["dovecot_policy"] = DovecotStatus();  // null when the server is not running
     const std::string path = config_.state_dir + "/" + kStatusFileName;
     const std::string tmp = path + ".tmp";
-    const std::string text = j.dump(2) + "\n";
+    const std::string text = j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
     const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return;
     const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
@@ -1026,6 +1029,28 @@ int FollowerPid(const std::string& state_dir) {
   }
   close(fd);
   return pid;
+}
+
+namespace {
+
+// The target of /proc/.../exe, without the " (deleted)" of an upgraded binary; "" if unreadable.
+std::string ExeOf(const std::string& link) {
+  char buf[4096];
+  const ssize_t n = readlink(link.c_str(), buf, sizeof buf);
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof buf) return "";
+  std::string exe(buf, static_cast<size_t>(n));
+  if (exe.ends_with(" (deleted)")) exe.resize(exe.size() - 10);
+  return exe;
+}
+
+}  // namespace
+
+bool IsEximguardProcess(int pid) {
+  if (pid <= 0) return false;
+  const std::string theirs = ExeOf("/proc/" + std::to_string(pid) + "/exe");
+  if (theirs.empty()) return false;
+  if (theirs == ExeOf("/proc/self/exe")) return true;
+  return theirs.substr(theirs.rfind('/') + 1) == "eximguard";
 }
 
 int RunDaemon(const std::string& config_path, const DaemonOptions& options, std::ostream& out,

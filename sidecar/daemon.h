@@ -79,6 +79,11 @@ int RunDaemon(const std::string& config_path, const DaemonOptions& options, std:
 // The pid holding <state_dir>/follow.lock, or 0 when no start/run holds it.
 int FollowerPid(const std::string& state_dir);
 
+// Whether process `pid` runs eximguard: its /proc/PID/exe is our own /proc/self/exe, or its
+// basename is "eximguard". A pid read from a file is checked with it before it is signalled
+// (the file could name any process, a root shell's included).
+bool IsEximguardProcess(int pid);
+
 }  // namespace eg::sidecar
 
 #endif  // EXIMGUARD_SIDECAR_DAEMON_H_

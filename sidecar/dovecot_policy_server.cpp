@@ -123,7 +123,7 @@ Json Verdict(int status, const std::string& msg) {
 }
 
 std::string ErrorBody(const char* what) {
-  return Json{{"error", what}}.dump();
+  return Json{{"error", what}}.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -188,7 +188,8 @@ std::pair<http::status, std::string> DovecotPolicyServerImpl::Answer(
     }
   }
   if (tell && opt.on_attempt) opt.on_attempt(a);
-  return {http::status::ok, Verdict(v.status, v.message).dump()};
+  return {http::status::ok,
+          Verdict(v.status, v.message).dump(-1, ' ', false, Json::error_handler_t::replace)};
 }
 
 namespace {

@@ -48,12 +48,15 @@ Json Convert(const EximmonSetting& s, const Json& v) {
   const bool list = s.kind == EnvKind::kIntList || s.kind == EnvKind::kStringList;
   if (v.is_string()) return ConvertEnvValue(s.kind, v.get<std::string>());
   if (v.is_number_integer() && s.kind == EnvKind::kCount) return v;
-  if (v.is_number_integer()) return ConvertEnvValue(s.kind, v.dump());
+  if (v.is_number_integer())
+    return ConvertEnvValue(s.kind, v.dump(-1, ' ', false, Json::error_handler_t::replace));
   if (v.is_array() && list) {
     Json out = Json::array();
     for (const Json& entry : v) {
       if (entry.is_string() || entry.is_number_integer()) {
-        const std::string text = entry.is_string() ? entry.get<std::string>() : entry.dump();
+        const std::string text = entry.is_string()
+                                     ? entry.get<std::string>()
+                                     : entry.dump(-1, ' ', false, Json::error_handler_t::replace);
         for (const Json& converted : ConvertEnvValue(s.kind, text)) out.push_back(converted);
       } else {
         out.push_back(entry);
@@ -235,7 +238,7 @@ int ImportEximmonVerb(const std::string& file, const std::string& output, bool f
   }
   for (const std::string& n : notes) err << n << "\n";
 
-  const std::string rendered = ours.dump(2) + "\n";
+  const std::string rendered = ours.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
   ConfigResult checked = ParseConfig(rendered, "(imported from " + file + ")");
   if (!checked.ok()) {
     for (const auto& [key, value] : eximmon.items()) {

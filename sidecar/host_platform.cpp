@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "config.h"
+#include "text_escape.h"
 
 namespace eg::sidecar {
 namespace {
@@ -21,27 +22,6 @@ bool IsDir(const std::string& path) {
 bool Exists(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0;
-}
-
-// Single quotes for a shell, where needed.
-std::string ShellWord(const std::string& s) {
-  bool plain = !s.empty();
-  for (const char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '/' || c == '.' || c == '_' || c == '-' || c == '+' || c == ':' ||
-                    c == '=' || c == '@' || c == ',';
-    if (!ok) plain = false;
-  }
-  if (plain) return s;
-  std::string q = "'";
-  for (const char c : s) {
-    if (c == '\'') {
-      q += "'\\''";
-    } else {
-      q += c;
-    }
-  }
-  return q + "'";
 }
 
 }  // namespace

@@ -6,14 +6,16 @@
 //   - CURLOPT_NOSIGNAL (no SIGALRM for DNS timeouts: threads), CURLOPT_PROTOCOLS_STR and
 //     CURLOPT_REDIR_PROTOCOLS_STR "http,https", CURLOPT_FOLLOWLOCATION off (a 3xx is an answer),
 //     "Expect:" sent empty so a large POST does not wait a second for "100 Continue".
+//   - CURLOPT_PROXY is always set: request.proxy, or "" (libcurl would otherwise honour the
+//     environment's http_proxy/https_proxy and send a token to whoever set them).
 //   - ca_file set: CURLOPT_CAINFO = it and CURLOPT_CAPATH = NULL, so only that file is trusted.
 //   - The body is collected by a write callback that refuses (and so aborts the transfer) once
 //     it would pass max_body.
 //   - SECURITY: `error` is curl's error buffer (else curl_easy_strerror), then Scrub() replaces
 //     any occurrence of the URL, its path, its query, path segments and query values of 8+
 //     characters, and header values (whole, and their space/colon-separated parts of 8+
-//     characters) with "<redacted>". curl's messages do not quote them today; the scrub keeps
-//     a future libcurl from leaking one.
+//     characters) with kSecretMask (text_escape.h: ScrubSecrets). curl's messages do not quote them
+//     today; the scrub keeps a future libcurl from leaking one.
 
 #include "http_client.h"
 
@@ -22,6 +24,8 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+
+#include "text_escape.h"
 
 namespace eg::sidecar {
 namespace {
@@ -97,22 +101,11 @@ std::vector<std::string> Secrets(const HttpRequest& request) {
     if (value.size() >= 4) secrets.push_back(value);
     SplitInto(value, " \t:", &secrets);
   }
-  // Longest first, so a part never breaks the replacement of a whole.
-  std::sort(secrets.begin(), secrets.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  return secrets;
+  return secrets;  // ScrubSecrets replaces the longest first
 }
 
 std::string Scrub(std::string text, const HttpRequest& request) {
-  static const std::string kRedacted = "<redacted>";
-  for (const std::string& secret : Secrets(request)) {
-    size_t pos = 0;
-    while ((pos = text.find(secret, pos)) != std::string::npos) {
-      text.replace(pos, secret.size(), kRedacted);
-      pos += kRedacted.size();
-    }
-  }
-  return text;
+  return ScrubSecrets(std::move(text), Secrets(request));
 }
 
 // Sets an option; the first failure is remembered (the request is then not sent).
@@ -181,6 +174,7 @@ HttpResponse HttpSend(const HttpRequest& request) {
   o.Set(CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout_ms));
   o.Set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout_ms));
   o.Set(CURLOPT_USERAGENT, "eximguard");
+  o.Set(CURLOPT_PROXY, request.proxy.c_str());  // "": no proxy, whatever the environment says
   o.Set(CURLOPT_WRITEFUNCTION, &WriteBody);
   o.Set(CURLOPT_WRITEDATA, &sink);
   if (headers) o.Set(CURLOPT_HTTPHEADER, headers.get());

@@ -42,6 +42,9 @@ struct HttpRequest {
   uint32_t connect_timeout_ms = 5000;
   std::string ca_file;     // PEM to trust instead of the system store; "" = the system's
   bool verify_tls = true;  // false only when the admin opted out explicitly
+  // The proxy to use ("" = none: the environment's http_proxy, https_proxy and all_proxy are
+  // ignored, CURLOPT_PROXY is ""). Only the config's http_proxy goes here.
+  std::string proxy;
   size_t max_body = 8u << 20;
   // When set and it becomes true, the transfer is abandoned within about a second (curl's
   // progress callback): a long poll need not run out when its owner stops.

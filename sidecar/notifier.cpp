@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "text_escape.h"
+
 namespace eg::sidecar {
 
 // ---- DigestGate --------------------------------------------------------------------------------
@@ -149,8 +151,8 @@ void Notifier::SendToAll(const Notice& notice, const SendOptions& options) {
       }
     }
     if (!r.ok && options_.log) {
-      options_.log(std::string("notify: ") + ChannelName(c) + ": \"" +
-                   CutUtf8(NoControls(notice.title, false), 200) + "\" not sent: " + r.error);
+      options_.log(std::string("notify: ") + ChannelName(c) + ": \"" + OneLine(notice.title, 200) +
+                   "\" not sent: " + OneLine(r.error));
     }
   }
 }

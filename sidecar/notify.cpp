@@ -100,11 +100,19 @@ class Budget {
 Layout LayoutOf(const Notice& n) {
   Layout l;
   Budget budget(kMaxMessageChars - 40);  // room for markup words and the "cut" line
+  // Every outside string on one line (Printable): a subject with a newline cannot add a line
+  // of its own ("Undo: ..."). The undo line is ShellWord's, already free of control characters,
+  // and is not escaped again (a doubled backslash would change the command).
   l.title = budget.Take(
-      "eximguard on " + (n.host.empty() ? std::string("?") : n.host) + ": " + n.title, 300);
-  auto add = [&](const char* label, const std::string& value, bool code, size_t cap = kMaxField) {
+      Printable("eximguard on " + (n.host.empty() ? std::string("?") : n.host) + ": " + n.title),
+      300);
+  auto add = [&](const char* label, const std::string& value, bool code, size_t cap = kMaxField,
+                 bool escape = true) {
     if (value.empty() || budget.left() < 40) return;
-    Part p{label, budget.Take(value, cap, std::string_view(label).size() + 4), code};
+    Part p{label,
+           budget.Take(escape ? Printable(value) : NoControls(value, false), cap,
+                       std::string_view(label).size() + 4),
+           code};
     l.parts.push_back(std::move(p));
   };
   add("Key", n.key, true);
@@ -121,7 +129,7 @@ Layout LayoutOf(const Notice& n) {
   add("IPs", JoinList(n.ips, ", ", kMaxListItems), false);
   add("Scripts", JoinList(n.scripts, ", ", kMaxListItems), true);
   add("Subjects", JoinList(n.subjects, " | ", kMaxListItems), false);
-  add("Undo", n.undo, true);
+  add("Undo", n.undo, true, kMaxField, false);
   if (!n.rule_counts.empty()) {
     std::string rules;
     for (const auto& [rule, count] : n.rule_counts) {
@@ -134,7 +142,7 @@ Layout LayoutOf(const Notice& n) {
   std::string pre;
   for (const std::string& line : n.lines) {
     if (budget.left() < 20) break;
-    std::string cut = budget.Take(NoControls(line, false), kMaxLine, 1);
+    std::string cut = budget.Take(Printable(line), kMaxLine, 1);
     pre += cut + "\n";
   }
   if (!pre.empty()) pre.pop_back();
@@ -484,7 +492,7 @@ std::string RenderEmail(const Notice& notice, const NotifySettings& settings, in
     m += CutUtf8(std::string_view(body).substr(start, end - start), kMaxEmailLine) + "\n";
     start = end + 1;
   }
-  m += "-- \neximguard on " + host + "\n";
+  m += "-- \neximguard on " + Printable(host) + "\n";
   return m;
 }
 

@@ -10,6 +10,7 @@
 
 #include "action_command.h"
 #include "http_client.h"
+#include "text_escape.h"
 
 namespace eg::sidecar {
 namespace {
@@ -68,15 +69,6 @@ SendResult WithRetries(const SendOptions& options, const std::function<Attempt()
   return result;
 }
 
-// Removes every occurrence of `secret` from `text` (an API could echo it back).
-std::string Scrub(std::string text, const std::string& secret) {
-  if (secret.empty()) return text;
-  for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
-    text.replace(pos, secret.size(), "********");
-  }
-  return text;
-}
-
 std::string TrimSlash(std::string url) {
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;
@@ -84,7 +76,7 @@ std::string TrimSlash(std::string url) {
 
 // The answer's reason, shortened and on one line.
 std::string Reason(std::string_view text) {
-  return CutUtf8(NoControls(text, false), 300);
+  return OneLine(text, 300);
 }
 
 bool Transient(long status) {
@@ -93,7 +85,7 @@ bool Transient(long status) {
 
 // One POST of JSON; `check` judges an answer that came.
 Attempt PostJson(const std::string& url, std::vector<std::string> headers, const std::string& body,
-                 const std::string& ca_file, const SendOptions& options,
+                 const std::string& ca_file, const std::string& proxy, const SendOptions& options,
                  const std::function<Attempt(const HttpResponse&)>& check) {
   HttpRequest req;
   req.method = "POST";
@@ -104,6 +96,7 @@ Attempt PostJson(const std::string& url, std::vector<std::string> headers, const
   req.timeout_ms = options.timeout_ms;
   req.connect_timeout_ms = std::min<uint32_t>(options.timeout_ms, 5000);
   req.ca_file = ca_file;
+  req.proxy = proxy;
   req.max_body = 1u << 20;
   const HttpResponse r = HttpSend(req);
   if (!r.error.empty()) {
@@ -156,8 +149,8 @@ SendResult SendWebhook(const NotifySettings& settings, const Notice& notice,
                        const SendOptions& options) {
   const std::string body = Dump(NoticeToJson(notice));
   return WithRetries(options, [&] {
-    return PostJson(settings.webhook_url, {}, body, settings.webhook_ca_file, options,
-                    [](const HttpResponse& r) {
+    return PostJson(settings.webhook_url, {}, body, settings.webhook_ca_file, settings.proxy,
+                    options, [](const HttpResponse& r) {
                       Attempt a;
                       a.ok = r.status >= 200 && r.status < 300;
                       if (!a.ok) {
@@ -225,30 +218,31 @@ SendResult TelegramSendMessage(const TelegramSettings& settings, const std::stri
   const std::string text = Dump(body);
   const std::string url = TrimSlash(settings.api_url) + "/bot" + settings.token + "/sendMessage";
   SendResult r = WithRetries(options, [&] {
-    return PostJson(url, {}, text, settings.ca_file, options, [](const HttpResponse& resp) {
-      Attempt a;
-      const Json j = Json::parse(resp.body, nullptr, false);
-      if (resp.status == 200 && j.is_object() && j.value("ok", false) == true) {
-        a.ok = true;
-        return a;
-      }
-      a.transient = Transient(resp.status);
-      a.error = "HTTP " + std::to_string(resp.status);
-      if (j.is_object()) {
-        const std::string d = StringField(j, "description");
-        if (!d.empty()) a.error += ": " + Reason(d);
-        auto p = j.find("parameters");
-        if (p != j.end() && p->is_object()) {
-          const int64_t after = IntField(*p, "retry_after");
-          if (after > 0) a.retry_after = std::chrono::seconds(after);
-        }
-      } else {
-        a.error += " (not a Bot API answer)";
-      }
-      return a;
-    });
+    return PostJson(url, {}, text, settings.ca_file, settings.proxy, options,
+                    [](const HttpResponse& resp) {
+                      Attempt a;
+                      const Json j = Json::parse(resp.body, nullptr, false);
+                      if (resp.status == 200 && j.is_object() && j.value("ok", false) == true) {
+                        a.ok = true;
+                        return a;
+                      }
+                      a.transient = Transient(resp.status);
+                      a.error = "HTTP " + std::to_string(resp.status);
+                      if (j.is_object()) {
+                        const std::string d = StringField(j, "description");
+                        if (!d.empty()) a.error += ": " + Reason(d);
+                        auto p = j.find("parameters");
+                        if (p != j.end() && p->is_object()) {
+                          const int64_t after = IntField(*p, "retry_after");
+                          if (after > 0) a.retry_after = std::chrono::seconds(after);
+                        }
+                      } else {
+                        a.error += " (not a Bot API answer)";
+                      }
+                      return a;
+                    });
   });
-  r.error = Scrub(r.error, settings.token);
+  r.error = ScrubSecrets(r.error, {settings.token});  // an API could echo it back
   return r;
 }
 
@@ -263,7 +257,7 @@ SendResult SlackPostMessage(const SlackSettings& settings, const std::string& ch
   const std::string url = TrimSlash(settings.api_url) + "/chat.postMessage";
   SendResult r = WithRetries(options, [&] {
     return PostJson(url, {"Authorization: Bearer " + settings.bot_token}, text, settings.ca_file,
-                    options, [](const HttpResponse& resp) {
+                    settings.proxy, options, [](const HttpResponse& resp) {
                       Attempt a;
                       const Json j = Json::parse(resp.body, nullptr, false);
                       if (resp.status == 200 && j.is_object() && j.value("ok", false) == true) {
@@ -283,7 +277,7 @@ SendResult SlackPostMessage(const SlackSettings& settings, const std::string& ch
                       return a;
                     });
   });
-  r.error = Scrub(Scrub(r.error, settings.bot_token), settings.app_token);
+  r.error = ScrubSecrets(r.error, {settings.bot_token, settings.app_token});
   return r;
 }
 

@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "notify.h"
+#include "text_escape.h"
 #include "verbs.h"
 
 namespace eg::sidecar {
@@ -33,7 +34,7 @@ int TestNotifyVerb(const std::string& config_path, std::ostream& out, std::ostre
     if (r.ok) {
       out << ChannelName(c) << ": ok\n";
     } else {
-      err << ChannelName(c) << ": " << r.error << "\n";
+      err << ChannelName(c) << ": " << OneLine(r.error, 2000) << "\n";
       ++failed;
     }
   }

@@ -335,6 +335,7 @@ bool SlackBot::Impl::OpenConnection(std::string* url) {
   req.timeout_ms = options.http_timeout_ms;
   req.connect_timeout_ms = std::min<uint32_t>(options.http_timeout_ms, 5000);
   req.ca_file = settings.ca_file;
+  req.proxy = settings.proxy;
   req.max_body = 1 << 20;
   HttpResponse r = HttpSend(req);
   if (!r.error.empty()) {
@@ -507,7 +508,8 @@ SessionEnd SlackBot::Impl::Session(asio::io_context& ioc, Ws& ws, const WsUrl& u
     SlackSocketMessage m = ParseSlackSocketMessage(text);
 
     if (!m.envelope_id.empty()) {
-      std::string ack = Json{{"envelope_id", m.envelope_id}}.dump();
+      std::string ack =
+          Json{{"envelope_id", m.envelope_id}}.dump(-1, ' ', false, Json::error_handler_t::replace);
       if (!Await(ioc, &ec, [&](auto done) { ws.async_write(asio::buffer(ack), done); })) {
         return stopped();
       }

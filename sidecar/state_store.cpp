@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -213,8 +215,46 @@ bool MakeDirs(const std::string& dir, std::string* error) {
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return SetError(error, "open state store", dir + " is not a directory");
   }
+  const std::string unsafe = UnsafeStateDir(dir);
+  if (!unsafe.empty()) return SetError(error, "state_dir " + dir, unsafe);
   return true;
 }
+
+}  // namespace
+
+std::string UnsafeStateDir(const std::string& dir) {
+  char* real = realpath(dir.c_str(), nullptr);
+  if (real == nullptr) return std::string("cannot resolve: ") + std::strerror(errno);
+  std::string path(real);
+  std::free(real);
+  const uid_t me = geteuid();
+  const std::string who =
+      me == 0 ? "root" : "uid " + std::to_string(me) + " (the user running this)";
+  for (bool first = true;; first = false) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) return path + ": " + std::strerror(errno);
+    const std::string what = first ? path : "its parent " + path;
+    // The directory itself is ours; a parent may also be root's (/var/lib, /tmp).
+    if (st.st_uid != me && (first || st.st_uid != 0)) {
+      return "refused: " + what + " is owned by uid " + std::to_string(st.st_uid) + ", not " + who +
+             ": its owner could replace the database or the lock file";
+    }
+    // A root-owned sticky parent (/tmp, mode 1777) is fine: nobody else can rename our entry.
+    const bool sticky_root = !first && st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0;
+    if ((st.st_mode & 022) != 0 && !sticky_root) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return "refused: " + what + " is writable by " +
+             ((st.st_mode & 020) != 0 ? std::string("its group") : std::string("others")) +
+             " (mode " + mode + "): they could replace the database or the lock file";
+    }
+    if (path == "/") return "";
+    const size_t slash = path.rfind('/');
+    path = slash == 0 ? "/" : path.substr(0, slash);
+  }
+}
+
+namespace {
 
 // Creates the file 0600 if absent; narrows an existing one to 0600.
 bool PrepareFile(const std::string& path, std::string* error) {

@@ -25,6 +25,8 @@
 //     state directory when it has to be created, are created with modes 0600 and 0700; an
 //     existing file wider than 0600 is narrowed to 0600. SQLite's -wal and -shm files take the
 //     database file's mode.
+//   - SECURITY: Open() refuses a state_dir that someone else could change (UnsafeStateDir): whoever
+//     can replace the database or follow.lock decides what is blocked and whom a CLI signals.
 //   - Durability: WAL journal with synchronous=FULL: a function that returned success has
 //     committed, and its rows survive a crash of the process or of the machine. Each function is
 //     one transaction; RecordIncident's cooldown check and insert are one transaction
@@ -150,6 +152,12 @@ struct PruneCounts {
   int64_t audit = 0;
   int64_t blocks = 0;  // inactive ones only
 };
+
+// Why `dir` (resolved) or one of its parents is unsafe as state_dir, or "" when it is safe. Safe:
+// the directory is owned by the effective user (root when running as root) and writable by no
+// group or others; each parent is owned by that user or root and writable by no group or others,
+// unless it is root's and sticky (/tmp, 1777).
+std::string UnsafeStateDir(const std::string& dir);
 
 struct StateStoreOptions {
   int busy_timeout_ms = 5000;

@@ -16,6 +16,7 @@
 #include "bot_commands.h"
 #include "http_client.h"
 #include "notify.h"
+#include "text_escape.h"
 
 namespace eg::sidecar {
 namespace {
@@ -34,14 +35,6 @@ int64_t IntAt(const Json& j, const char* name) {
 
 std::string OffsetPath(const std::string& state_dir) {
   return state_dir + "/" + kTelegramOffsetName;
-}
-
-std::string Scrub(std::string text, const std::string& secret) {
-  if (secret.empty()) return text;
-  for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
-    text.replace(pos, secret.size(), "********");
-  }
-  return text;
 }
 
 }  // namespace
@@ -168,7 +161,7 @@ bool TelegramBot::WaitFor(std::chrono::milliseconds d) {
 }
 
 void TelegramBot::Log(const std::string& line) {
-  if (options_.log) options_.log(Scrub(line, settings_.token));
+  if (options_.log) options_.log(ScrubSecrets(line, {settings_.token}));
 }
 
 bool TelegramBot::Call(const std::string& method, const std::string& body, uint32_t timeout_ms,
@@ -182,6 +175,7 @@ bool TelegramBot::Call(const std::string& method, const std::string& body, uint3
   req.body = body;
   req.timeout_ms = timeout_ms;
   req.ca_file = settings_.ca_file;
+  req.proxy = settings_.proxy;
   req.cancel = &cancel_;
   const HttpResponse r = HttpSend(req);
   *status = r.status;
@@ -200,7 +194,7 @@ bool TelegramBot::Call(const std::string& method, const std::string& body, uint3
   } else if (r.status == 200) {
     *error += " (not a Bot API answer)";
   }
-  *error = Scrub(*error, settings_.token);
+  *error = ScrubSecrets(*error, {settings_.token});
   return false;
 }
 
@@ -325,7 +319,8 @@ void TelegramBot::Run() {
     const auto started = std::chrono::steady_clock::now();
     std::string result;
     long status = 0;
-    if (!Call("getUpdates", body.dump(), (poll + 5) * 1000, &result, &status, &error)) {
+    if (!Call("getUpdates", body.dump(-1, ' ', false, Json::error_handler_t::replace),
+              (poll + 5) * 1000, &result, &status, &error)) {
       count_error(status);
       if (!failing || status == 409) {
         if (status == 409) {

@@ -76,7 +76,9 @@ std::string EximguardCommand(std::string_view verb, std::string_view key) {
   return out;
 }
 
-std::string Printable(std::string_view s) {
+namespace {
+
+std::string Escape(std::string_view s, bool keep_utf8) {
   static const char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(s.size());
@@ -88,7 +90,7 @@ std::string Printable(std::string_view s) {
       ++i;
       continue;
     }
-    if (c >= 0x80) {
+    if (c >= 0x80 && keep_utf8) {
       if (const size_t n = Utf8Length(s, i); n > 0) {
         out.append(s.substr(i, n));
         i += n;
@@ -112,6 +114,77 @@ std::string Printable(std::string_view s) {
     }
     ++i;
   }
+  return out;
+}
+
+}  // namespace
+
+std::string Printable(std::string_view s) {
+  return Escape(s, true);
+}
+
+bool ShowsAsIs(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      ++i;
+      continue;
+    }
+    const size_t n = c >= 0x80 ? Utf8Length(s, i) : 0;
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string PrintableAscii(std::string_view s) {
+  return Escape(s, false);
+}
+
+std::string OneLine(std::string_view s, size_t max_bytes) {
+  const std::string full = Printable(s);
+  if (full.size() <= max_bytes) return full;
+  const size_t room = max_bytes > 3 ? max_bytes - 3 : 0;
+  // Cut at a boundary of Printable's output: before a '\\' escape or a UTF-8 lead byte.
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    size_t n = 1;
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) n = std::max<size_t>(1, Utf8Length(s, i));
+    const std::string piece = Printable(s.substr(i, n));
+    if (out.size() + piece.size() > room) break;
+    out += piece;
+    i += n;
+  }
+  return out + "...";
+}
+
+std::string ScrubSecrets(std::string text, std::vector<std::string> secrets) {
+  std::sort(secrets.begin(), secrets.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const std::string& secret : secrets) {
+    if (secret.empty()) continue;
+    for (size_t pos = text.find(secret); pos != std::string::npos;
+         pos = text.find(secret, pos + kSecretMask.size())) {
+      text.replace(pos, secret.size(), kSecretMask);
+    }
+  }
+  return text;
+}
+
+std::string MaskUrl(std::string_view url) {
+  if (url.empty()) return "";
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos || scheme_end == 0) return std::string(kSecretMask);
+  const size_t host_begin = scheme_end + 3;
+  size_t host_end = url.find_first_of("/?#", host_begin);
+  if (host_end == std::string_view::npos) host_end = url.size();
+  std::string_view authority = url.substr(host_begin, host_end - host_begin);
+  const bool had_userinfo = authority.rfind('@') != std::string_view::npos;
+  if (had_userinfo) authority.remove_prefix(authority.rfind('@') + 1);
+  std::string out = Printable(url.substr(0, host_begin));
+  out += Printable(authority);
+  if (had_userinfo || host_end < url.size()) out += "/\u2026";
   return out;
 }
 

@@ -6,17 +6,10 @@
 #include <cstdio>
 #include <tuple>
 
+#include "text_escape.h"
+
 namespace eg::sidecar {
 namespace {
-
-// The escaped form of one byte.
-std::string EscapeByte(unsigned char b) {
-  if (b == '\\') return "\\\\";
-  if (b >= 0x20 && b < 0x7f) return std::string(1, static_cast<char>(b));
-  char buf[5];
-  std::snprintf(buf, sizeof buf, "\\x%02x", b);
-  return buf;
-}
 
 std::string Fraction(uint32_t count, uint32_t limit) {
   return std::to_string(count) + "/" + (limit == kUnlimited ? "-" : std::to_string(limit));
@@ -47,10 +40,7 @@ const char* KeyStateName(KeyState state) {
 }
 
 std::string EscapeKey(std::string_view raw) {
-  std::string out;
-  out.reserve(raw.size());
-  for (const char c : raw) out += EscapeByte(static_cast<unsigned char>(c));
-  return out;
+  return PrintableAscii(raw);
 }
 
 std::string DisplayKey(std::string_view raw, size_t width) {
@@ -59,7 +49,7 @@ std::string DisplayKey(std::string_view raw, size_t width) {
   // Shortened in the middle: a path's plugin directory and an address's domain are at the end.
   const size_t room = width > 3 ? width - 3 : 0;
   std::vector<std::string> pieces;
-  for (const char c : raw) pieces.push_back(EscapeByte(static_cast<unsigned char>(c)));
+  for (const char c : raw) pieces.push_back(PrintableAscii(std::string_view(&c, 1)));
   std::string tail;
   size_t back = pieces.size();
   while (back > 0 && tail.size() + pieces[back - 1].size() <= room - room / 2) {

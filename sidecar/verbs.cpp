@@ -10,6 +10,7 @@
 #include "host_platform.h"
 #include "segment.h"
 #include "top.h"
+#include "verbs_doctor.h"
 #include "verbs_support.h"
 
 namespace eg::sidecar {
@@ -45,7 +46,8 @@ int TopVerb(const std::string& config_path, size_t max_rows, bool json, std::ost
   }
   const TopReport report = BuildTop(segment->table, name, NowUnix(), max_rows);
   if (json) {
-    out << TopToJson(report).dump(2) << "\n";
+    out << TopToJson(report).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+        << "\n";
   } else {
     out << FormatTopText(report);
   }
@@ -75,6 +77,14 @@ int ConfigCheckVerb(const std::string& config_path, std::ostream& out, std::ostr
       << "  " << c.overrides.size() << (c.overrides.size() == 1 ? " override, " : " overrides, ")
       << c.whitelist.size() << " whitelisted, " << c.blocklist.size() << " blocked; fail mode "
       << FailModeName(c.fail_mode) << "; dry run " << (c.dry_run ? "on" : "off") << "\n";
+  if (!c.dovecot_log.empty()) {
+    const DovecotLogJudgement j = JudgeDovecotLog(c.dovecot_log);
+    out << "  " << j.what << "\n";
+    if (j.syslog && !c.dovecot_policy.enabled) {
+      out << "  recommended: Dovecot's auth policy server (\"dovecot_policy\": {\"enabled\": "
+             "true, ...}), the trusted source of failed logins\n";
+    }
+  }
   return kExitOk;
 }
 
@@ -83,7 +93,7 @@ int ConfigShowVerb(const std::string& config_path, std::ostream& out, std::ostre
   if (!Load(config_path, &loaded, err)) return kExitFailure;
   nlohmann::ordered_json json = ConfigToJson(loaded.config);
   MaskSecrets(json);
-  out << json.dump(2) << "\n";
+  out << json.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   NoteStoredLimits(loaded.config, err);  // on err: out stays the file's JSON
   return kExitOk;
 }

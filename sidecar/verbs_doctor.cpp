@@ -23,7 +23,9 @@
 #include "exim_query.h"
 #include "host_platform.h"
 #include "segment.h"
+#include "state_store.h"
 #include "table.h"
+#include "text_escape.h"
 #include "verbs.h"
 
 namespace eg::sidecar {
@@ -146,6 +148,83 @@ bool FindGuard(const AclSection& acls, const std::string& name, const std::strin
 }
 
 // Collects the checks; Ok(), Warn() and Problem() each record one line of the report.
+// A syslog prefix ahead of Dovecot's own text: " dovecot[123]: " or " dovecot: ".
+bool HasSyslogPrefix(std::string_view line) {
+  for (size_t p = line.find(" dovecot"); p != std::string_view::npos;
+       p = line.find(" dovecot", p + 1)) {
+    size_t i = p + 8;
+    if (i < line.size() && line[i] == '[') {
+      const size_t close = line.find(']', i);
+      if (close == std::string_view::npos || close == i + 1) continue;
+      const std::string_view digits = line.substr(i + 1, close - i - 1);
+      if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        continue;
+      }
+      i = close + 1;
+    }
+    if (line.substr(i, 2) == ": ") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+DovecotLogJudgement JudgeDovecotLog(const std::string& path) {
+  DovecotLogJudgement j;
+  const std::string shown = Printable(path);
+  std::string tail;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (in) {
+      in.seekg(0, std::ios::end);
+      const std::streamoff size = in.tellg();
+      const std::streamoff from = size > 65536 ? size - 65536 : 0;
+      in.seekg(from);
+      tail.assign(static_cast<size_t>(size - from), '\0');
+      in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+      tail.resize(static_cast<size_t>(std::max<std::streamsize>(0, in.gcount())));
+    }
+  }
+  size_t syslog_lines = 0;
+  size_t dovecot_lines = 0;
+  for (size_t start = 0; start < tail.size();) {
+    const size_t end = std::min(tail.find('\n', start), tail.size());
+    const std::string_view line = std::string_view(tail).substr(start, end - start);
+    if (HasSyslogPrefix(line)) ++syslog_lines;
+    if (line.find("-login: ") != std::string_view::npos ||
+        line.find("auth: ") != std::string_view::npos ||
+        line.find("imap(") != std::string_view::npos ||
+        line.find("pop3(") != std::string_view::npos) {
+      ++dovecot_lines;
+    }
+    start = end + 1;
+  }
+  const std::string base = path.substr(path.rfind('/') + 1);
+  const bool syslog_name = base.starts_with("mail.") || base.starts_with("maillog") ||
+                           base.starts_with("syslog") || base.starts_with("messages");
+  const char* kForgeable =
+      ": any local user can write such lines (logger -t dovecot), so its incidents are notices "
+      "only; Dovecot's auth policy server (dovecot_policy) is the source an attacker cannot forge";
+  if (syslog_lines > 0) {
+    j.syslog = true;
+    j.what = "dovecot_log " + shown + " is a syslog file (lines \"host dovecot[pid]: ...\")" +
+             kForgeable;
+  } else if (dovecot_lines > 0) {
+    j.what = "dovecot_log " + shown +
+             " is Dovecot's own log_path file (no syslog prefix): only Dovecot writes it";
+  } else if (syslog_name) {
+    j.syslog = true;
+    j.what = "dovecot_log " + shown + " is named like a syslog file" + kForgeable;
+  } else {
+    j.what = "dovecot_log " + shown +
+             " holds no Dovecot line yet: if it is Dovecot's own log_path file only Dovecot "
+             "writes it; a syslog file would be forgeable by any local user";
+  }
+  return j;
+}
+
+namespace {
+
 class Doctor {
  public:
   Doctor(std::string config_path, DoctorOptions options)
@@ -165,6 +244,7 @@ class Doctor {
       CheckEximGroup();
     }
     CheckTable();
+    CheckDovecotLog();
     CheckDaemon();
     return std::move(report_);
   }
@@ -252,7 +332,31 @@ class Doctor {
               "chmod 0700 " + dir);
       return;
     }
+    // Its parents too (the store refuses to open otherwise: state_store.h).
+    const std::string unsafe = UnsafeStateDir(dir);
+    if (!unsafe.empty()) {
+      Problem("state_dir", "state_dir " + dir + ": " + unsafe,
+              "use a state_dir whose every parent is root's and writable only by root, e.g. "
+              "/var/lib/eximguard");
+      return;
+    }
     Ok("state_dir", "state_dir " + dir + " is root's, mode " + Octal(st.st_mode));
+  }
+
+  void CheckDovecotLog() {
+    if (config_.dovecot_log.empty()) return;
+    struct stat st {};
+    if (stat(config_.dovecot_log.c_str(), &st) != 0) return;  // config check names a missing one
+    const DovecotLogJudgement j = JudgeDovecotLog(config_.dovecot_log);
+    if (!j.syslog) {
+      Ok("dovecot_log", j.what);
+    } else if (config_.dovecot_policy.enabled) {
+      Ok("dovecot_log", j.what + "; dovecot_policy is enabled");
+    } else {
+      Warn("dovecot_log", j.what,
+           "enable Dovecot's auth policy server: \"dovecot_policy\": {\"enabled\": true, "
+           "\"api_secret\": ...} (README, Dovecot)");
+    }
   }
 
   // `-bV`: runs, and has ${dlfunc}. False when Exim cannot be asked at all.
@@ -630,13 +734,16 @@ DoctorReport RunDoctor(const std::string& config_path, const DoctorOptions& opti
 }
 
 std::string FormatDoctorReport(const DoctorReport& report) {
-  std::string text = report.header + "\n";
+  // Exim's answers and the config's paths are outside text: a line that holds a control
+  // character or invalid UTF-8 is shown Printable() whole (a fix with one names nothing anyway).
+  const auto shown = [](const std::string& s) { return ShowsAsIs(s) ? s : Printable(s); };
+  std::string text = shown(report.header) + "\n";
   for (const DoctorCheck& c : report.checks) {
     const char* tag = c.level == CheckLevel::kOk        ? "  ok       "
                       : c.level == CheckLevel::kWarning ? "  warning  "
                                                         : "  PROBLEM  ";
-    text += tag + c.what + "\n";
-    if (!c.fix.empty()) text += "           fix: " + c.fix + "\n";
+    text += tag + shown(c.what) + "\n";
+    if (!c.fix.empty()) text += "           fix: " + shown(c.fix) + "\n";
   }
   const int problems = report.Count(CheckLevel::kProblem);
   const int warnings = report.Count(CheckLevel::kWarning);

@@ -17,6 +17,9 @@
 //     group       `exim -bP exim_group` is the config's exim_group
 //     table       the shared table exists, owned by root, group exim_group, mode 0660, and its
 //                 verdict counters have moved (none yet: a warning with how to test)
+//     dovecot_log (when set) a syslog file (any local user can forge its lines with logger: its
+//                 incidents are notices only; a warning recommending dovecot_policy) or
+//                 Dovecot's own log_path file (DovecotLogKind)
 //     daemon      a `start` holds <state_dir>/follow.lock, its status.json is fresh, and the pid
 //                 is alive and runs eximguard (/proc/PID/exe; a deleted binary is a problem)
 //   Exim is asked through actions.exim_command (so tests point it at `exim -C test.conf`); the
@@ -79,6 +82,16 @@ std::string FormatDoctorReport(const DoctorReport& report);
 // `doctor`: the report on out; exit 0 or 1 (see CONTRACT).
 int DoctorVerb(const std::string& config_path, const DoctorOptions& options, std::ostream& out,
                std::ostream& err);
+
+// What the configured dovecot_log is: a syslog file (its lines carry a syslog prefix
+// "host dovecot[pid]:" / "host dovecot:", or it is named like one: mail.log, maillog, syslog,
+// messages) that any local user can write to with logger(1), or Dovecot's own log_path file,
+// which only Dovecot writes. Judged from the last 64 KiB of the file, else its name.
+struct DovecotLogJudgement {
+  bool syslog = false;  // forgeable: its incidents are notices only
+  std::string what;     // one line, for config check and doctor (the path Printable)
+};
+DovecotLogJudgement JudgeDovecotLog(const std::string& path);
 
 // The items of kNeededLogSelector that a log_selector value does not turn on, in that order.
 // Items are applied left to right: +all turns everything on, -all off, +x / -x one item.

@@ -15,6 +15,7 @@
 
 #include "limit_value.h"
 #include "policy_from_state.h"
+#include "text_escape.h"
 #include "time_text.h"
 #include "users.h"
 #include "verbs.h"
@@ -67,7 +68,7 @@ bool ParseSubject(const std::string& what, Subject* s, std::ostream& err) {
                           (at == 0);
   if (bad_domain) {
     err << "info: expected a domain (example.com) or an email address (user@example.com), got \""
-        << what << "\"\n";
+        << Printable(what) << "\"\n";
     return false;
   }
   return true;
@@ -85,17 +86,19 @@ void ShowOwner(const Config& c, Subject* s, std::ostream& out) {
   std::string user;
   const WhmResult r = whm.DomainOwner(s->domain, &user);
   if (!r.ok || user.empty()) {
-    out << "  owner: unknown (WHM: " << (r.reason.empty() ? "no owner named" : r.reason) << ")\n";
+    out << "  owner: unknown (WHM: " << (r.reason.empty() ? "no owner named" : Printable(r.reason))
+        << ")\n";
     return;
   }
   s->owner = user;
   s->uid = UidOfUser(user);
-  out << "  owner: cPanel user " << user
+  out << "  owner: cPanel user " << Printable(user)
       << (s->uid.empty() ? " (no such user on this host)" : " (uid " + s->uid + ")") << "\n";
 }
 
 std::string TableKeyText(KeyClass klass, const std::string& key) {
-  return std::string(KeyClassName(klass)) + " " + (klass == KeyClass::kUid ? "uid:" : "") + key;
+  return std::string(KeyClassName(klass)) + " " + (klass == KeyClass::kUid ? "uid:" : "") +
+         Printable(key);
 }
 
 void ShowBlocks(const std::vector<StoredBlock>& blocks, const Subject& s, std::ostream& out) {
@@ -105,8 +108,8 @@ void ShowBlocks(const std::vector<StoredBlock>& blocks, const Subject& s, std::o
     if (!any) out << "  blocked / suspended:\n";
     any = true;
     out << "    " << TableKeyText(b.key_class, b.key) << ": " << b.kind << " since "
-        << LocalTimeText(b.since) << " by " << b.by << (b.reason.empty() ? "" : ": " + b.reason)
-        << "\n";
+        << LocalTimeText(b.since) << " by " << Printable(b.by)
+        << (b.reason.empty() ? "" : ": " + Printable(b.reason)) << "\n";
   }
   if (!any) out << "  blocked / suspended: no\n";
 }
@@ -119,7 +122,7 @@ void ShowIncidents(const std::vector<StoredIncident>& incidents, const Subject& 
     if (!any) out << "  incidents in the last " << kInfoDays << " days:\n";
     any = true;
     out << "    #" << i.id << " " << LocalTimeText(i.time) << " " << i.rule << " " << i.key_class
-        << " " << i.key << ": " << i.count << "; action " << i.action << "\n";
+        << " " << Printable(i.key) << ": " << i.count << "; action " << Printable(i.action) << "\n";
   }
   if (!any) out << "  incidents in the last " << kInfoDays << " days: none\n";
 }
@@ -130,15 +133,15 @@ void ShowWhitelist(const Config& c, const std::vector<WhitelistEntry>& wl, const
   for (const PolicyKey& k : c.whitelist) {
     if (!s.Table(k.klass, k.text)) continue;
     any = true;
-    out << "  whitelisted: " << k.written << " (in " << c.path << ")\n";
+    out << "  whitelisted: " << Printable(k.written) << " (in " << Printable(c.path) << ")\n";
   }
   for (const WhitelistEntry& w : wl) {
     PolicyKey k;
     std::string why;
     if (!ParsePolicyKey(w.key, &k, &why) || !s.Table(k.klass, k.text)) continue;
     any = true;
-    out << "  whitelisted: " << w.key << " (by " << w.added_by << " at " << LocalTimeText(w.time)
-        << (w.note.empty() ? "" : ": " + w.note) << ")\n";
+    out << "  whitelisted: " << Printable(w.key) << " (by " << Printable(w.added_by) << " at "
+        << LocalTimeText(w.time) << (w.note.empty() ? "" : ": " + Printable(w.note)) << ")\n";
   }
   if (!any) out << "  whitelisted: no\n";
 }
@@ -164,7 +167,7 @@ void ShowCounters(const Config& c, const Subject& s, std::ostream& out) {
   std::string error;
   if (!LiveSlots(
           c, [&](const PolicyKey& k) { return s.Table(k.klass, k.text); }, &slots, &error)) {
-    out << "  now: shared table: " << error << "\n";
+    out << "  now: shared table: " << Printable(error) << "\n";
     return;
   }
   if (slots.empty()) out << "  now: not counted in the last two hours\n";
@@ -191,10 +194,10 @@ int InfoVerb(const std::string& config_path, const std::string& what, std::ostre
   if (!st.store->ActiveBlocks(&blocks, &error) ||
       !st.store->ListIncidents(since, 0, &incidents, &error) ||
       !st.store->ListWhitelist(&wl, &error) || !st.store->ListLimits(&limits, &error)) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
-  out << (s.email.empty() ? "domain " + s.domain : "address " + s.email) << "\n";
+  out << Printable(s.email.empty() ? "domain " + s.domain : "address " + s.email) << "\n";
   ShowOwner(c, &s, out);
   ShowBlocks(blocks, s, out);
   ShowIncidents(incidents, s, out);

@@ -30,6 +30,7 @@
 #include "progress.h"
 #include "publish.h"
 #include "state_store.h"
+#include "text_escape.h"
 #include "time_text.h"
 #include "verbs.h"
 
@@ -40,8 +41,9 @@ using Json = nlohmann::ordered_json;
 
 // One incident as a line of text.
 std::string IncidentLine(const Incident& i) {
-  std::string s = LocalTimeText(i.time) + "  " + i.rule + "  " + i.key_class + " " + i.key + "  " +
-                  std::to_string(i.count) + " (threshold " + std::to_string(i.threshold) + ")";
+  std::string s = LocalTimeText(i.time) + "  " + i.rule + "  " + i.key_class + " " +
+                  Printable(i.key) + "  " + std::to_string(i.count) + " (threshold " +
+                  std::to_string(i.threshold) + ")";
   if (!i.ips.empty()) {
     s += "  ips";
     size_t n = 0;
@@ -50,10 +52,10 @@ std::string IncidentLine(const Incident& i) {
         s += " ...";
         break;
       }
-      s += " " + ip;
+      s += " " + Printable(ip);
     }
   }
-  if (!i.scripts.empty()) s += "  script " + i.scripts.front();
+  if (!i.scripts.empty()) s += "  script " + Printable(i.scripts.front());
   return s;
 }
 
@@ -107,11 +109,11 @@ bool OpenInputs(const std::vector<std::string>& files, MergedFiles* merged, std:
     std::string error;
     MergedFiles::Input in;
     if (!SniffLogSource(f, &in.source, &error) || !(in.reader = LogReader::Open(f, &error))) {
-      err << error << "\n";
+      err << Printable(error) << "\n";
       ok = false;
       continue;
     }
-    if (!quiet) err << f << ": " << LogSourceName(in.source) << "\n";
+    if (!quiet) err << Printable(f) << ": " << LogSourceName(in.source) << "\n";
     merged->inputs.push_back(std::move(in));
   }
   return ok;
@@ -308,7 +310,7 @@ bool Pump(MergedFiles& merged, Engine& engine, const std::string& label, OnIncid
   bool ok = true;
   for (const MergedFiles::Input& in : merged.inputs) {
     if (!in.reader->error().empty()) {
-      err << in.reader->error() << "\n";
+      err << Printable(in.reader->error()) << "\n";
       ok = false;
     }
   }
@@ -351,8 +353,8 @@ int ReplayVerb(const std::string& config_path, bool config_named,
   std::vector<std::string> domains;
   std::string error;
   std::string note;
-  if (!LoadLocalDomains(config, &domains, &note, &error)) err << error << "\n";
-  if (!note.empty()) err << note << "\n";
+  if (!LoadLocalDomains(config, &domains, &note, &error)) err << Printable(error) << "\n";
+  if (!note.empty()) err << Printable(note) << "\n";
   ParseOptions parse;
   parse.utc = config.log_utc;
   Engine engine(config, DetectorSettingsFromConfig(config, {}, domains), EngineHooks{}, parse);
@@ -404,7 +406,7 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
   struct tm tm {};
   const char* end = strptime(date.c_str(), "%Y-%m-%d", &tm);
   if (end == nullptr || *end != '\0' || date.size() != 10) {
-    err << "rerun: expected a date as YYYY-MM-DD, got \"" << date << "\"\n";
+    err << "rerun: expected a date as YYYY-MM-DD, got \"" << Printable(date) << "\"\n";
     return kExitUsage;
   }
   ConfigResult loaded = LoadConfig(config_path);
@@ -414,7 +416,7 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
   std::string error;
   std::unique_ptr<StateStore> store = StateStore::Open(config.state_dir, &error);
   if (!store) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
   std::vector<std::string> files = RotatedFiles(config.exim_log);
@@ -423,7 +425,7 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
     files.insert(files.end(), more.begin(), more.end());
   }
   if (files.empty()) {
-    err << "rerun: no log files at " << config.exim_log << " or its rotations\n";
+    err << "rerun: no log files at " << Printable(config.exim_log) << " or its rotations\n";
     return kExitFailure;
   }
   MergedFiles merged;
@@ -435,17 +437,19 @@ int RerunVerb(const std::string& config_path, const std::string& date, std::ostr
   std::string note;
   if (!store->ListWhitelist(&wl, &error) || !store->ListLimits(&limits, &error) ||
       !LoadLocalDomains(config, &domains, &note, &error)) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
-  if (!note.empty()) err << note << "\n";
+  if (!note.empty()) err << Printable(note) << "\n";
   EngineHooks hooks;  // no table (nothing corroborates a past day) and no follow-up: records only
   hooks.store = store.get();
   hooks.republish = [&](std::string* e) {
     PublishResult r;
     return PublishFromStore(config, *store, static_cast<uint32_t>(std::time(nullptr)), &r, e);
   };
-  hooks.log = [&](const std::string& line) { err << line << "\n"; };
+  hooks.log = [&](const std::string& line) {
+    err << (ShowsAsIs(line) ? line : Printable(line)) << "\n";
+  };
   ParseOptions parse;
   parse.utc = config.log_utc;
   const Config effective = WithStoredLimits(config, limits);  // and `eximguard set`'s limits
@@ -506,7 +510,7 @@ int SkipVerb(const std::string& config_path, std::ostream& out, std::ostream& er
   std::string error;
   std::unique_ptr<StateStore> store = StateStore::Open(config.state_dir, &error);
   if (!store) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
   std::vector<std::pair<std::string, std::string>> logs = {{"mainlog", config.exim_log}};
@@ -515,7 +519,7 @@ int SkipVerb(const std::string& config_path, std::ostream& out, std::ostream& er
     const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st {};
     if (fd < 0 || fstat(fd, &st) != 0) {
-      err << path << ": " << std::strerror(errno) << "\n";
+      err << Printable(path) << ": " << std::strerror(errno) << "\n";
       if (fd >= 0) close(fd);
       return kExitFailure;
     }
@@ -528,7 +532,7 @@ int SkipVerb(const std::string& config_path, std::ostream& out, std::ostream& er
     const ssize_t n = pread(fd, tail.data(), tail.size(), static_cast<off_t>(end - tail.size()));
     close(fd);
     if (n != static_cast<ssize_t>(tail.size())) {
-      err << path << ": short read\n";
+      err << Printable(path) << ": short read\n";
       return kExitFailure;
     }
     const size_t last_nl = tail.rfind('\n');
@@ -541,10 +545,10 @@ int SkipVerb(const std::string& config_path, std::ostream& out, std::ostream& er
     // Also the floor of the detectors' warm-up (daemon.h): what was skipped stays skipped.
     if (!store->SaveCheckpoint(name, cp, &error) ||
         !store->SaveCheckpoint(name + kSkipFloorSuffix, cp, &error)) {
-      err << error << "\n";
+      err << Printable(error) << "\n";
       return kExitFailure;
     }
-    out << name << " " << path << ": checkpoint moved to offset " << cp.offset
+    out << name << " " << Printable(path) << ": checkpoint moved to offset " << cp.offset
         << " (the end); the lines before it will not be processed\n";
   }
   AuditEntry a;

@@ -106,7 +106,7 @@ bool AdminWhmStep(const FollowUpEnv& env, const std::string& step, bool undo, co
                   std::ostream& err) {
   const StepResult r = RunWhmStep(env, step, undo, k.table_class, k.table_key, k.incident_class,
                                   k.incident_key, who, reason);
-  (r.ok ? out : err) << "WHM " << r.action << ": " << r.outcome << "\n";
+  (r.ok ? out : err) << "WHM " << r.action << ": " << Printable(r.outcome) << "\n";
   return r.ok;
 }
 
@@ -177,7 +177,7 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
   if (!ParseSince(since, Now(), &from)) {
     err << "incidents: --since: expected all, N[smhd], YYYY-MM-DD[ HH:MM[:SS]] or a unix time, "
            "got \""
-        << since << "\"\n";
+        << Printable(since) << "\"\n";
     return kExitUsage;
   }
   VerbState l;
@@ -185,13 +185,13 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
   std::vector<StoredIncident> list;
   std::string error;
   if (!l.store->ListIncidents(from, 0, &list, &error)) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
   if (json) {
     Json a = Json::array();
     for (const StoredIncident& i : list) a.push_back(IncidentJson(i));
-    out << a.dump(2) << "\n";
+    out << a.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   if (list.empty()) {
@@ -202,8 +202,8 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
       << "KEY  ACTION\n";
   for (const StoredIncident& i : list) {
     out << Pad(std::to_string(i.id), 7) << Pad(LocalTimeText(i.time), 21) << Pad(i.rule, 18)
-        << Pad(i.key_class, 7) << Pad(std::to_string(i.count), 7) << i.key << "  " << i.action
-        << "\n";
+        << Pad(i.key_class, 7) << Pad(std::to_string(i.count), 7) << Printable(i.key) << "  "
+        << Printable(i.action) << "\n";
   }
   return kExitOk;
 }
@@ -216,7 +216,7 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
   if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
   const Config& c = l.config;
   const std::string id = Identity(key);
-  out << KeyClassName(key.klass) << " " << key.text << "\n";
+  out << KeyClassName(key.klass) << " " << Printable(key.text) << "\n";
 
   // The config's word on it.
   auto listed = [&](const std::vector<PolicyKey>& list) {
@@ -243,22 +243,22 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
   std::vector<StoredBlock> blocks;
   std::vector<WhitelistEntry> wl;
   if (!l.store->ActiveBlocks(&blocks, &error) || !l.store->ListWhitelist(&wl, &error)) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
   for (const StoredBlock& b : blocks) {
     if (b.key_class == key.klass && b.key == key.text) {
-      out << "  BLOCKED (" << b.kind << ") since " << LocalTimeText(b.since) << " by " << b.by
-          << (b.reason.empty() ? "" : ": " + b.reason) << "\n    undo: eximguard unsuspend "
-          << written << "\n";
+      out << "  BLOCKED (" << b.kind << ") since " << LocalTimeText(b.since) << " by "
+          << Printable(b.by) << (b.reason.empty() ? "" : ": " + Printable(b.reason))
+          << "\n    undo: " << EximguardCommand("unsuspend", written) << "\n";
     }
   }
   for (const WhitelistEntry& w : wl) {
     PolicyKey k;
     std::string why;
     if (ParsePolicyKey(w.key, &k, &why) && Identity(k) == id) {
-      out << "  whitelisted by " << w.added_by << " at " << LocalTimeText(w.time)
-          << (w.note.empty() ? "" : ": " + w.note) << "\n";
+      out << "  whitelisted by " << Printable(w.added_by) << " at " << LocalTimeText(w.time)
+          << (w.note.empty() ? "" : ": " + Printable(w.note)) << "\n";
     }
   }
 
@@ -267,7 +267,7 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
   if (!LiveSlots(
           c, [&](const PolicyKey& k) { return k.klass == key.klass && Identity(k) == id; }, &slots,
           &error)) {
-    out << "  shared table: " << error << "\n";
+    out << "  shared table: " << Printable(error) << "\n";
   } else {
     for (const SlotView& s : slots) out << "  now: " << CountersText(s) << "\n";
     if (slots.empty()) out << "  now: not counted in the last two hours\n";
@@ -278,7 +278,7 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
   for (const std::string& k : IncidentKeys(key)) {
     std::vector<StoredIncident> part;
     if (!l.store->IncidentsForKey(k, &part, &error)) {
-      err << error << "\n";
+      err << Printable(error) << "\n";
       return kExitFailure;
     }
     incidents.insert(incidents.end(), part.begin(), part.end());
@@ -288,11 +288,11 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
     return kExitOk;
   }
   for (const StoredIncident& i : incidents) {
-    out << "  incident #" << i.id << " " << LocalTimeText(i.time) << " " << i.rule << ": "
-        << i.count;
+    out << "  incident #" << i.id << " " << LocalTimeText(i.time) << " " << Printable(i.rule)
+        << ": " << i.count;
     const Json ev = Json::parse(i.evidence_json, nullptr, false);
     if (ev.is_object() && ev.contains("threshold")) out << " (threshold " << ev["threshold"] << ")";
-    out << "; action " << i.action << "\n";
+    out << "; action " << Printable(i.action) << "\n";
     if (!ev.is_object()) continue;
     const std::string note = ev.value("trust_note", "");
     out << "    evidence: " << (i.trusted ? "trusted" : "NOT trusted")
@@ -302,12 +302,14 @@ int WhyVerb(const std::string& config_path, const std::string& written, std::ost
       if (!ev.contains(field) || !ev[field].is_array() || ev[field].empty()) continue;
       out << "    " << field << ":";
       for (const auto& v : ev[field])
-        out << " " << (v.is_string() ? v.get<std::string>() : v.dump());
+        out << " "
+            << Printable(v.is_string() ? v.get<std::string>()
+                                       : v.dump(-1, ' ', false, Json::error_handler_t::replace));
       out << "\n";
     }
     if (ev.contains("lines") && ev["lines"].is_array()) {
       for (const auto& v : ev["lines"]) {
-        if (v.is_string()) out << "    | " << v.get<std::string>() << "\n";
+        if (v.is_string()) out << "    | " << Printable(v.get<std::string>()) << "\n";
       }
     }
   }
@@ -331,11 +333,11 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
   bool added = false;
   std::string error;
   if (!l.store->AddBlock(b, &added, &error)) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
-  out << (added ? "blocked " : "already blocked: ") << KeyClassName(key.klass) << " " << key.text
-      << "\n";
+  out << (added ? "blocked " : "already blocked: ") << KeyClassName(key.klass) << " "
+      << Printable(key.text) << "\n";
   if (!PublishNow(l, out, err)) return kExitFailure;
   bool whm_ok = true;
   if (!l.config.whm.token.empty()) {  // and in cPanel: the mailbox's (account's) outgoing mail
@@ -343,7 +345,7 @@ int SuspendVerb(const std::string& config_path, const std::string& written,
     whm_ok = AdminWhmStep(EnvOf(l, &whm), "suspend_outgoing", false, WhmKeyOf(key), who, b.reason,
                           out, err);
   }
-  out << "undo: eximguard unsuspend " << written << "\n";
+  out << "undo: " << EximguardCommand("unsuspend", written) << "\n";
   return whm_ok ? kExitOk : kExitFailure;
 }
 
@@ -448,11 +450,11 @@ int UnsuspendVerb(const std::string& config_path, const std::string& written,
   int removed = 0;
   std::string error;
   if (!l.store->RemoveBlock(key.klass, key.text, kBlockKindBlock, Now(), who, &removed, &error)) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
   out << (removed > 0 ? "unblocked " : "was not blocked: ") << KeyClassName(key.klass) << " "
-      << key.text << "\n";
+      << Printable(key.text) << "\n";
   if (!PublishNow(l, out, err)) return kExitFailure;
   // What eximguard suspended in cPanel for the key, undone too.
   bool whm_ok = true;
@@ -494,7 +496,7 @@ int HoldVerb(const std::string& config_path, const std::string& written, const s
                     out, err)) {
     return kExitFailure;
   }
-  out << "undo: eximguard release " << written << "\n";
+  out << "undo: " << EximguardCommand("release", written) << "\n";
   return kExitOk;
 }
 
@@ -543,7 +545,7 @@ int ResetVerb(const std::string& config_path, const std::string& written, bool a
     cleared = ClearCounts(t, all ? 0 : KeyHash(t, key.klass, key.text.data(), key.text.size()),
                           static_cast<uint32_t>(now));
   } else {
-    out << "no shared table to clear (" << error << ")\n";
+    out << "no shared table to clear (" << Printable(error) << ")\n";
   }
   AuditEntry a;
   a.time = now;
@@ -552,7 +554,7 @@ int ResetVerb(const std::string& config_path, const std::string& written, bool a
   a.key = mark;
   a.detail = std::to_string(cleared) + " recipients of the last hour cleared";
   if (!l.store->Audit(a, &error)) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
   out << "reset "
@@ -569,7 +571,7 @@ int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::
   std::vector<StoredBlock> blocks;
   std::string error;
   if (!l.store->ActiveBlocks(&blocks, &error)) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return kExitFailure;
   }
   if (json) {
@@ -589,7 +591,7 @@ int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::
                    {"kind", "block"},
                    {"source", "config"}});
     }
-    out << a.dump(2) << "\n";
+    out << a.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   if (blocks.empty() && l.config.blocklist.empty()) {
@@ -599,11 +601,11 @@ int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::
   out << Pad("CLASS", 7) << Pad("KIND", 17) << Pad("SINCE", 21) << Pad("BY", 16) << "KEY  REASON\n";
   for (const StoredBlock& b : blocks) {
     out << Pad(KeyClassName(b.key_class), 7) << Pad(b.kind, 17) << Pad(LocalTimeText(b.since), 21)
-        << Pad(b.by, 16) << b.key << "  " << b.reason << "\n";
+        << Pad(Printable(b.by), 16) << Printable(b.key) << "  " << Printable(b.reason) << "\n";
   }
   for (const PolicyKey& k : l.config.blocklist) {
     out << Pad(KeyClassName(k.klass), 7) << Pad("block", 17) << Pad("-", 21) << Pad("config", 16)
-        << k.text << "  blocklist in " << l.config.path << "\n";
+        << Printable(k.text) << "  blocklist in " << Printable(l.config.path) << "\n";
   }
   return kExitOk;
 }
@@ -617,13 +619,13 @@ int WhitelistVerb(const std::string& config_path, const std::string& action,
     if (!LoadVerbState(config_path, &l, err)) return kExitFailure;
     std::vector<WhitelistEntry> wl;
     if (!l.store->ListWhitelist(&wl, &error)) {
-      err << error << "\n";
+      err << Printable(error) << "\n";
       return kExitFailure;
     }
-    for (const PolicyKey& k : l.config.whitelist) out << k.written << "  (config)\n";
+    for (const PolicyKey& k : l.config.whitelist) out << Printable(k.written) << "  (config)\n";
     for (const WhitelistEntry& w : wl) {
-      out << w.key << "  (added by " << w.added_by << " at " << LocalTimeText(w.time)
-          << (w.note.empty() ? "" : ": " + w.note) << ")\n";
+      out << Printable(w.key) << "  (added by " << Printable(w.added_by) << " at "
+          << LocalTimeText(w.time) << (w.note.empty() ? "" : ": " + Printable(w.note)) << ")\n";
     }
     if (wl.empty() && l.config.whitelist.empty()) out << "the whitelist is empty\n";
     return kExitOk;
@@ -639,17 +641,18 @@ int WhitelistVerb(const std::string& config_path, const std::string& action,
     e.note = note;
     bool added = false;
     if (!l.store->AddWhitelist(e, &added, &error)) {
-      err << error << "\n";
+      err << Printable(error) << "\n";
       return kExitFailure;
     }
-    out << (added ? "whitelisted " : "already whitelisted: ") << written << "\n";
+    out << (added ? "whitelisted " : "already whitelisted: ") << Printable(written) << "\n";
   } else {
     bool removed = false;
     if (!l.store->RemoveWhitelist(written, Now(), who, &removed, &error)) {
-      err << error << "\n";
+      err << Printable(error) << "\n";
       return kExitFailure;
     }
-    out << (removed ? "removed from the whitelist: " : "was not whitelisted: ") << written << "\n";
+    out << (removed ? "removed from the whitelist: " : "was not whitelisted: ")
+        << Printable(written) << "\n";
     for (const PolicyKey& k : l.config.whitelist) {
       if (Identity(k) == Identity(key)) {
         out << "note: the config's whitelist still lists it (" << l.config.path << ")\n";
@@ -719,10 +722,10 @@ int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std
   }
   const int code = problems.empty() && store ? kExitOk : kExitFailure;
   if (json) {
-    out << j.dump(2) << "\n";
+    out << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return code;
   }
-  for (const std::string& p : problems) out << Loud("PROBLEM: " + p, out) << "\n";
+  for (const std::string& p : problems) out << Loud("PROBLEM: " + Printable(p), out) << "\n";
   if (pid > 0) {
     out << "eximguard is following the logs (pid " << pid << ")\n";
   } else {
@@ -734,7 +737,7 @@ int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std
   const Json& d = j["daemon"];
   if (d.is_object()) {
     out << "  last status " << LocalTimeText(d.value("updated", int64_t{0})) << " ("
-        << d.value("mode", "") << "): " << d.value("lines", uint64_t{0}) << " lines, "
+        << Printable(d.value("mode", "")) << "): " << d.value("lines", uint64_t{0}) << " lines, "
         << d.value("unparsed", uint64_t{0}) << " not understood, "
         << d.value("recorded", uint64_t{0}) << " incidents recorded, "
         << d.value("errors", uint64_t{0}) << " errors; last log line of "
@@ -760,26 +763,26 @@ int StatusVerb(const std::string& config_path, bool json, std::ostream& out, std
     }
     if (d.contains("logs") && d["logs"].is_array()) {
       for (const auto& lg : d["logs"]) {
-        out << "  " << lg.value("name", "") << " " << lg.value("path", "") << " at offset "
-            << lg.value("offset", uint64_t{0}) << ", " << lg.value("rotations", uint64_t{0})
-            << " rotations\n";
+        out << "  " << Printable(lg.value("name", "")) << " " << Printable(lg.value("path", ""))
+            << " at offset " << lg.value("offset", uint64_t{0}) << ", "
+            << lg.value("rotations", uint64_t{0}) << " rotations\n";
       }
     }
   }
   const Json& t = j["table"];
   if (t.contains("error")) {
-    out << "shared table: " << t["error"].get<std::string>() << "\n";
+    out << "shared table: " << Printable(t["error"].get<std::string>()) << "\n";
   } else {
-    out << "shared table " << c.shm_name << ": policy generation " << t["generation"] << "; "
-        << t["ok"] << " ok, " << t["defer"] << " deferred, " << t["hold"] << " held, " << t["deny"]
-        << " denied, " << t["fail_open"] << " failed open"
+    out << "shared table " << Printable(c.shm_name) << ": policy generation " << t["generation"]
+        << "; " << t["ok"] << " ok, " << t["defer"] << " deferred, " << t["hold"] << " held, "
+        << t["deny"] << " denied, " << t["fail_open"] << " failed open"
         << (t["dry_run"].get<bool>() ? "; DRY RUN" : "") << "\n";
   }
   if (store) {
     out << recent.size() << " incidents in the last 24 hours; " << blocks.size()
         << " keys blocked (eximguard list)\n";
   } else {
-    err << "state: " << store_error << "\n";
+    err << "state: " << Printable(store_error) << "\n";
   }
   if (!problems.empty()) out << "(`eximguard doctor` checks the whole installation, with fixes)\n";
   return code;

@@ -13,6 +13,7 @@
 #include "limit_value.h"
 #include "publish.h"
 #include "segment.h"
+#include "text_escape.h"
 #include "time_text.h"
 
 namespace eg::sidecar {
@@ -25,7 +26,7 @@ bool LoadVerbState(const std::string& config_path, VerbState* state, std::ostrea
   std::string error;
   state->store = StateStore::Open(state->config.state_dir, &error);
   if (!state->store) {
-    err << error << "\n";
+    err << Printable(error) << "\n";
     return false;
   }
   return true;
@@ -34,7 +35,7 @@ bool LoadVerbState(const std::string& config_path, VerbState* state, std::ostrea
 bool ParseCommandKey(const std::string& written, PolicyKey* key, std::ostream& err) {
   std::string why;
   if (!ParsePolicyKey(written, key, &why)) {
-    err << "key \"" << written << "\": " << why << "\n";
+    err << "key \"" << Printable(written) << "\": " << Printable(why) << "\n";
     return false;
   }
   if (key->klass == KeyClass::kSender) {
@@ -49,7 +50,7 @@ bool PublishNow(const VerbState& state, std::ostream& out, std::ostream& err) {
   std::string error;
   const auto now = static_cast<uint32_t>(std::time(nullptr));
   if (!PublishFromStore(state.config, *state.store, now, &r, &error)) {
-    err << "not published to the shared table: " << error << "\n";
+    err << "not published to the shared table: " << Printable(error) << "\n";
     return false;
   }
   out << "published policy generation " << r.generation << " to " << state.config.shm_name << "\n";
@@ -59,7 +60,13 @@ bool PublishNow(const VerbState& state, std::ostream& out, std::ostream& err) {
 
 void TellDaemon(const Config& config, std::ostream& out) {
   const int pid = FollowerPid(config.state_dir);
-  if (pid > 0 && kill(pid, SIGHUP) == 0) out << "told the running eximguard (pid " << pid << ")\n";
+  if (pid <= 0) return;
+  if (!IsEximguardProcess(pid)) {  // follow.lock can name any process
+    out << "not signalled: pid " << pid << " in " << Printable(config.state_dir)
+        << "/follow.lock is not eximguard\n";
+    return;
+  }
+  if (kill(pid, SIGHUP) == 0) out << "told the running eximguard (pid " << pid << ")\n";
 }
 
 std::string CountersText(const SlotView& s) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "http_client.h"
+#include "text_escape.h"
 
 namespace eg::sidecar {
 namespace {
@@ -60,7 +61,8 @@ std::string JoinErrors(const Json& errors) {
   std::string out;
   if (!errors.is_array()) return out;
   for (const Json& e : errors) {
-    std::string t = e.is_string() ? e.get<std::string>() : e.dump();
+    std::string t = e.is_string() ? e.get<std::string>()
+                                  : e.dump(-1, ' ', false, Json::error_handler_t::replace);
     if (t.empty()) continue;
     if (!out.empty()) out += "; ";
     out += t;
@@ -205,6 +207,7 @@ class Caller {
     req.timeout_ms = timeout_ms;
     req.connect_timeout_ms = std::min<uint32_t>(timeout_ms, 5000);
     req.ca_file = settings_.ca_file;
+    req.proxy = settings_.proxy;
     req.verify_tls = settings_.verify_tls;
     req.max_body = 4u << 20;
 
@@ -260,13 +263,7 @@ class Caller {
 
   // The token never leaves in a reason; reasons are capped.
   WhmResult Finish(WhmResult r) const {
-    if (!settings_.token.empty()) {
-      size_t pos;
-      while ((pos = r.reason.find(settings_.token)) != std::string::npos) {
-        r.reason.replace(pos, settings_.token.size(), "<redacted>");
-      }
-    }
-    r.reason = Cap(std::move(r.reason));
+    r.reason = Cap(ScrubSecrets(std::move(r.reason), {settings_.token}));
     return r;
   }
 

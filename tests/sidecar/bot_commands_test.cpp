@@ -86,9 +86,9 @@ TEST_F(BotCommands, UnknownCommandsGetTheHelpAndTheCallersId) {
 }
 
 TEST_F(BotCommands, NonAdminsCannotChangeAnything) {
-  for (const char* text :
-       {"/suspend a@b.example", "unsuspend a@b.example", "hold a@b.example", "release a@b.example",
-        "whitelist add a@b.example", "whitelist remove a@b.example", "set a@b.example 10"}) {
+  for (const char* text : {"/suspend a@b.example", "unsuspend a@b.example", "hold a@b.example",
+                           "release a@b.example", "whitelist add a@b.example",
+                           "whitelist remove a@b.example", "set a@b.example 10", "config"}) {
     const BotReply r = RunBotCommand(Ctx(false, "4242"), text);
     EXPECT_TRUE(r.handled) << text;
     EXPECT_TRUE(r.refused) << text;

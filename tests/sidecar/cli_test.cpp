@@ -313,13 +313,19 @@ TEST_F(Cli, DefaultConfigPathIsUsedWithoutConfigOption) {
 }
 
 TEST_F(Cli, ConfigShowPrintsTheEffectiveConfig) {
-  WriteConfig({{"overrides", {{"uid:5", {{"per_hour", 9}}}}}});
+  WriteConfig(
+      {{"overrides", {{"uid:5", {{"per_hour", 9}}}}},
+       {"notify", {{"webhook_url", "https://hooks.example.com/services/T0/B0/SECRETHOOK"}}}});
   const CliResult r = RunCli({"config", "show", "--config", config_path_});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const ConfigResult loaded = LoadConfig(config_path_);
   ASSERT_TRUE(loaded.ok());
-  EXPECT_EQ(r.out, ConfigToJson(loaded.config).dump(2) + "\n");
+  Json masked = ConfigToJson(loaded.config);
+  MaskSecrets(masked);
+  EXPECT_EQ(r.out, masked.dump(2) + "\n");
+  EXPECT_EQ(r.out.find("SECRETHOOK"), std::string::npos) << r.out;  // a webhook's path is a secret
   const Json shown = Json::parse(r.out);
+  EXPECT_EQ(shown["notify"]["webhook_url"], "https://hooks.example.com/\u2026");
   EXPECT_EQ(shown["overrides"]["uid:5"], Json({{"per_minute", 20}, {"per_hour", 9}}));
   EXPECT_EQ(shown["state_dir"], dir_.File("state"));
   EXPECT_EQ(shown["retention_days"], 30);

@@ -495,6 +495,7 @@ TEST(ConfigShow, DefaultsAreFilledInInTableOrder) {
       R"("per_hour":100},"cwd":{"per_minute":5,"per_hour":60},)"
       R"("uid":{"per_minute":20,"per_hour":300}},"overrides":{},)"
       R"("whitelist":[],"blocklist":[],"relay_hosts":["127.0.0.1","::1"],"dovecot_log":"",)"
+      R"("http_proxy":"",)"
       R"("log_utc":false,"count_internal":false,"local_domains":[],)"
       R"("local_domains_file":"/etc/localdomains","local_domains_from_exim":false,)"
       R"("notify_only":false,)"
@@ -668,7 +669,7 @@ TEST(ConfigTalk, BadValuesNameTheKeyAndNeverShowASecret) {
       "config /etc/eg.json: whm.timeout_seconds: expected 1 to 300, got 0",
       "config /etc/eg.json: notify.email[0]: expected an email address, got \"not-an-address\"",
       "config /etc/eg.json: notify.webhook_url: expected an http:// or https:// URL, got "
-      "\"hooks.example.com\"",
+      "\"********\"",
       "config /etc/eg.json: telegram.admin_ids[0]: expected a Telegram user id (an integer), got "
       "\"111\"",
       "config /etc/eg.json: telegram.notify_chat_id: expected a chat id (an integer) or "
@@ -782,6 +783,37 @@ TEST(ConfigShow, MaskSecretsAtAnyDepth) {
                       R"("whm":{"api_token":"********","host":"h","password":""},)"
                       R"("telegram":{"bots":[{"bot_token":"********","chat":1}]},)"
                       R"("slack":{"secret":{"nested":"kept"}}})");
+}
+
+TEST(ConfigProxy, HttpProxyIsValidatedAndReachesEveryHttpClient) {
+  EXPECT_EQ(Valid("{}").http_proxy, "");
+  const Config c = Valid(R"({"http_proxy": "http://proxy.example:3128"})");
+  EXPECT_EQ(c.http_proxy, "http://proxy.example:3128");
+  EXPECT_EQ(c.whm.proxy, c.http_proxy);
+  EXPECT_EQ(c.notify.proxy, c.http_proxy);
+  EXPECT_EQ(c.telegram.proxy, c.http_proxy);
+  EXPECT_EQ(c.slack.proxy, c.http_proxy);
+  for (const char* bad : {R"({"http_proxy": "ftp://p:21"})", R"({"http_proxy": "http://"})",
+                          R"({"http_proxy": "proxy:3128"})", R"({"http_proxy": 3128})",
+                          R"({"http_proxy": "http://u:SECRETPW@p:1 x"})"}) {
+    const Errors e = ErrorsOf(bad);
+    ASSERT_EQ(e.size(), 1u) << bad;
+    EXPECT_EQ(e[0].rfind(E("http_proxy: "), 0), 0u) << e[0];
+    EXPECT_EQ(e[0].find("SECRETPW"), std::string::npos) << e[0];
+  }
+}
+
+TEST(ConfigShow, EveryUrlShowsOnlySchemeHostAndPort) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(R"({
+    "notify": {"webhook_url": "https://hooks.example.com/services/T0/B0/SECRETPATH?k=SECRETQ"},
+    "whm": {"url": "https://root:SECRETPW@server.example.com:2087"}})");
+  MaskSecrets(j);
+  const std::string text = j.dump();
+  for (const char* secret : {"SECRETPATH", "SECRETQ", "SECRETPW", "services"}) {
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret << " in " << text;
+  }
+  EXPECT_EQ(j["notify"]["webhook_url"], "https://hooks.example.com/\u2026");
+  EXPECT_EQ(j["whm"]["url"], "https://server.example.com:2087/\u2026");
 }
 
 }  // namespace

@@ -5,9 +5,13 @@
 // JSON, scenarios with benign traffic), `suspend`/`unsuspend` in the table, `whitelist`,
 // `incidents`, `why`, `list`, `status`, `reset`.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <chrono>
@@ -16,13 +20,16 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "daemon.h"
 #include "sidecar_test_util.h"
 #include "state_store.h"
 #include "time_text.h"
+#include "verbs_support.h"
 
 namespace eg::sidecar {
 namespace {
@@ -646,6 +653,97 @@ TEST_F(Daemon, IncidentsAndWhyShowWhatHappenedWithTheEvidence) {
   EXPECT_EQ(s["active_blocks"], 0);  // a log incident alone blocks nothing
   EXPECT_EQ(s["daemon"]["lines"], 5);
   EXPECT_EQ(s["table"]["name"], segment_.name);
+}
+
+// A hostile subject and key (ESC, CR, BEL, \n as Exim writes it, invalid UTF-8) reach no
+// terminal raw: every verb's text output holds no byte below 0x20 but its line ends, no DEL;
+// --json never aborts on invalid UTF-8.
+TEST_F(Daemon, HostileKeysAndSubjectsAreEscapedInEveryVerb) {
+  WriteConfig();
+  const std::string subject = "Win\x1b[2J\rAll clear\\nUndo: x\a\x7f\xff\\033[31m";
+  const std::string bad_key =
+      "b\xff\xfe"
+      "d@v.example";
+  std::string burst;
+  for (int i = 0; i < 5; ++i) {
+    burst += Arrival(i, "spam@v.example", 2, "203.0.113.5", subject);
+    burst += Arrival(i, bad_key, 2, "203.0.113.6", subject);
+  }
+  Append(log_, burst);
+  ASSERT_EQ(RunCli({"run", "--config", config_path_}).exit_code, 0);
+  ASSERT_EQ(RunCli({"suspend", "--config", config_path_, "spam@v.example", "--reason",
+                    "reason\x1b]0;owned\a\r\xc0"})
+                .exit_code,
+            0);
+  const std::string since = LocalTimeText(Base() - 60);
+  const std::vector<std::vector<std::string>> verbs = {
+      {"incidents", "--config", config_path_, "--since", since},
+      {"why", "--config", config_path_, "spam@v.example"},
+      {"list", "--config", config_path_},
+      {"status", "--config", config_path_},
+      {"top", "--config", config_path_},
+      {"whitelist", "list", "--config", config_path_},
+      {"replay", log_},
+      {"rerun", "--config", config_path_, LocalTimeText(Base()).substr(0, 10)},
+  };
+  for (const std::vector<std::string>& args : verbs) {
+    const CliResult r = RunCli(args);
+    EXPECT_TRUE(testing::NoTerminalControl(r.out)) << args[0] << ":\n" << r.out;
+    EXPECT_TRUE(testing::NoTerminalControl(r.err)) << args[0] << ":\n" << r.err;
+  }
+  const CliResult why = RunCli({"why", "--config", config_path_, "spam@v.example"});
+  EXPECT_NE(why.out.find("subjects: Win\\x1b[2J\\rAll clear"), std::string::npos) << why.out;
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"incidents", "--config", config_path_, "--since", "all", "--json"},
+        std::vector<std::string>{"list", "--config", config_path_, "--json"}}) {
+    const CliResult r = RunCli(args);
+    EXPECT_EQ(r.exit_code, 0) << args[0] << ": " << r.err;
+    EXPECT_FALSE(Json::parse(r.out, nullptr, false).is_discarded()) << r.out;
+  }
+  const Json inc =
+      Json::parse(RunCli({"incidents", "--config", config_path_, "--since", "all", "--json"}).out,
+                  nullptr, false);
+  EXPECT_EQ(inc.size(), 2u) << inc.dump(1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace
+}  // namespace eg::sidecar
+
+namespace eg::sidecar {
+namespace {
+
+// follow.lock naming a foreign pid (an admin's `whitelist add` used to SIGHUP whatever it named).
+TEST(DaemonPid, ALockNamingAForeignPidIsNotSignalled) {
+  testing::TempDir dir;
+  Config config;
+  config.state_dir = dir.path();
+  pid_t child = -1;
+  char arg0[] = "sleep";
+  char arg1[] = "30";
+  char* argv[] = {arg0, arg1, nullptr};
+  ASSERT_EQ(posix_spawnp(&child, "sleep", nullptr, nullptr, argv, environ), 0);
+  const std::string lock = dir.File(kFollowLockName);
+  const int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  const std::string text = std::to_string(child) + "\n";
+  ASSERT_EQ(pwrite(fd, text.data(), text.size(), 0), static_cast<ssize_t>(text.size()));
+  ASSERT_EQ(FollowerPid(config.state_dir), child);
+
+  EXPECT_FALSE(IsEximguardProcess(child));
+  EXPECT_TRUE(IsEximguardProcess(getpid()));  // our own binary
+  EXPECT_FALSE(IsEximguardProcess(0));
+  EXPECT_FALSE(IsEximguardProcess(-1));
+  std::ostringstream out;
+  TellDaemon(config, out);
+  EXPECT_NE(out.str().find("not signalled: pid " + std::to_string(child)), std::string::npos)
+      << out.str();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int status = 0;
+  EXPECT_EQ(waitpid(child, &status, WNOHANG), 0) << "the sleep child was signalled";
+  kill(child, SIGKILL);
+  waitpid(child, &status, 0);
+  close(fd);
 }
 
 }  // namespace

@@ -489,5 +489,42 @@ TEST_F(Doctor, StatusAndConfigCheckNameAMissingLogFirst) {
   EXPECT_EQ(RunCli({"config", "check", "--config", config_path_}).exit_code, 0);
 }
 
+// Which kind of file dovecot_log is: a syslog file is forgeable by any local user (logger).
+TEST(DovecotLogKind, SyslogFilesAreForgeableDovecotsOwnFileIsNot) {
+  testing::TempDir dir;
+  const std::string syslog = dir.File("dovecot.log");
+  testing::WriteFile(syslog,
+                     "Jun 10 12:00:00 mx1 dovecot[812]: imap-login: Login: user=<a@b.example>\n");
+  DovecotLogJudgement j = JudgeDovecotLog(syslog);
+  EXPECT_TRUE(j.syslog);
+  EXPECT_NE(j.what.find("is a syslog file"), std::string::npos) << j.what;
+  EXPECT_NE(j.what.find("dovecot_policy"), std::string::npos) << j.what;
+
+  const std::string own = dir.File("own.log");
+  testing::WriteFile(own,
+                     "Jun 10 12:00:00 imap-login: Info: Login: user=<a@b.example>\n"
+                     "Jun 10 12:00:01 auth: Info: passwd-file(x,1.2.3.4): unknown user\n");
+  j = JudgeDovecotLog(own);
+  EXPECT_FALSE(j.syslog);
+  EXPECT_NE(j.what.find("Dovecot's own log_path file"), std::string::npos) << j.what;
+
+  // Empty: judged by its name.
+  const std::string maillog = dir.File("maillog");
+  testing::WriteFile(maillog, "");
+  EXPECT_TRUE(JudgeDovecotLog(maillog).syslog);
+  EXPECT_FALSE(JudgeDovecotLog(dir.File("dovecot-own.log")).syslog);
+
+  // config check says it too.
+  const std::string config = dir.File("c.json");
+  testing::WriteFile(config, nlohmann::ordered_json{{"state_dir", dir.File("state")},
+                                                    {"exim_log", own},
+                                                    {"dovecot_log", syslog},
+                                                    {"local_domains_file", ""}}
+                                 .dump());
+  const testing::CliResult r = testing::RunCli({"config", "check", "--config", config});
+  EXPECT_NE(r.out.find("is a syslog file"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("recommended: Dovecot's auth policy server"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace eg::sidecar

@@ -2,12 +2,21 @@
 // untrusted CA refused, verify_tls=false, timeouts, refused connections, the body cap, and the
 // URL path and headers (secrets) kept out of every error.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "fake_http_server.h"
 #include "http_client.h"
@@ -242,6 +251,100 @@ TEST(HttpClient, UnresolvableHostErrorHasNoSecret) {
   HttpResponse r = HttpSend(req);
   EXPECT_NE(r.error, "");
   ExpectNoSecret(r);
+}
+
+// A loopback listener that never answers: it only tells whether anyone connected.
+class Listener {
+ public:
+  Listener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        listen(fd_, 16) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ADD_FAILURE() << "no loopback listener";
+      return;
+    }
+    url_ = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  }
+  ~Listener() {
+    if (fd_ >= 0) close(fd_);
+  }
+  const std::string& url() const { return url_; }
+  bool Touched() {
+    const int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return false;
+    close(c);
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string url_;
+};
+
+// Sets the proxy variables libcurl reads for the test's length, and restores them.
+class ProxyEnvironment {
+ public:
+  explicit ProxyEnvironment(const std::string& proxy) {
+    for (const char* name : kNames) {
+      const char* old = std::getenv(name);
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      setenv(name, proxy.c_str(), 1);
+    }
+    for (const char* name : {"no_proxy", "NO_PROXY"}) {
+      const char* old = std::getenv(name);
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      unsetenv(name);
+    }
+  }
+  ~ProxyEnvironment() {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        unsetenv(name.c_str());
+      }
+    }
+  }
+
+ private:
+  static constexpr const char* kNames[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                           "ALL_PROXY"};
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+TEST(HttpClient, EnvironmentProxyIsIgnored) {
+  Listener proxy;
+  ProxyEnvironment env(proxy.url());
+  for (const bool tls : {false, true}) {
+    FakeHttpServer server({.tls = tls});
+    server.Handle([](const FakeRequest&) { return FakeResponse{200, "direct"}; });
+    HttpRequest req = SecretRequest(server.url());
+    req.ca_file = tls ? server.ca_file() : "";
+    req.timeout_ms = 3000;
+    const HttpResponse r = HttpSend(req);
+    EXPECT_EQ(r.error, "") << tls;
+    EXPECT_EQ(r.body, "direct") << tls;
+    EXPECT_EQ(server.requests().size(), 1u) << tls;
+    EXPECT_FALSE(proxy.Touched()) << "the token went to the environment's proxy, tls " << tls;
+  }
+}
+
+TEST(HttpClient, ConfiguredProxyIsUsed) {
+  Listener proxy;
+  FakeHttpServer server;
+  server.Handle([](const FakeRequest&) { return FakeResponse{200, "direct"}; });
+  HttpRequest req;
+  req.url = server.url() + "/x";
+  req.proxy = proxy.url();
+  req.timeout_ms = 500;  // the listener never answers
+  const HttpResponse r = HttpSend(req);
+  EXPECT_NE(r.error, "");
+  EXPECT_TRUE(proxy.Touched());
+  EXPECT_TRUE(server.requests().empty());
 }
 
 TEST(HttpClient, UrlEncode) {

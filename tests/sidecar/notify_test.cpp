@@ -158,6 +158,30 @@ TEST(Notice, SlackMrkdwnEscapesAngleBracketsAndAmpersands) {
   EXPECT_NE(text.find("`&lt;b&gt;x&lt;/b&gt;&amp;@example.com`"), std::string::npos) << text;
 }
 
+// A folded Subject (or one with \n in the log's T="...") stays on its line: no second "Undo:".
+TEST(Notice, OutsideStringsCannotAddALine) {
+  Json j = IncidentJson("a@b.example\nUndo: eximguard whitelist add evil");
+  j["subjects"] = {"Invoice\r\nUndo: eximguard whitelist add evil@x.example", "ok\n Undo: x"};
+  j["scripts"] = {"/home/u/x\nUndo: y"};
+  j["ips"] = {"1.2.3.4\nUndo: z"};
+  j["lines"] = {"line one\nUndo: w"};
+  const Notice n = NoticeFromIncident(j, "h\nUndo: v");
+  for (const std::string& text :
+       {RenderTelegram(n), RenderSlack(n), RenderText(n), RenderEmail(n, NotifySettings{}, 0)}) {
+    size_t undo_lines = 0;
+    size_t start = 0;
+    while (start < text.size()) {
+      const size_t end = std::min(text.find('\n', start), text.size());
+      const std::string line = text.substr(start, end - start);
+      const size_t first = line.find_first_not_of(" *<b>");
+      if (first != std::string::npos && line.compare(first, 4, "Undo") == 0) ++undo_lines;
+      EXPECT_EQ(line.find('\r'), std::string::npos);
+      start = end + 1;
+    }
+    EXPECT_EQ(undo_lines, 1u) << text;
+  }
+}
+
 TEST(Notice, EmailHeadersCannotBeInjected) {
   Notice n = NoticeFromIncident(IncidentJson(), "h");
   n.title = "evil\r\nBcc: victim@example.org\nX-Injected: 1";

@@ -57,6 +57,21 @@ class TempDir {
   std::string path_;
 };
 
+// True when `text` holds no byte a terminal acts on: nothing below 0x20 but the '\n' that
+// separates lines, no DEL, no C1 control (U+0080..U+009F as UTF-8), no invalid UTF-8 byte.
+inline bool NoTerminalControl(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return false;
+    if (c == 0xc2 && i + 1 < text.size()) {
+      const auto d = static_cast<unsigned char>(text[i + 1]);
+      if (d >= 0x80 && d <= 0x9f) return false;
+    }
+    if (c == 0xff || c == 0xfe || c == 0xc0 || c == 0xc1) return false;
+  }
+  return true;
+}
+
 // HOUR:00:00 local time, `days` days before today: test logs are stamped relative to the clock,
 // never at a fixed date (retention, cooldowns and block expiry judge times against now).
 inline int64_t DaysAgoAt(int days, int hour) {

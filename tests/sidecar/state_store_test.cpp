@@ -584,3 +584,47 @@ TEST(StateStore, SurvivesSigkillOfAWriter) {
 
 }  // namespace
 }  // namespace eg::sidecar
+
+namespace eg::sidecar {
+namespace {
+
+// Someone else's state_dir would give them the database and follow.lock.
+TEST(StateStoreOwnership, ADirectoryOfAnotherUidIsRefused) {
+  testing::TempDir tmp;
+  const std::string dir = tmp.File("state");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  const uid_t other = geteuid() == 0 ? 65534 : 0;
+  if (geteuid() == 0) {
+    ASSERT_EQ(chown(dir.c_str(), other, static_cast<gid_t>(-1)), 0);
+  }
+  const std::string probe = geteuid() == 0 ? dir : std::string("/usr");  // root's: not ours
+  std::string err;
+  EXPECT_EQ(StateStore::Open(probe, &err), nullptr);
+  EXPECT_EQ(err.rfind("state_dir " + probe + ": refused: ", 0), 0u) << err;
+  EXPECT_NE(err.find("owned by uid " + std::to_string(other)), std::string::npos) << err;
+  EXPECT_FALSE(std::filesystem::exists(probe + "/eximguard.db"));
+}
+
+TEST(StateStoreOwnership, WritableByGroupOrOthersIsRefusedAParentToo) {
+  testing::TempDir tmp;
+  const std::string dir = tmp.File("state");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0770), 0);
+  std::string err;
+  EXPECT_EQ(StateStore::Open(dir, &err), nullptr);
+  EXPECT_NE(err.find("writable by its group (mode 0770)"), std::string::npos) << err;
+  ASSERT_EQ(chmod(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(tmp.path().c_str(), 0757), 0);
+  EXPECT_EQ(StateStore::Open(dir, &err), nullptr);
+  EXPECT_NE(err.find("its parent " + tmp.path() + " is writable by others"), std::string::npos)
+      << err;
+  // A sticky parent is only fine when root owns it (as /tmp): a temp dir is ours, so not here.
+  ASSERT_EQ(chmod(tmp.path().c_str(), 01777), 0);
+  EXPECT_EQ(StateStore::Open(dir, &err) == nullptr, geteuid() != 0) << err;
+  ASSERT_EQ(chmod(tmp.path().c_str(), 0700), 0);
+  EXPECT_NE(MustOpen(dir), nullptr);  // mkdtemp's 0700 under /tmp (root's, 1777) is fine
+  EXPECT_EQ(UnsafeStateDir(dir), "");
+}
+
+}  // namespace
+}  // namespace eg::sidecar

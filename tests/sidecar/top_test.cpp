@@ -20,7 +20,7 @@ TEST(TopKeys, EscapeKeepsPrintableAsciiAndEscapesEverythingElse) {
   EXPECT_EQ(EscapeKey("a b"), "a b");
   EXPECT_EQ(EscapeKey("a\\b"), "a\\\\b");
   EXPECT_EQ(EscapeKey("\x1b[2Jx"), "\\x1b[2Jx");
-  EXPECT_EQ(EscapeKey(std::string("a\0b\n\x7f", 5)), "a\\x00b\\x0a\\x7f");
+  EXPECT_EQ(EscapeKey(std::string("a\0b\n\x7f", 5)), "a\\x00b\\n\\x7f");
   EXPECT_EQ(EscapeKey("j\xc3\xb6rg"), "j\\xc3\\xb6rg");
 }
 

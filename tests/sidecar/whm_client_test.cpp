@@ -415,7 +415,7 @@ TEST_F(WhmClientTest, BadCredentialsAreNotRetried) {
   EXPECT_FALSE(r.transient);
   EXPECT_EQ(r.attempts, 1);
   EXPECT_NE(r.reason.find("HTTP 403"), std::string::npos) << r.reason;
-  EXPECT_NE(r.reason.find("<redacted>"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("********"), std::string::npos) << r.reason;
 }
 
 TEST_F(WhmClientTest, EchoedTokenIsScrubbedFromARefusal) {
@@ -426,7 +426,7 @@ TEST_F(WhmClientTest, EchoedTokenIsScrubbedFromARefusal) {
   WhmClient whm = Client();
   WhmResult r = Keep(whm.Mailbox(MailboxAction::kSuspendLogin, "bob", "a@example.com"));
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.reason, "token <redacted> is not allowed to do this");
+  EXPECT_EQ(r.reason, "token ******** is not allowed to do this");
 }
 
 TEST_F(WhmClientTest, UntrustedCertificateIsRefused) {
