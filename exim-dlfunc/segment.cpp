@@ -58,8 +58,8 @@ bool MapFd(Segment& seg, int fd, std::string* why) {
     *why = "it is empty";
     return false;
   }
-  void* base = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED,
-                    fd, 0);
+  void* base =
+      mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     *why = "cannot map it: " + ErrnoText(errno);
     return false;
@@ -101,8 +101,7 @@ bool Lock(int fd, const std::string& name, std::string* error) {
 
 // A new, formatted, locked table under a random name nobody else can have made. *tmp_path is
 // its path; nullptr with *error set on failure (nothing is left behind).
-std::unique_ptr<Segment> Build(const SegmentSpec& spec, std::string* tmp_path,
-                               std::string* error) {
+std::unique_ptr<Segment> Build(const SegmentSpec& spec, std::string* tmp_path, std::string* error) {
   uint64_t rnd[3];
   if (getrandom(rnd, sizeof rnd, 0) != static_cast<ssize_t>(sizeof rnd)) {
     *error = "cannot read random bytes for the hash seed";
@@ -160,7 +159,8 @@ std::string Discard(const std::string& path, const struct stat& st) {
 }
 
 bool SameObject(const std::string& path, int fd) {
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   return lstat(path.c_str(), &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
          a.st_ino == b.st_ino;
 }

@@ -1,9 +1,9 @@
 // guard_test.cpp - eximguard.so loaded with dlopen and called exactly as Exim's ${dlfunc} calls
 // it: exported symbols, argument handling, verdict strings, fail-open paths, hostile input.
 #include <dlfcn.h>
-#include <gtest/gtest.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -205,7 +205,7 @@ bool SquatAs65534(Squat squat, const std::string& path, const std::string& symli
       case Squat::kFile: {
         const int fd = open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0666);
         r = (fd >= 0 && write(fd, "EXGUARD1 not a table", 20) == 20 && fchmod(fd, 0666) == 0) ? 0
-                                                                                             : -1;
+                                                                                              : -1;
         break;
       }
       case Squat::kFifo:
@@ -295,6 +295,20 @@ TEST(Guard, SidecarAlwaysCreatesTheTableWhenALocalUserSquatsTheName) {
   EXPECT_EQ(st.st_mode & 0777, 0644u);
   EXPECT_EQ(st.st_size, 0);
   unlink(target);
+}
+
+// Issue 10 item 11: the client's IP is the source whose new keys are budgeted.
+TEST(Guard, AClientOverItsNewKeyBudgetIsDeferredWhenTheTableIsFull) {
+  TestSegment s(16, 64);  // one probe run: full after 16 keys
+  Policy p = Limits(8, 0);
+  p.new_key_budget = 2;
+  s.Publish(p);
+  Guard g;
+  for (int i = 0; i < 16; ++i)
+    EXPECT_EQ(g.Rcpt(s.spec.name, "", "s" + std::to_string(i) + "@x"), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "", "s16@x"), "defer new-keys 192.0.2.1 2/minute");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "", "s0@x"), "ok");  // a known key is counted as ever
+  EXPECT_EQ(Totals(s.table()).new_key_refusals, 1u);
 }
 
 TEST(Guard, HostileArgumentsAreHandledSafely) {
