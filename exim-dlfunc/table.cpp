@@ -14,6 +14,8 @@ namespace {
 // takes over a key of the run as table.h (EVICTION) says, so a full table keeps counting new
 // senders without pushing out keys that are near their limits.
 constexpr uint32_t kProbe = kProbeSlots;
+// Both windows of a key hold nothing once it has been silent this long (13 hour buckets).
+constexpr uint32_t kWindowsSpanSeconds = (kBuckets + 1) * kHourBucketSeconds;
 
 bool IsPowerOfTwo(uint64_t v) {
   return v != 0 && (v & (v - 1)) == 0;
@@ -361,8 +363,15 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
       return d;
     }
     HotSlot& hot = t.hot[slots[i]];
-    if (hot.last_seen.load(std::memory_order_relaxed) != now_unix) {
-      hot.last_seen.store(now_unix, std::memory_order_relaxed);
+    uint32_t seen = hot.last_seen.load(std::memory_order_relaxed);
+    if (seen != now_unix &&
+        hot.last_seen.compare_exchange_strong(seen, now_unix, std::memory_order_relaxed) &&
+        seen < now_unix && now_unix - seen > kWindowsSpanSeconds) {
+      // Nothing was counted for longer than both windows span, so they hold nothing; but a head
+      // untouched for 2^24 buckets would decode as a recent one (window.h, LIMITS): clear them.
+      // Only the process that moved last_seen does it.
+      WindowExpire(MinuteWindow(t, slots[i]));
+      WindowExpire(HourWindow(t, slots[i]));
     }
     const bool whitelisted = pol.key[i].flags & kFlagWhitelist;
     const uint32_t per_minute = whitelisted ? kUnlimited : pol.key[i].per_minute;

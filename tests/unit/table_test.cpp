@@ -452,6 +452,18 @@ TEST(Table, EvictionPrefersIdleThenLightKeysAndNeverOneNearItsLimit) {
   EXPECT_EQ(Admitted(s.table(), "heavy@x", 5, kNow + 2), 0);  // kept its 8: still limited
 }
 
+// Issue 9 item 7 (the minute-window stall): a key that comes back 2^24 minute buckets (970 days)
+// later found its old minute head decoded as a recent bucket (24-bit epoch) and was deferred on
+// its first recipients. Its last_seen (32 bits of seconds) says the windows hold nothing.
+TEST(Table, AKeyIdleForTwoToTheTwentyFourMinuteBucketsIsNotHeldByItsOldCount) {
+  TestSegment s;
+  s.Publish(Limits(5, 0));
+  EXPECT_EQ(Admitted(s.table(), "idle@x", 10, kNow), 5);
+  const uint32_t later = kNow + ((1u << 24) + 3) * kMinuteBucketSeconds;
+  EXPECT_EQ(Admitted(s.table(), "idle@x", 10, later), 5);
+  EXPECT_EQ(Admitted(s.table(), "idle@x", 10, later + 1), 0);  // and counted again at once
+}
+
 TEST(Table, HostileKeysAreHandled) {
   TestSegment s;
   s.Publish(Limits(1, 0));
