@@ -57,7 +57,7 @@ struct TableWatchSettings {
   uint32_t throttled_refused = 20;  // 0: the rule is off
   uint32_t throttled_seconds = 600;
   int64_t cooldown_seconds = 3600;
-  uint32_t failopen_alert = 1;  // new fail-open answers (since the last alert) that raise one; 0: off
+  uint32_t failopen_alert = 1;  // new fail-open answers since the last alert; 0: off
   size_t max_keys = 20000;
 };
 

@@ -134,7 +134,7 @@ TEST_F(TableWatchTest, AGuardFailingOpenRaisesOneAlert) {
   for (int k = 40; k < 80; ++k) Rcpts("s" + std::to_string(k) + "@flood.example", 1, kNow + 3);
   watch.Look(seg_->table, kNow + 4);
   EXPECT_TRUE(watch.TakeAlerts().empty());  // once per cooldown
-  watch.Look(seg_->table, kNow + 3606);  // the cooldown is over: what piled up meanwhile
+  watch.Look(seg_->table, kNow + 3606);     // the cooldown is over: what piled up meanwhile
   const std::vector<std::string> later = watch.TakeAlerts();
   ASSERT_EQ(later.size(), 1u);
   EXPECT_NE(later[0].find("let 40 checks through"), std::string::npos) << later[0];
