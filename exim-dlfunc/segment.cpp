@@ -2,6 +2,7 @@
 
 #include "segment.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -158,6 +159,24 @@ std::string Discard(const std::string& path, const struct stat& st) {
   return "moved to " + path + " (cannot remove it: " + ErrnoText(errno) + ")";
 }
 
+// Removes what a sidecar killed while building left behind: our own regular files under the
+// temporary prefix that are older than ten minutes (a table is built in well under a second).
+void RemoveStaleBuilds() {
+  DIR* dir = opendir(kShmDirectory);
+  if (dir == nullptr) return;
+  const time_t cutoff = std::time(nullptr) - 600;
+  while (const struct dirent* e = readdir(dir)) {
+    if (std::strncmp(e->d_name, ".eximguard-new-", 15) != 0) continue;
+    const std::string path = std::string(kShmDirectory) + "/" + e->d_name;
+    struct stat st {};
+    if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+        st.st_mtime < cutoff) {
+      unlink(path.c_str());
+    }
+  }
+  closedir(dir);
+}
+
 bool SameObject(const std::string& path, int fd) {
   struct stat a {
   }, b{};
@@ -241,6 +260,7 @@ std::unique_ptr<Segment> CreateSegment(const SegmentSpec& spec, SegmentOutcome* 
     return nullptr;
   }
   const std::string path = PathOf(spec.name);
+  RemoveStaleBuilds();
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     // 1. What holds the name now? Never created here, never followed.
     std::unique_ptr<Segment> old;

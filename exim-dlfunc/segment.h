@@ -23,7 +23,8 @@
 //     There is no moment at which the name is free for a squatter to race for. The object that
 //     was swapped out is then removed (unlink, or rmdir of an empty directory; a non-empty
 //     directory is left under the random name rather than walked as root), and Segment::notice
-//     says loudly what was found and removed. Root may rename another user's entry in the sticky
+//     says loudly what was found and removed. Temporary files of ours older than ten minutes (a
+//     sidecar killed while building) are removed first. Root may rename another user's entry in the sticky
 //     /dev/shm (CAP_FOWNER), so only a non-root sidecar can fail here.
 //   A process of the Exim group can still write the table or shrink it (the guard would then die
 //   of SIGBUS): the Exim user is trusted with mail anyway, and POSIX shared memory cannot be

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -295,6 +296,26 @@ TEST(Guard, SidecarAlwaysCreatesTheTableWhenALocalUserSquatsTheName) {
   EXPECT_EQ(st.st_mode & 0777, 0644u);
   EXPECT_EQ(st.st_size, 0);
   unlink(target);
+}
+
+// A sidecar killed while building leaves its temporary table; the next create removes it once
+// it is ten minutes old (never a fresh one: another sidecar may be building it).
+TEST(Guard, CreateRemovesStaleTemporaryTables) {
+  const std::string tag = std::to_string(getpid());
+  const std::string stale = std::string(kShmDirectory) + "/.eximguard-new-stale" + tag;
+  const std::string fresh = std::string(kShmDirectory) + "/.eximguard-new-fresh" + tag;
+  for (const std::string& p : {stale, fresh}) {
+    const int fd = open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+    ASSERT_GE(fd, 0);
+    close(fd);
+  }
+  const struct timeval old[2] = {{time(nullptr) - 3600, 0}, {time(nullptr) - 3600, 0}};
+  ASSERT_EQ(utimes(stale.c_str(), old), 0);
+  TestSegment s;
+  struct stat st {};
+  EXPECT_NE(lstat(stale.c_str(), &st), 0);
+  EXPECT_EQ(lstat(fresh.c_str(), &st), 0);
+  unlink(fresh.c_str());
 }
 
 // Issue 10 item 11: the client's IP is the source whose new keys are budgeted.
