@@ -132,6 +132,7 @@ struct alignas(64) Header {
   uint64_t cold_offset;  // ColdSlot[capacity]
   uint64_t created_unix;
   std::atomic<uint32_t> retired;  // set when the sidecar replaced this segment: re-attach
+                                  // (magic and retired keep their offsets in every version)
   uint32_t pad0;
   std::atomic<uint64_t> generation;  // policy generation; block generation % 2 is live
   uint64_t budget_offset;            // std::atomic<uint64_t>[kBudgetWords], after the cold slots

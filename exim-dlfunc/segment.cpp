@@ -321,9 +321,13 @@ std::unique_ptr<Segment> CreateSegment(const SegmentSpec& spec, SegmentOutcome* 
                (foreign.empty() ? "" : " (" + foreign + ")") + ": " + ErrnoText(e);
       return nullptr;
     }
-    // The old object now sits at `tmp`; the name holds the fresh table.
-    if (old && old->base != nullptr && old->table.header != nullptr) {
-      old->table.header->retired.store(1, std::memory_order_release);
+    // The old object now sits at `tmp`; the name holds the fresh table. Tell the processes
+    // attached to it, whatever its layout version: magic and `retired` keep their offsets.
+    if (old && old->base != nullptr && old->size >= kHeaderBytes) {
+      auto* h = static_cast<Header*>(old->base);
+      if (std::atomic_ref<uint64_t>(h->magic).load(std::memory_order_acquire) == kMagic) {
+        h->retired.store(1, std::memory_order_release);
+      }
     }
     struct stat gone {};
     if (lstat(tmp.c_str(), &gone) != 0) gone = st;

@@ -153,6 +153,19 @@ TEST(Guard, FailsOpenOnUnknownLayoutAndReattachesWhenReplaced) {
   fresh->table.header->layout_version = kLayoutVersion + 7;
   fresh->table.header->retired.store(1);  // make the guard look again
   EXPECT_EQ(g.Rcpt(s.spec.name, "r@x", ""), "ok fail-open segment has an unknown layout version");
+  // The sidecar replaces a table of another layout version too (an upgrade), and marks it
+  // retired all the same, so processes of the old version attached to it re-attach.
+  fresh->table.header->retired.store(0);
+  UnlockSegment(*fresh);
+  auto upgraded = CreateSegment(bigger, &outcome, &error);
+  ASSERT_TRUE(upgraded) << error;
+  EXPECT_EQ(outcome, SegmentOutcome::kReplaced);
+  EXPECT_EQ(fresh->table.header->retired.load(), 1u);
+  UnlockSegment(*upgraded);
+  ASSERT_TRUE(PublishPolicy(upgraded->table, p, &error)) << error;
+  auto reader = OpenSegment(s.spec.name, &error);  // as the guard will, after its 10 s
+  ASSERT_TRUE(reader) << error;
+  EXPECT_EQ(reader->table.header->layout_version, kLayoutVersion);
 }
 
 TEST(Guard, RefusesASegmentSomebodyElseMadeAndTheSidecarReplacesIt) {
