@@ -18,6 +18,9 @@
 //     defer CLASS KEY LIMIT/minute|hour          SMTP over a limit (ACL: defer, 451 4.7.1)
 //     hold CLASS KEY LIMIT/minute|hour           local over a limit (ACL: control = freeze)
 //     deny CLASS KEY blocked                     blocked by the sidecar (ACL: deny, 550 5.7.1)
+//     defer|hold new-keys SOURCE LIMIT/minute    a new key, the table is full where it lands,
+//                                                and SOURCE (client IP, local uid) made more new
+//                                                keys this minute than its budget (table.h)
 //     ok dry-run VERDICT CLASS KEY ...           what would have happened, policy is dry-run
 //     ok fail-open REASON                        the guard could not judge, so it let mail pass
 //   KEY is printable ASCII without spaces (other bytes shown as '?', cut at 200 characters).
@@ -36,8 +39,9 @@
 // FAILURE
 //   Fail open, always: no segment, a segment not owned by root (or open to others), an unknown
 //   layout, a full or contended table or any internal error answer "ok fail-open REASON" (or,
-//   with fail_mode "defer" and a readable policy, "defer fail-closed REASON"), with at most one syslog line (LOG_MAIL) per process per minute.
-//   After a failed attach the process tries again at most every 10 seconds.
+//   with fail_mode "defer" and a readable policy, "defer fail-closed REASON"), with at most one
+//   syslog line (LOG_MAIL) per process per minute. After a failed attach the process tries again at
+//   most every 10 seconds.
 //
 // BUGS
 //   A process of the Exim group that shrinks the segment (ftruncate) makes the guard die of
@@ -183,8 +187,8 @@ const eg::Table* Attach(const char* name, uint32_t now, const char** why) {
 }
 
 int Judge(unsigned char** yield, const eg::Table& t, const eg::KeyRef* keys, int nkeys,
-          uint32_t count, uint32_t now, eg::Verdict over_limit) {
-  const eg::Decision d = eg::Check(t, keys, nkeys, count, now, over_limit);
+          uint32_t count, uint32_t now, eg::Verdict over_limit, const eg::KeyRef& source) {
+  const eg::Decision d = eg::Check(t, keys, nkeys, count, now, over_limit, &source);
   Writer w;
   if (d.failed != nullptr) {
     LogOnce(d.failed, now);
@@ -198,6 +202,14 @@ int Judge(unsigned char** yield, const eg::Table& t, const eg::KeyRef* keys, int
   if (d.dry_run) {
     w.Put(" dry-run ");
     w.Put(eg::VerdictName(d.would));
+  }
+  if (d.new_keys) {
+    w.Put(" new-keys ");
+    w.PutKey(source.text, source.len);
+    w.Put(" ");
+    w.PutNumber(d.limit);
+    w.Put("/minute");
+    return Answer(yield);
   }
   w.Put(" ");
   w.Put(eg::KeyClassName(keys[d.key].klass));
@@ -237,7 +249,9 @@ int Rcpt(unsigned char** yield, int argc, unsigned char* argv[]) {
   const char* auth = Arg(argv, 1);
   const char* account = *auth != '\0' ? auth : Arg(argv, 2);
   const eg::KeyRef key{eg::KeyClass::kSender, account, strnlen(account, kMaxKeyBytes)};
-  return Judge(yield, *t, &key, 1, 1, now, eg::Verdict::kDefer);
+  const char* host = Arg(argv, 3);  // the client's IP: its new keys are budgeted
+  const eg::KeyRef source{eg::KeyClass::kSender, host, strnlen(host, 64)};
+  return Judge(yield, *t, &key, 1, 1, now, eg::Verdict::kDefer, source);
 }
 
 int Local(unsigned char** yield, int argc, unsigned char* argv[]) {
@@ -256,7 +270,8 @@ int Local(unsigned char** yield, int argc, unsigned char* argv[]) {
       {eg::KeyClass::kUid, uid, AllDigits(uid, uid_len) ? uid_len : 0},
       {eg::KeyClass::kSender, sender, strnlen(sender, kMaxKeyBytes)},
   };
-  return Judge(yield, *t, keys, 3, ParseCount(Arg(argv, 4)), now, eg::Verdict::kHold);
+  const eg::KeyRef source{eg::KeyClass::kUid, uid, keys[1].len};  // the uid's new keys: budgeted
+  return Judge(yield, *t, keys, 3, ParseCount(Arg(argv, 4)), now, eg::Verdict::kHold, source);
 }
 
 }  // namespace

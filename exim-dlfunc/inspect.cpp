@@ -145,6 +145,7 @@ StatTotals Totals(const Table& t) {
     for (int v = 0; v < 4; ++v) out.verdicts[v] += s.verdicts[v].load(std::memory_order_relaxed);
     out.fail_open += s.fail_open.load(std::memory_order_relaxed);
     out.evictions += s.evictions.load(std::memory_order_relaxed);
+    out.new_key_refusals += s.new_key_refusals.load(std::memory_order_relaxed);
   }
   return out;
 }

@@ -3,15 +3,15 @@
 // SUMMARY
 //   One POSIX shared-memory segment (default name "/eximguard") holds everything the inline guard
 //   and the sidecar share: a header, two policy blocks (double-buffered, switched by a generation
-//   number) and a fixed array of counter slots. This file is the contract between the two; any
-//   change to a struct below must bump kLayoutVersion, and the guard fails open on a version it
-//   does not know.
+//   number), a fixed array of counter slots and the per-source new-key budget words. This file is
+//   the contract between the two; any change to a struct below must bump kLayoutVersion, and the
+//   guard fails open on a version it does not know.
 //
 // MEMORY
 //   header 256 B + 16 statistics shards of 64 B + 2 policy blocks of (64 + 24 * policy_capacity) B
-//   + capacity * 320 B (a 32-byte hot slot and a 288-byte cold slot per key). Defaults (65,536
-//   slots, 16,384 policy entries): 20.0 MiB + 0.75 MiB. Pages are touched only when used, so an
-//   idle table costs little resident memory.
+//   + capacity * 320 B (a 32-byte hot slot and a 288-byte cold slot per key) + 4096 * 8 B of
+//   new-key budget. Defaults (65,536 slots, 16,384 policy entries): 20.0 MiB + 0.78 MiB. Pages are
+//   touched only when used, so an idle table costs little resident memory.
 //
 // CONCURRENCY
 //   Every field that is written after creation is a std::atomic of a lock-free, address-free type,
@@ -32,7 +32,7 @@
 namespace eg {
 
 constexpr uint64_t kMagic = 0x3144524155475845ULL;  // "EXGUARD1" little-endian
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;  // 2: new-key budget (PolicyBlock, Header, Stats)
 
 // Key classes counted by the guard. The numeric value is part of the key hash and the layout.
 enum class KeyClass : uint8_t { kSender = 0, kCwd = 1, kUid = 2 };
@@ -102,6 +102,7 @@ struct alignas(64) PolicyBlock {
   std::atomic<uint64_t> class_limits[kKeyClasses];  // per_minute << 32 | per_hour
   std::atomic<uint64_t> options;
   std::atomic<uint64_t> entries_used;
+  std::atomic<uint64_t> new_key_budget;  // new keys a source may make per minute; 0: no budget
 };
 static_assert(sizeof(PolicyBlock) == 64, "PolicyBlock layout changed: bump kLayoutVersion");
 
@@ -111,10 +112,11 @@ static_assert(sizeof(PolicyBlock) == 64, "PolicyBlock layout changed: bump kLayo
 // them up.
 constexpr uint32_t kStatShards = 16;
 struct alignas(64) Stats {
-  std::atomic<uint64_t> verdicts[4];  // ok, defer, hold, deny (per call, not per recipient)
-  std::atomic<uint64_t> fail_open;    // calls answered ok because of an internal problem
-  std::atomic<uint64_t> evictions;    // slots taken over from an idle key
-  std::atomic<uint64_t> reserved[2];
+  std::atomic<uint64_t> verdicts[4];       // ok, defer, hold, deny (per call, not per recipient)
+  std::atomic<uint64_t> fail_open;         // calls answered ok because of an internal problem
+  std::atomic<uint64_t> evictions;         // slots taken over from an idle or lightly used key
+  std::atomic<uint64_t> new_key_refusals;  // calls refused: their source is over its budget
+  std::atomic<uint64_t> reserved[1];
 };
 
 struct alignas(64) Header {
@@ -130,13 +132,36 @@ struct alignas(64) Header {
   uint64_t cold_offset;  // ColdSlot[capacity]
   uint64_t created_unix;
   std::atomic<uint32_t> retired;  // set when the sidecar replaced this segment: re-attach
+                                  // (magic and retired keep their offsets in every version)
   uint32_t pad0;
   std::atomic<uint64_t> generation;  // policy generation; block generation % 2 is live
+  uint64_t budget_offset;            // std::atomic<uint64_t>[kBudgetWords], after the cold slots
+  uint32_t budget_words;             // kBudgetWords
+  uint32_t pad1;
 };
 static_assert(sizeof(Header) <= 256, "Header grew past its reserved 256 bytes");
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared memory needs lock-free atomics");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared memory needs lock-free atomics");
+
+// NEW-KEY BUDGET (issue 10 item 11)
+//   A client that makes up thousands of senders (a relay host, a script) would otherwise fill
+//   the table and push out the keys of everybody else. Every new key (a slot claimed or taken
+//   over) is charged to its source: the SMTP client's IP, or the uid of a local submission. A
+//   source that made more than PolicyBlock::new_key_budget new keys in the current minute
+//   (unix / 60) may still claim empty slots, but may not take one over: its further new keys
+//   are refused (defer / hold) instead of evicting others. One word per source:
+//     bits 63..40  tag: bits 63..40 of the source's keyed hash (24 bits; 0 = empty word)
+//     bits 39..24  the minute (unix / 60), low 16 bits
+//     bits 23..0   new keys made in that minute (saturating)
+//   kBudgetWords words, a source lives in one of kBudgetProbe words from hash & (words - 1); a
+//   word of an earlier minute is free to take (CAS). When all of them belong to other sources
+//   this minute, the source is not tracked (its new keys are not limited: fail open). Two
+//   sources with one tag share a budget (strict, not a leak). A fixed minute, so a source can
+//   make up to twice the budget across a minute boundary.
+constexpr uint32_t kBudgetWords = 4096;
+constexpr uint32_t kBudgetProbe = 4;
+constexpr uint32_t kDefaultNewKeyBudget = 200;
 
 constexpr uint64_t kHeaderBytes = 256;
 constexpr uint64_t kStatsBytes = kStatShards * sizeof(Stats);  // right after the header
@@ -147,7 +172,7 @@ constexpr uint64_t PolicyBlockBytes(uint32_t policy_capacity) {
 
 constexpr uint64_t SegmentBytes(uint32_t capacity, uint32_t policy_capacity) {
   return kHeaderBytes + kStatsBytes + 2 * PolicyBlockBytes(policy_capacity) +
-         uint64_t{capacity} * kSlotBytes;
+         uint64_t{capacity} * kSlotBytes + uint64_t{kBudgetWords} * 8;
 }
 
 }  // namespace eg

@@ -45,6 +45,7 @@ bool ReadPolicy(const Table& t, const uint64_t* hashes, const KeyClass* classes,
     if (seq & 1) continue;
     out->generation = gen;
     out->options = block.options.load(std::memory_order_relaxed);
+    out->new_key_budget = block.new_key_budget.load(std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) {
       const uint64_t cl =
           block.class_limits[static_cast<int>(classes[i])].load(std::memory_order_relaxed);
@@ -103,6 +104,7 @@ bool PublishPolicy(const Table& t, const Policy& p, std::string* error) {
   }
   block.options.store((p.dry_run ? kOptionDryRun : 0) | (p.fail_defer ? kOptionFailDefer : 0),
                       std::memory_order_relaxed);
+  block.new_key_budget.store(p.new_key_budget, std::memory_order_relaxed);
   bool fits = true;
   for (const auto& [hash, value] : merged) {
     int i = 0;
@@ -152,6 +154,7 @@ Policy LivePolicyHead(const Table& t) {
   const uint64_t options = block.options.load(std::memory_order_relaxed);
   p.dry_run = options & kOptionDryRun;
   p.fail_defer = options & kOptionFailDefer;
+  p.new_key_budget = static_cast<uint32_t>(block.new_key_budget.load(std::memory_order_relaxed));
   return p;
 }
 

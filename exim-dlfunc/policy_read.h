@@ -26,6 +26,7 @@ struct KeyPolicy {
 struct PolicySnapshot {
   uint64_t options = 0;
   uint64_t generation = 0;
+  uint64_t new_key_budget = 0;  // 0: none
   KeyPolicy key[kMaxKeys];
 };
 

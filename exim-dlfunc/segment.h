@@ -1,18 +1,34 @@
-// segment.h - creating, opening and removing the shared-memory segment (Boost.Interprocess).
+// segment.h - creating, opening and removing the shared-memory segment (/dev/shm + mmap).
 //
 // SUMMARY
-//   The sidecar calls CreateSegment(): it opens the named POSIX shared-memory object if it holds
-//   a compatible table (same layout version and sizes: counters survive a sidecar restart), else
-//   retires the old one (attached processes see Header::retired and re-attach) and creates a new
-//   one. Either way it enforces the owner group and mode (0660 by default), so the Exim user can
-//   attach and nobody else can. eximguard.so and `top` call OpenSegment().
+//   The sidecar calls CreateSegment(): it opens the POSIX shared-memory object /dev/shm/<name>
+//   if it holds a compatible table (same layout version and sizes: counters survive a sidecar
+//   restart), else builds a new one and puts it in place (an old table of ours is marked retired:
+//   attached processes see Header::retired and re-attach). Either way it enforces the owner group
+//   and mode (0660 by default), so the Exim user can attach and nobody else can. eximguard.so and
+//   `top` call OpenSegment().
 //
-// SECURITY
-//   /dev/shm is world-writable, so a local user could create the name first. Both calls trust
-//   an object only if root (or the calling user) owns it and others have no access; the sidecar
-//   replaces an untrusted object, the guard refuses it (and fails open). A process of the Exim
-//   group can still write the table or shrink it (the guard would then die of SIGBUS): the Exim
-//   user is trusted with mail anyway, and POSIX shared memory cannot be sealed.
+// SECURITY (squatting, issue 10 item 6)
+//   /dev/shm is world-writable and empty after a reboot, and the name is public, so a local user
+//   can take the name first (a file they own, a symlink, a directory, a FIFO). The sidecar must
+//   still always get its table, and the guard must never use such an object:
+//   - OpenSegment() (the guard, `top`) opens with O_NOFOLLOW and trusts only a regular file owned
+//     by root (or the calling user) that others cannot access; anything else is refused (the
+//     guard fails open).
+//   - CreateSegment() never opens a name with O_CREAT. A new table is built under a fresh random
+//     name (/dev/shm/.eximguard-new-<hex>, O_CREAT|O_EXCL|O_NOFOLLOW, so nothing can be there),
+//     sized, formatted and locked there, and then moved onto the public name in one atomic step:
+//     renameat2(RENAME_NOREPLACE) if the name is free, renameat2(RENAME_EXCHANGE) if anything
+//     else holds it (a foreign object, a symlink, a directory, or our own incompatible table).
+//     There is no moment at which the name is free for a squatter to race for. The object that
+//     was swapped out is then removed (unlink, or rmdir of an empty directory; a non-empty
+//     directory is left under the random name rather than walked as root), and Segment::notice
+//     says loudly what was found and removed. Temporary files of ours older than ten minutes (a
+//     sidecar killed while building) are removed first. Root may rename another user's entry in the sticky
+//     /dev/shm (CAP_FOWNER), so only a non-root sidecar can fail here.
+//   A process of the Exim group can still write the table or shrink it (the guard would then die
+//   of SIGBUS): the Exim user is trusted with mail anyway, and POSIX shared memory cannot be
+//   sealed.
 //
 // ONE WRITER
 //   The Segment returned by CreateSegment() holds an exclusive flock(2) on the object until it
@@ -32,8 +48,6 @@
 
 #include <sys/types.h>
 
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,16 +64,27 @@ struct SegmentSpec {
   mode_t mode = 0660;
 };
 
+// Where the POSIX shared-memory names live (glibc's shm_open uses this directory).
+constexpr const char* kShmDirectory = "/dev/shm";
+
 struct Segment {
-  boost::interprocess::shared_memory_object shm;  // open (and locked) only for CreateSegment
-  boost::interprocess::mapped_region region;
+  int fd = -1;  // open (and flock'ed) only for CreateSegment, until UnlockSegment
+  void* base = nullptr;
+  uint64_t size = 0;  // bytes mapped at base
   Table table;
+  std::string notice;  // CreateSegment: what held the name and was removed ("" if nothing)
+
+  Segment() = default;
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment();  // unmaps and closes (releasing the lock); the object stays
 };
 
 enum class SegmentOutcome : uint8_t {
   kCreated,   // there was none: a new table, counters from zero
   kReused,    // a compatible table was there: counters kept
-  kReplaced,  // an incompatible table was retired and a new one made: counters from zero
+  kReplaced,  // an incompatible table was retired, or a foreign object removed, and a new one
+              // made: counters from zero (Segment::notice names a foreign object)
 };
 
 // The sidecar's open-or-create; *outcome says which of the three happened.

@@ -11,10 +11,11 @@ namespace eg {
 namespace {
 
 // Slots probed from a key's home slot. A key lives in the first free slot of its probe run, or
-// takes over the idlest key of the run that has been silent for longer than the hour window
-// (its counts have all expired), so a full table keeps counting new senders.
+// takes over a key of the run as table.h (EVICTION) says, so a full table keeps counting new
+// senders without pushing out keys that are near their limits.
 constexpr uint32_t kProbe = kProbeSlots;
-constexpr uint32_t kEvictAfterSeconds = (kBuckets + 1) * kHourBucketSeconds;
+// Both windows of a key hold nothing once it has been silent this long (13 hour buckets).
+constexpr uint32_t kWindowsSpanSeconds = (kBuckets + 1) * kHourBucketSeconds;
 
 bool IsPowerOfTwo(uint64_t v) {
   return v != 0 && (v & (v - 1)) == 0;
@@ -44,17 +45,85 @@ void Claimed(const Table& t, uint32_t i, const KeyRef& k, uint32_t now, bool tak
   WriteLabel(t.cold[i], k.klass, k.text, k.len);
 }
 
-// The slot index counting `hash`, claiming or taking over one if needed. kNoSlot if every slot
-// of the probe run is held by a key seen within the hour (the table is far too small: fail
-// open), or if the run changed under us many times in a row.
-constexpr uint32_t kNoSlot = UINT32_MAX;
+WindowRef MinuteWindow(const Table& t, uint32_t i) {
+  return {&t.hot[i].minute, t.cold[i].minute_hist};
+}
+WindowRef HourWindow(const Table& t, uint32_t i) {
+  return {&t.hot[i].hour, t.cold[i].hour_hist};
+}
 
-uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) {
+// ---- new-key budget words (layout.h, NEW-KEY BUDGET) ----
+constexpr uint64_t kTagMask = ~((uint64_t{1} << 40) - 1);
+constexpr uint64_t kBudgetCountMask = (uint64_t{1} << 24) - 1;
+constexpr uint64_t kBudgetMinuteMask = uint64_t{0xffff} << 24;
+
+struct Source {
+  uint64_t tag = 0;     // 0: no source (not budgeted)
+  uint32_t budget = 0;  // 0: no budget
+};
+
+uint64_t BudgetMinute(uint32_t now) {
+  return uint64_t{(now / 60) & 0xffff} << 24;
+}
+
+// New keys `src` made this minute (0 if untracked).
+uint32_t NewKeysThisMinute(const Table& t, const Source& src, uint32_t now) {
+  const uint64_t home = src.tag >> 40;
+  const uint64_t want = src.tag | BudgetMinute(now);
+  for (uint32_t p = 0; p < kBudgetProbe; ++p) {
+    const uint64_t w = t.budget[(home + p) & (kBudgetWords - 1)].load(std::memory_order_relaxed);
+    if ((w & ~kBudgetCountMask) == want) return static_cast<uint32_t>(w & kBudgetCountMask);
+  }
+  return 0;
+}
+
+// Charges one new key to `src`: its word of this minute, else a word of an earlier minute.
+void ChargeNewKey(const Table& t, const Source& src, uint32_t now) {
+  if (src.tag == 0) return;
+  const uint64_t home = src.tag >> 40;
+  const uint64_t want = src.tag | BudgetMinute(now);
+  for (int round = 0; round < 4; ++round) {
+    std::atomic<uint64_t>* stale = nullptr;
+    uint64_t stale_word = 0;
+    for (uint32_t p = 0; p < kBudgetProbe; ++p) {
+      std::atomic<uint64_t>& word = t.budget[(home + p) & (kBudgetWords - 1)];
+      uint64_t w = word.load(std::memory_order_relaxed);
+      if ((w & ~kBudgetCountMask) == want) {
+        for (int i = 0; i < 64 && (w & ~kBudgetCountMask) == want; ++i) {
+          if ((w & kBudgetCountMask) == kBudgetCountMask) return;  // saturated
+          if (word.compare_exchange_weak(w, w + 1, std::memory_order_relaxed)) return;
+        }
+        break;  // the word changed owner meanwhile: look again
+      }
+      if (stale == nullptr && (w == 0 || (w & kBudgetMinuteMask) != BudgetMinute(now))) {
+        stale = &word;  // empty, or of an earlier minute: free to take
+        stale_word = w;
+      }
+    }
+    if (stale == nullptr) return;  // every word is another source's this minute: untracked
+    if (stale->compare_exchange_strong(stale_word, want | 1, std::memory_order_relaxed)) return;
+  }
+}
+
+// The slot index counting `hash`, claiming or taking over one if needed (table.h, EVICTION).
+// kNoSlot if no slot of the probe run may be taken (fail open), or the run changed under us
+// many times in a row; kOverBudget if one would have to be taken over but `src` is over its
+// new-key budget.
+constexpr uint32_t kNoSlot = UINT32_MAX;
+constexpr uint32_t kOverBudget = UINT32_MAX - 1;
+
+uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now, const Source& src) {
   const uint32_t home = HomeSlot(t, hash);
+  const uint32_t minute_epoch = now / kMinuteBucketSeconds;
+  const uint32_t hour_epoch = now / kHourBucketSeconds;
   for (int round = 0; round < 8; ++round) {
-    uint32_t victim = kNoSlot;
-    uint64_t victim_key = 0;
-    uint32_t oldest = UINT32_MAX;
+    uint32_t idle = kNoSlot;  // tier 1: nothing counted, least recently seen
+    uint64_t idle_key = 0;
+    uint32_t idle_seen = UINT32_MAX;
+    uint32_t light = kNoSlot;  // tier 2: lightly used, fewest hour recipients
+    uint64_t light_key = 0;
+    uint32_t light_hour = UINT32_MAX;
+    uint32_t light_seen = UINT32_MAX;
     for (uint32_t p = 0; p < kProbe; ++p) {
       const uint32_t i = (home + p) & t.slot_mask;
       HotSlot& s = t.hot[i];
@@ -63,37 +132,62 @@ uint32_t FindSlot(const Table& t, uint64_t hash, const KeyRef& k, uint32_t now) 
       if (key == 0) {  // slots are never emptied, so the key is not further along: claim this
         if (s.key.compare_exchange_strong(key, hash, std::memory_order_acq_rel)) {
           Claimed(t, i, k, now, false);
+          ChargeNewKey(t, src, now);
           return i;
         }
         if (key == hash) return i;
         continue;  // another key took it; it is not ours, keep probing
       }
-      const uint32_t seen = s.last_seen.load(std::memory_order_relaxed);
-      if (seen < oldest) {
-        oldest = seen;
-        victim = i;
-        victim_key = key;
-      }
     }
-    // Only a key silent for longer than the hour window may be taken over: taking an active
-    // one would lose its counts (a spammer evicted mid-hour would start afresh).
-    if (victim == kNoSlot || now < oldest || now - oldest <= kEvictAfterSeconds) return kNoSlot;
-    uint64_t expected = victim_key;
+    // Every slot of the run is held: someone must go, if anyone may.
+    if (src.tag != 0 && src.budget != 0 && NewKeysThisMinute(t, src, now) >= src.budget) {
+      return kOverBudget;
+    }
+    for (uint32_t p = 0; p < kProbe; ++p) {
+      const uint32_t i = (home + p) & t.slot_mask;
+      const uint64_t key = t.hot[i].key.load(std::memory_order_acquire);
+      if (key == hash) return i;
+      const uint32_t seen = t.hot[i].last_seen.load(std::memory_order_relaxed);
+      const uint32_t in_minute = WindowCount(MinuteWindow(t, i), minute_epoch);
+      const uint32_t in_hour = WindowCount(HourWindow(t, i), hour_epoch);
+      if (in_minute == 0 && in_hour == 0) {
+        if (seen < idle_seen || idle == kNoSlot) {
+          idle = i;
+          idle_key = key;
+          idle_seen = seen;
+        }
+        continue;
+      }
+      if (idle != kNoSlot) continue;  // an idle key goes first anyway
+      if (in_hour > light_hour || (in_hour == light_hour && seen >= light_seen)) continue;
+      // Near its own limits? The key's class is label byte 0.
+      const auto klass = static_cast<KeyClass>(
+          static_cast<uint8_t>(t.cold[i].label[0].load(std::memory_order_relaxed) & 0xff));
+      if (static_cast<uint8_t>(klass) >= kKeyClasses) continue;
+      PolicySnapshot pol;
+      if (!ReadPolicy(t, &key, &klass, 1, &pol)) continue;
+      const KeyPolicy& kp = pol.key[0];
+      const bool whitelisted = kp.flags & kFlagWhitelist;
+      const uint64_t per_minute = whitelisted ? kUnlimited : kp.per_minute;
+      const uint64_t per_hour = whitelisted ? kUnlimited : kp.per_hour;
+      if (uint64_t{in_minute} * 4 > per_minute || uint64_t{in_hour} * 4 > per_hour) continue;
+      light = i;
+      light_key = key;
+      light_hour = in_hour;
+      light_seen = seen;
+    }
+    const uint32_t victim = idle != kNoSlot ? idle : light;
+    if (victim == kNoSlot) return kNoSlot;
+    uint64_t expected = idle != kNoSlot ? idle_key : light_key;
     if (t.hot[victim].key.compare_exchange_strong(expected, hash, std::memory_order_acq_rel)) {
       t.stats[hash % kStatShards].evictions.fetch_add(1, std::memory_order_relaxed);
       Claimed(t, victim, k, now, true);
+      ChargeNewKey(t, src, now);
       return victim;
     }
     if (expected == hash) return victim;
   }
   return kNoSlot;
-}
-
-WindowRef MinuteWindow(const Table& t, uint32_t i) {
-  return {&t.hot[i].minute, t.cold[i].minute_hist};
-}
-WindowRef HourWindow(const Table& t, uint32_t i) {
-  return {&t.hot[i].hour, t.cold[i].hour_hist};
 }
 
 struct Reservation {
@@ -128,6 +222,8 @@ const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy
   h->hot_offset = h->policy_offset[1] + PolicyBlockBytes(policy_capacity);
   h->cold_offset = h->hot_offset + uint64_t{capacity} * sizeof(HotSlot);
   h->created_unix = now_unix;
+  h->budget_offset = h->cold_offset + uint64_t{capacity} * sizeof(ColdSlot);
+  h->budget_words = kBudgetWords;
   for (int b = 0; b < 2; ++b) {
     auto* block = new (bytes + h->policy_offset[b]) PolicyBlock();
     for (int c = 0; c < kKeyClasses; ++c) {
@@ -161,7 +257,9 @@ const char* Bind(void* base, uint64_t size, Table* t) {
   const uint64_t policy1 = policy0 + PolicyBlockBytes(policy_capacity);
   const uint64_t hot = policy1 + PolicyBlockBytes(policy_capacity);
   if (h->policy_offset[0] != policy0 || h->policy_offset[1] != policy1 || h->hot_offset != hot ||
-      h->cold_offset != h->hot_offset + uint64_t{capacity} * sizeof(HotSlot)) {
+      h->cold_offset != h->hot_offset + uint64_t{capacity} * sizeof(HotSlot) ||
+      h->budget_offset != h->cold_offset + uint64_t{capacity} * sizeof(ColdSlot) ||
+      h->budget_words != kBudgetWords) {
     return "segment offsets do not match its header";
   }
   auto* bytes = static_cast<unsigned char*>(base);
@@ -178,11 +276,12 @@ const char* Bind(void* base, uint64_t size, Table* t) {
   t->policy_mask = policy_capacity - 1;
   t->seed[0] = h->seed[0];
   t->seed[1] = h->seed[1];
+  t->budget = reinterpret_cast<std::atomic<uint64_t>*>(bytes + h->budget_offset);
   return nullptr;
 }
 
 Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, uint32_t now_unix,
-               Verdict over_limit) {
+               Verdict over_limit, const KeyRef* source) {
   Decision d;
   if (nkeys > kMaxKeys) nkeys = kMaxKeys;
   if (count == 0) count = 1;
@@ -203,6 +302,13 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
     return d;  // cannot know the fail mode without a policy: open
   }
   const bool dry_run = pol.options & kOptionDryRun;
+  Source src;
+  if (source != nullptr && source->len > 0) {
+    src.tag = KeyHash(t, KeyClass::kUid, source->text, source->len) & kTagMask;
+    if (src.tag == 0) src.tag = uint64_t{1} << 40;
+    src.budget = pol.new_key_budget > kBudgetCountMask ? static_cast<uint32_t>(kBudgetCountMask)
+                                                       : static_cast<uint32_t>(pol.new_key_budget);
+  }
   auto refuse = [&](Verdict v, int key, uint32_t slot) {
     d.key = key;
     d.would = v;
@@ -223,7 +329,8 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
   for (int i = 0; i < nkeys; ++i) {
     if (hashes[i] != 0 && (pol.key[i].flags & kFlagBlocked)) {
       // Counted nowhere, but given a slot so `top` shows how much a blocked key still tries.
-      refuse(Verdict::kDeny, i, FindSlot(t, hashes[i], keys[i], now_unix));
+      const uint32_t slot = FindSlot(t, hashes[i], keys[i], now_unix, src);
+      refuse(Verdict::kDeny, i, slot == kOverBudget ? kNoSlot : slot);
       if (!dry_run) {
         stats.verdicts[static_cast<int>(d.verdict)].fetch_add(1, std::memory_order_relaxed);
         return d;
@@ -239,14 +346,32 @@ Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, ui
   for (int i = 0; i < nkeys; ++i) {
     slots[i] = kNoSlot;
     if (hashes[i] == 0) continue;
-    slots[i] = FindSlot(t, hashes[i], keys[i], now_unix);
+    slots[i] = FindSlot(t, hashes[i], keys[i], now_unix, src);
+    if (slots[i] == kOverBudget) {  // a new key that would push out others: not this minute
+      slots[i] = kNoSlot;
+      stats.new_key_refusals.fetch_add(1, std::memory_order_relaxed);
+      refuse(over_limit, i, kNoSlot);
+      d.new_keys = true;
+      d.hour = false;
+      d.limit = src.budget;
+      if (dry_run) continue;  // count the other keys, as a dry run counts what goes out
+      stats.verdicts[static_cast<int>(d.verdict)].fetch_add(1, std::memory_order_relaxed);
+      return d;
+    }
     if (slots[i] == kNoSlot) {
       fail("table full");
       return d;
     }
     HotSlot& hot = t.hot[slots[i]];
-    if (hot.last_seen.load(std::memory_order_relaxed) != now_unix) {
-      hot.last_seen.store(now_unix, std::memory_order_relaxed);
+    uint32_t seen = hot.last_seen.load(std::memory_order_relaxed);
+    if (seen != now_unix &&
+        hot.last_seen.compare_exchange_strong(seen, now_unix, std::memory_order_relaxed) &&
+        seen < now_unix && now_unix - seen > kWindowsSpanSeconds) {
+      // Nothing was counted for longer than both windows span, so they hold nothing; but a head
+      // untouched for 2^24 buckets would decode as a recent one (window.h, LIMITS): clear them.
+      // Only the process that moved last_seen does it.
+      WindowExpire(MinuteWindow(t, slots[i]));
+      WindowExpire(HourWindow(t, slots[i]));
     }
     const bool whitelisted = pol.key[i].flags & kFlagWhitelist;
     const uint32_t per_minute = whitelisted ? kUnlimited : pol.key[i].per_minute;

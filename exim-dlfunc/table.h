@@ -39,7 +39,8 @@ struct Table {
   PolicyEntry* entries[2] = {nullptr, nullptr};
   HotSlot* hot = nullptr;  // capacity entries; index i of both arrays is one key
   ColdSlot* cold = nullptr;
-  Stats* stats = nullptr;  // kStatShards shards, picked by key hash
+  Stats* stats = nullptr;                   // kStatShards shards, picked by key hash
+  std::atomic<uint64_t>* budget = nullptr;  // kBudgetWords new-key budget words (layout.h)
   uint32_t slot_mask = 0;
   uint32_t policy_mask = 0;
   uint64_t seed[2] = {0, 0};
@@ -73,17 +74,32 @@ struct Decision {
   uint32_t limit = 0;            // the limit that was reached
   bool hour = false;             // true: the hour window was full, false: the minute window
   bool dry_run = false;          // over a limit, but the policy is dry-run: verdict stays kOk
+  bool new_keys = false;         // refused because the source is over its new-key budget (limit)
   const char* failed = nullptr;  // internal trouble, in words: the verdict is the fail mode
 };
 
 // Counts `count` recipients on every key, or refuses: kDeny if a key is blocked, else
-// `over_limit` (kDefer for SMTP, kHold for local submissions) if a key's window is full.
-// `now_unix` is wall-clock seconds.
+// `over_limit` (kDefer for SMTP, kHold for local submissions) if a key's window is full, or if
+// a key is new, the table is full where it lands, and `source` (the client IP, the local uid;
+// nullptr or empty: none) made more new keys this minute than the policy's new_key_budget
+// (Decision::new_keys). `now_unix` is wall-clock seconds.
 Decision Check(const Table& t, const KeyRef* keys, int nkeys, uint32_t count, uint32_t now_unix,
-               Verdict over_limit);
+               Verdict over_limit, const KeyRef* source = nullptr);
 
 // A key lives in one of the kProbeSlots slots from its home slot (or nowhere: not counted yet,
-// or evicted after an idle hour).
+// or evicted).
+//
+// EVICTION (issue 10 item 11)
+//   A new key takes the first empty slot of its probe run. When there is none it takes over, in
+//   this order: (1) a key whose minute and hour windows both hold nothing (idle: silent for the
+//   hour, or only ever refused/blocked), the least recently seen first; (2) a key with live
+//   counts that are all at most a quarter of its own limits (policy overrides included), the
+//   fewest hour recipients first. A key above a quarter of a limit is never evicted for a
+//   newcomer (a spammer near its limit must not start afresh); if every key of the run is, the
+//   newcomer fails open ("table full", counted in fail_open, which the sidecar alerts on). Tier
+//   (2) costs an evicted key at most a quarter of its limit per eviction, and evictions are
+//   bounded by the new-key budget of each source (layout.h). A process counting on a slot while
+//   it is taken over can put one check's count on the newcomer (strict) or lose it (lenient).
 constexpr uint32_t kProbeSlots = 16;
 inline uint32_t HomeSlot(const Table& t, uint64_t key_hash) {
   return static_cast<uint32_t>(key_hash >> 32) & t.slot_mask;
@@ -111,6 +127,9 @@ struct Policy {
   Limit class_limits[kKeyClasses];
   bool dry_run = false;
   bool fail_defer = false;
+  // New keys one source (client IP, local uid) may make per minute once the table is full where
+  // they land (layout.h, NEW-KEY BUDGET); 0: no budget.
+  uint32_t new_key_budget = kDefaultNewKeyBudget;
   std::vector<PolicyRule> rules;  // several rules for one key are merged (flags or'ed)
 };
 
@@ -180,6 +199,7 @@ struct StatTotals {
   uint64_t verdicts[4] = {};  // calls answered ok, defer, hold, deny
   uint64_t fail_open = 0;
   uint64_t evictions = 0;
+  uint64_t new_key_refusals = 0;  // calls refused for their source's new-key budget
 };
 StatTotals Totals(const Table& t);
 

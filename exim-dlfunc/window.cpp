@@ -219,6 +219,11 @@ void WindowBuckets(WindowRef w, uint32_t now_epoch, uint32_t out[kBuckets + 1]) 
   }
 }
 
+bool WindowExpire(WindowRef w) {
+  uint64_t word = w.head->load(std::memory_order_acquire);
+  return word != 0 && w.head->compare_exchange_strong(word, 0, std::memory_order_acq_rel);
+}
+
 bool WindowRepair(WindowRef w, uint32_t now_epoch) {
   uint64_t word = w.head->load(std::memory_order_acquire);
   bool changed = false;

@@ -35,7 +35,11 @@
 // LIMITS
 //   The head keeps the low 24 bits of the epoch: the full epoch is recovered relative to `now`,
 //   which is right while a head is less than 2^23 buckets old (485 days for the minute window).
-//   WindowRepair() (run by every `eximguard run`) clears heads older than half that.
+//   WindowRepair() (run at every publish) clears heads older than half that, but only if it runs
+//   while the head is between 2^22 and 2^24 - 1 buckets old: a head untouched for 2^24 buckets
+//   aliases a recent bucket again (its old count would hold the key for up to 13 buckets). So
+//   the table also calls WindowExpire() on the windows of a key it has not seen for longer than
+//   the windows span, knowing that from the key's full-width last_seen.
 //
 // CLOCK STEPS
 //   A head or finished bucket stamped more than one bucket after `now` (the wall clock was
@@ -95,6 +99,14 @@ uint32_t WindowRelease(WindowRef w, uint32_t epoch, uint32_t n, uint32_t now_epo
 // out[i] is bucket now_epoch - kBuckets + i, out[kBuckets] the current bucket. These are the
 // counts future heads will sum (the head's cached sum may be stricter for the rest of its bucket).
 void WindowBuckets(WindowRef w, uint32_t now_epoch, uint32_t out[kBuckets + 1]);
+
+// The caller knows, from a full-width clock, that nothing was counted in this window for
+// longer than it spans (table.cpp: the key's last_seen is over an hour and a bucket old): clears
+// the head, which may otherwise alias a recent bucket (LIMITS: a head untouched for 2^24
+// buckets decodes as a recent one, and WindowRepair cannot tell). Finished buckets carry full
+// 32-bit epochs and need nothing. True if it changed anything. A process that moves the head
+// at the same instant may lose that one count (lenient by one check, never a stuck window).
+bool WindowExpire(WindowRef w);
 
 // Sidecar: resets a window whose head is stamped after now_epoch + 1 (the clock went back) or
 // that is too old for its 24-bit epoch. Returns true if it changed anything.

@@ -454,6 +454,12 @@ constexpr Field kFields[] = {
     {"policy_capacity", Shape::kValue,
      [](const Json& v, Walk& w) { ReadPowerOfTwo(v, w, 64, 1048576, &w.config.policy_capacity); },
      [](const Config& c) { return Json(c.policy_capacity); }},
+    {"new_key_budget", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadBounded(v, w, 0, 16777215, "expected 0 (no budget) to 16777215 new keys per minute",
+                   &w.config.new_key_budget);
+     },
+     [](const Config& c) { return Json(c.new_key_budget); }},
     {"dry_run", Shape::kValue, [](const Json& v, Walk& w) { ReadBool(v, w, &w.config.dry_run); },
      [](const Config& c) { return Json(c.dry_run); }},
     {"fail_mode", Shape::kValue,

@@ -212,6 +212,9 @@ struct Config {
   std::string exim_group;  // default: DefaultEximGroup()
   uint32_t capacity = 65536;
   uint32_t policy_capacity = 16384;
+  // New keys one client IP / local uid may make per minute once the table is full where they
+  // land (exim-dlfunc/layout.h, NEW-KEY BUDGET); 0: no budget.
+  uint32_t new_key_budget = eg::kDefaultNewKeyBudget;
   bool dry_run = false;
   FailMode fail_mode = FailMode::kOpen;
   // Indexed by KeyClass; 0 means unlimited.

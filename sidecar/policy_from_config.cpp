@@ -21,6 +21,7 @@ Policy PolicyFromConfig(const Config& config) {
   for (int c = 0; c < kKeyClasses; ++c) p.class_limits[c] = config.limits[c];
   p.dry_run = config.dry_run;
   p.fail_defer = config.fail_mode == FailMode::kDefer;
+  p.new_key_budget = config.new_key_budget;
   p.rules.reserve(config.overrides.size() + config.whitelist.size() + config.blocklist.size());
   for (const Override& o : config.overrides) {
     p.rules.push_back(Rule(o.key, kFlagOverride, EffectiveLimit(config, o)));

@@ -125,7 +125,9 @@ std::string DroppedText(const Config& config, const PublishResult& r) {
 
 std::string Describe(const Config& config, const PublishResult& r) {
   std::string line;
-  if (r.replaced) {
+  if (r.segment && !r.segment->notice.empty()) {
+    line = r.segment->notice;  // a squatter held the name: said first and loudly
+  } else if (r.replaced) {
     line = "replaced shared memory " + config.shm_name +
            " (the old one had another size or layout; counters start from zero)";
   } else if (r.created) {

@@ -26,7 +26,8 @@ namespace eg::sidecar {
 struct PublishResult {
   std::unique_ptr<Segment> segment;
   bool created = false;   // a new table: counters start from zero
-  bool replaced = false;  // created, after retiring an incompatible table of the same name
+  bool replaced = false;  // created, after retiring an incompatible table of the same name or
+                          // removing a foreign object (segment->notice says which)
   uint64_t generation = 0;
   size_t rules = 0;  // whitelist + blocklist + override rules published
   int repaired = 0;  // slots eg::Repair fixed

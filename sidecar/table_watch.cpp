@@ -138,22 +138,37 @@ std::vector<Incident> TableWatch::Look(const Table& t, uint32_t now) {
     if (v.key.size() >= kLabelChars) i.trust_note += "; the table keeps only the key's first bytes";
     out.push_back(std::move(i));
   }
+  // Fail-open answers (the guard let mail through unchecked) and new-key refusals (a source made
+  // up keys faster than its budget): any growth since the last look is alerted, at most once
+  // per cooldown, with everything counted since the previous alert.
+  const StatTotals totals = Totals(t);
+  auto grew = [&](uint64_t value, uint64_t& last, uint64_t& pending) {
+    // The first look and a replaced table (the counter went down) take the counter as it is.
+    if (!first_look_ && value >= last) pending += value - last;
+    last = value;
+  };
+  grew(totals.fail_open, last_fail_open_, pending_fail_open_);
+  grew(totals.new_key_refusals, last_new_key_refusals_, pending_new_key_refusals_);
   first_look_ = false;
-
-  // Fail-open answers: the guard let mail through unchecked.
-  const uint64_t fail_open = Totals(t).fail_open;
-  if (fail_open >= last_fail_open_) fail_open_minute_ += fail_open - last_fail_open_;
-  last_fail_open_ = fail_open;
-  if (now - minute_start_ >= 60) {
-    minute_start_ = now;
-    fail_open_minute_ = 0;
-  }
-  if (settings_.failopen_alert > 0 && fail_open_minute_ >= settings_.failopen_alert &&
+  if (settings_.failopen_alert > 0 && pending_fail_open_ >= settings_.failopen_alert &&
       (last_alert_ == 0 || now - last_alert_ >= settings_.cooldown_seconds)) {
     last_alert_ = now;
-    alerts_.push_back("the guard let " + std::to_string(fail_open_minute_) +
-                      " checks through unchecked within a minute (fail open: the table is full "
-                      "or contended, or a check failed): see eximguard status and top");
+    alerts_.push_back("the guard let " + std::to_string(pending_fail_open_) +
+                      (pending_fail_open_ == 1 ? " check" : " checks") +
+                      " through unchecked (fail open: the table is full or contended, or a check "
+                      "failed; " +
+                      std::to_string(totals.fail_open) + " in all): see eximguard status and top");
+    pending_fail_open_ = 0;
+  }
+  if (settings_.failopen_alert > 0 && pending_new_key_refusals_ > 0 &&
+      (last_budget_alert_ == 0 || now - last_budget_alert_ >= settings_.cooldown_seconds)) {
+    last_budget_alert_ = now;
+    alerts_.push_back("the guard refused " + std::to_string(pending_new_key_refusals_) +
+                      (pending_new_key_refusals_ == 1 ? " check" : " checks") +
+                      " of a client making up new senders faster than its new-key budget while "
+                      "the table was full (verdict 'new-keys'): see the Exim log for the client "
+                      "and eximguard top");
+    pending_new_key_refusals_ = 0;
   }
   Forget(now);
   return out;

@@ -15,8 +15,12 @@
 //                messages), which is why it must come from here. Relay-host senders are keys
 //                of the table like any other, so they are seen the same way. Keys already
 //                blocked are left out (the block says it all).
-//   Alert (not an incident, no key): the guard answered "ok fail-open" for failopen_alert or
-//   more checks within a minute - the table is full or contended and mail goes out unchecked.
+//   Alerts (not incidents, no key), at most one of each per cooldown_seconds, each with the count
+//   since the previous one (the first look is a baseline, as for refusals):
+//     - the fail-open counter in the table grew (by failopen_alert or more): the table is full or
+//       contended and mail goes out unchecked;
+//     - the new-key refusal counter grew: a client made up new keys faster than its budget while
+//       the table was full where they land (exim-dlfunc/layout.h, NEW-KEY BUDGET).
 //
 // CONTRACT
 //   - Caller: the daemon's following thread (`start`). Pure logic over the table it is given;
@@ -53,7 +57,7 @@ struct TableWatchSettings {
   uint32_t throttled_refused = 20;  // 0: the rule is off
   uint32_t throttled_seconds = 600;
   int64_t cooldown_seconds = 3600;
-  uint32_t failopen_alert = 10;  // fail-open answers within a minute that raise an alert
+  uint32_t failopen_alert = 1;  // new fail-open answers since the last alert; 0: off
   size_t max_keys = 20000;
 };
 
@@ -97,9 +101,11 @@ class TableWatch {
   std::unordered_map<uint64_t, KeyWatch> keys_;  // by the table's key hash
   bool first_look_ = true;
   uint64_t last_fail_open_ = 0;
-  uint64_t fail_open_minute_ = 0;  // fail-open answers since minute_start_
-  uint32_t minute_start_ = 0;
+  uint64_t pending_fail_open_ = 0;  // fail-open answers since the last alert
+  uint64_t last_new_key_refusals_ = 0;
+  uint64_t pending_new_key_refusals_ = 0;
   int64_t last_alert_ = 0;
+  int64_t last_budget_alert_ = 0;
   uint32_t last_now_ = 0;
   std::vector<std::string> alerts_;
 };

@@ -70,6 +70,7 @@ TopReport BuildTop(const Table& t, const std::string& segment_name, uint32_t now
   for (int v = 0; v < 4; ++v) r.verdicts[v] = stats.verdicts[v];
   r.fail_open = stats.fail_open;
   r.evictions = stats.evictions;
+  r.new_key_refusals = stats.new_key_refusals;
   r.generation = t.header->generation.load(std::memory_order_acquire);
   const Policy head = LivePolicyHead(t);
   r.dry_run = head.dry_run;
@@ -120,7 +121,9 @@ std::string FormatTopText(const TopReport& r) {
       std::to_string(r.live_keys) + " live keys; calls: ok " + std::to_string(r.verdicts[0]) +
       ", defer " + std::to_string(r.verdicts[1]) + ", hold " + std::to_string(r.verdicts[2]) +
       ", deny " + std::to_string(r.verdicts[3]) + "; fail_open " + std::to_string(r.fail_open) +
-      "; evictions " + std::to_string(r.evictions) + "\n";
+      "; evictions " + std::to_string(r.evictions) +
+      (r.new_key_refusals > 0 ? "; new-key refusals " + std::to_string(r.new_key_refusals) : "") +
+      "\n";
   if (r.rows.empty()) return out + "(no key seen in the last hour)\n";
 
   std::vector<std::vector<std::string>> cells;
@@ -174,7 +177,8 @@ nlohmann::ordered_json TopToJson(const TopReport& r) {
             {"hold", r.verdicts[2]},
             {"deny", r.verdicts[3]},
             {"fail_open", r.fail_open},
-            {"evictions", r.evictions}}},
+            {"evictions", r.evictions},
+            {"new_key_refusals", r.new_key_refusals}}},
           {"keys", std::move(keys)}};
 }
 

@@ -48,8 +48,9 @@ struct TopReport {
   uint64_t verdicts[4] = {};  // calls answered ok, defer, hold, deny (index: eg::Verdict)
   uint64_t fail_open = 0;
   uint64_t evictions = 0;
-  size_t live_keys = 0;      // keys seen within the last hour
-  std::vector<TopRow> rows;  // busiest first (hour, then minute, then refused), maybe cut
+  uint64_t new_key_refusals = 0;  // calls refused for their source's new-key budget
+  size_t live_keys = 0;           // keys seen within the last hour
+  std::vector<TopRow> rows;       // busiest first (hour, then minute, then refused), maybe cut
 };
 
 constexpr size_t kKeyWidth = 48;

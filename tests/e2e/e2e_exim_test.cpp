@@ -7,9 +7,11 @@
 // switches to it for local submissions); skipped with a message otherwise. The whole suite runs
 // in well under two minutes on two cores.
 
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -108,6 +110,48 @@ TEST_F(EximE2E, NoopDlfuncConfigAcceptsAuthenticatedAndRefusesOpenRelay) {
   SmtpSession stranger =
       sandbox.RunBh(kInternetHost, PlainSession("x@else.example", Recipients(3)));
   EXPECT_EQ(stranger.CountRcpt(550, "5.7.1"), 3) << stranger.transcript;
+}
+
+// --- squatting (issue 10 item 6) ---
+
+// A local user (uid 65534) takes the table's public name before the sidecar starts, with a
+// symlink to /etc/passwd: until then the guard lets mail through; `eximguard run` still makes
+// its table, says so, never touches /etc/passwd, and the limits hold.
+TEST_F(EximE2E, ASquattedTableNameIsTakenBackAndTheGuardWorks) {
+  EximSandbox sandbox;
+  const std::string path = sandbox.SegmentPath();
+  struct stat before {};
+  ASSERT_EQ(stat("/etc/passwd", &before), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    _exit(symlink("/etc/passwd", path.c_str()) == 0 ? 0 : 1);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "could not squat " << path;
+
+  SmtpSession open = sandbox.RunBh(kLocalHost, AuthSession("alice@example.com", Recipients(8)));
+  EXPECT_EQ(open.CountRcpt(250), 8) << "fails open meanwhile\n" << open.transcript;
+
+  std::string output;
+  ExitStatus status = sandbox.CreateSegment(SenderLimit(5), &output);
+  ASSERT_TRUE(status.Ok()) << "eximguard run: " << status.Describe() << "\n" << output;
+  EXPECT_NE(output.find("SQUATTED"), std::string::npos) << output;
+  struct stat st {};
+  ASSERT_EQ(lstat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_uid, 0u);
+  struct stat after {};
+  ASSERT_EQ(stat("/etc/passwd", &after), 0);
+  EXPECT_EQ(after.st_mode, before.st_mode);
+  EXPECT_EQ(after.st_uid, before.st_uid);
+  EXPECT_EQ(after.st_size, before.st_size);
+
+  SmtpSession limited = sandbox.RunBh(kLocalHost, AuthSession("bob@example.com", Recipients(20)));
+  EXPECT_EQ(limited.CountRcpt(250), 5) << limited.transcript;
+  EXPECT_EQ(limited.CountRcpt(451, "4.7.1"), 15) << limited.transcript;
 }
 
 // --- SMTP: the per-account limit ---

@@ -84,7 +84,8 @@ TEST(ConfigParse, EveryKeySet) {
     "shm_name": "/eg.test_1-x", "state_dir": "/srv/state", "exim_log": "/srv/log/mainlog",
     "exim_group": ")" + group +
                          R"(",
-    "capacity": 1024, "policy_capacity": 64, "dry_run": true, "fail_mode": "defer",
+    "capacity": 1024, "policy_capacity": 64, "new_key_budget": 50, "dry_run": true,
+    "fail_mode": "defer",
     "limits": { "sender": {"per_minute": 0, "per_hour": 4294967295},
                 "cwd":    {"per_minute": 1, "per_hour": 2},
                 "uid":    {"per_minute": 3, "per_hour": 4} },
@@ -98,6 +99,7 @@ TEST(ConfigParse, EveryKeySet) {
   EXPECT_EQ(c.exim_group, group);
   EXPECT_EQ(c.capacity, 1024u);
   EXPECT_EQ(c.policy_capacity, 64u);
+  EXPECT_EQ(c.new_key_budget, 50u);
   EXPECT_TRUE(c.dry_run);
   EXPECT_EQ(c.fail_mode, FailMode::kDefer);
   EXPECT_EQ(c.limits[0].per_minute, 0u);
@@ -201,6 +203,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "policy_capacity: expected a power of two from 64 to 1048576, got 100"},
         BadCase{R"({"policy_capacity": 2097152})",
                 "policy_capacity: expected a power of two from 64 to 1048576, got 2097152"},
+        BadCase{R"({"new_key_budget": 16777216})",
+                "new_key_budget: expected 0 (no budget) to 16777215 new keys per minute, got "
+                "16777216"},
         BadCase{
             R"({"shm_name": "eximguard"})",
             R"(shm_name: expected "/" followed by 1 to 200 of A-Z a-z 0-9 . _ -, got "eximguard")"},
@@ -490,7 +495,7 @@ TEST(ConfigShow, DefaultsAreFilledInInTableOrder) {
       R"({"shm_name":"/eximguard","state_dir":"/var/lib/eximguard",)"
       R"("exim_log":"/var/log/exim_mainlog","exim_group":")" +
       DefaultEximGroup() +
-      R"(","capacity":65536,"policy_capacity":16384,"dry_run":false,)"
+      R"(","capacity":65536,"policy_capacity":16384,"new_key_budget":200,"dry_run":false,)"
       R"("fail_mode":"open","limits":{"sender":{"per_minute":8,)"
       R"("per_hour":100},"cwd":{"per_minute":5,"per_hour":60},)"
       R"("uid":{"per_minute":20,"per_hour":300}},"overrides":{},)"

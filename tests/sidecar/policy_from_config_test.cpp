@@ -40,6 +40,8 @@ TEST(PolicyFromConfig, DefaultsGiveClassLimitsAndNoRules) {
   EXPECT_EQ(p.class_limits[2].per_hour, 300u);
   EXPECT_FALSE(p.dry_run);
   EXPECT_FALSE(p.fail_defer);
+  EXPECT_EQ(p.new_key_budget, 200u);
+  EXPECT_EQ(PolicyFromConfig(Valid(R"({"new_key_budget": 0})")).new_key_budget, 0u);
   EXPECT_TRUE(p.rules.empty());
 }
 

@@ -94,7 +94,7 @@ TEST(TopFormat, Json) {
   EXPECT_EQ(TopToJson(SampleReport()).dump(),
             R"({"segment":"/eximguard","generation":7,"dry_run":false,"fail_mode":"open",)"
             R"("live_keys":9,"stats":{"ok":120,"defer":3,"hold":1,"deny":2,"fail_open":4,)"
-            R"("evictions":5},"keys":[{"class":"sender","key":"bulk@example.com","minute":8,)"
+            R"("evictions":5,"new_key_refusals":0},"keys":[{"class":"sender","key":"bulk@example.com","minute":8,)"
             R"("minute_limit":8,"hour":95,"hour_limit":100,"refused":3,"state":"none",)"
             R"("last_seen":1700000000},{"class":"cwd","key":"/home/u/public_html/\\x1b",)"
             R"("minute":2,"minute_limit":null,"hour":40,"hour_limit":null,"refused":0,)"

@@ -1,8 +1,12 @@
 // guard_test.cpp - eximguard.so loaded with dlopen and called exactly as Exim's ${dlfunc} calls
 // it: exported symbols, argument handling, verdict strings, fail-open paths, hostile input.
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -149,6 +153,19 @@ TEST(Guard, FailsOpenOnUnknownLayoutAndReattachesWhenReplaced) {
   fresh->table.header->layout_version = kLayoutVersion + 7;
   fresh->table.header->retired.store(1);  // make the guard look again
   EXPECT_EQ(g.Rcpt(s.spec.name, "r@x", ""), "ok fail-open segment has an unknown layout version");
+  // The sidecar replaces a table of another layout version too (an upgrade), and marks it
+  // retired all the same, so processes of the old version attached to it re-attach.
+  fresh->table.header->retired.store(0);
+  UnlockSegment(*fresh);
+  auto upgraded = CreateSegment(bigger, &outcome, &error);
+  ASSERT_TRUE(upgraded) << error;
+  EXPECT_EQ(outcome, SegmentOutcome::kReplaced);
+  EXPECT_EQ(fresh->table.header->retired.load(), 1u);
+  UnlockSegment(*upgraded);
+  ASSERT_TRUE(PublishPolicy(upgraded->table, p, &error)) << error;
+  auto reader = OpenSegment(s.spec.name, &error);  // as the guard will, after its 10 s
+  ASSERT_TRUE(reader) << error;
+  EXPECT_EQ(reader->table.header->layout_version, kLayoutVersion);
 }
 
 TEST(Guard, RefusesASegmentSomebodyElseMadeAndTheSidecarReplacesIt) {
@@ -171,6 +188,161 @@ TEST(Guard, RefusesASegmentSomebodyElseMadeAndTheSidecarReplacesIt) {
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 0u);
   EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+// Issue 10 item 6: a local user takes the public name before the sidecar starts (at boot
+// /dev/shm is empty: a customer's @reboot job wins). Whatever they put there - a symlink, a
+// directory (empty or not), a FIFO, a file of theirs open to everybody - the guard refuses it and
+// the sidecar still creates its table, never following or writing the squatter's object.
+enum class Squat { kSymlink, kDirectory, kFullDirectory, kFile, kFifo };
+
+// In a child that is uid/gid 65534 (an ordinary local user): puts `squat` at `path`.
+bool SquatAs65534(Squat squat, const std::string& path, const std::string& symlink_target) {
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    int r = 0;
+    switch (squat) {
+      case Squat::kSymlink:
+        r = symlink(symlink_target.c_str(), path.c_str());
+        break;
+      case Squat::kDirectory:
+        r = mkdir(path.c_str(), 0777);
+        break;
+      case Squat::kFullDirectory: {
+        r = mkdir(path.c_str(), 0777);
+        const int fd = r == 0 ? open((path + "/inside").c_str(), O_CREAT | O_WRONLY, 0666) : -1;
+        r = fd >= 0 ? close(fd) : -1;
+        break;
+      }
+      case Squat::kFile: {
+        const int fd = open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0666);
+        r = (fd >= 0 && write(fd, "EXGUARD1 not a table", 20) == 20 && fchmod(fd, 0666) == 0) ? 0
+                                                                                              : -1;
+        break;
+      }
+      case Squat::kFifo:
+        r = mkfifo(path.c_str(), 0666);
+        break;
+    }
+    _exit(r == 0 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+TEST(Guard, SidecarAlwaysCreatesTheTableWhenALocalUserSquatsTheName) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another local user";
+  // A root-owned file the symlink points at: it must come out untouched.
+  char target[] = "/tmp/eg-squat-target-XXXXXX";
+  const int tfd = mkstemp(target);
+  ASSERT_GE(tfd, 0);
+  ASSERT_EQ(fchmod(tfd, 0644), 0);
+  close(tfd);
+  for (Squat squat :
+       {Squat::kSymlink, Squat::kDirectory, Squat::kFullDirectory, Squat::kFile, Squat::kFifo}) {
+    SCOPED_TRACE(static_cast<int>(squat));
+    SegmentSpec spec;
+    spec.name = testing::UniqueSegmentName();
+    spec.capacity = 1024;
+    spec.policy_capacity = 256;
+    const std::string path = std::string(kShmDirectory) + spec.name;
+    ASSERT_TRUE(SquatAs65534(squat, path, target));
+    struct stat st {};
+    ASSERT_EQ(lstat(path.c_str(), &st), 0);
+    ASSERT_EQ(st.st_uid, 65534u);
+
+    // Before the sidecar: the guard will not use it (fails open), nor will `top`.
+    {
+      Guard early;  // unloaded at the end of the block: the guard below attaches afresh
+      EXPECT_EQ(early.Rcpt(spec.name, "x@y", ""),
+                "ok fail-open segment has an unsafe owner or mode");
+    }
+    std::string error;
+    EXPECT_EQ(OpenSegment(spec.name, &error), nullptr);
+    EXPECT_NE(error.find("not trusted"), std::string::npos) << error;
+
+    // The sidecar: its create succeeds, loudly.
+    SegmentOutcome outcome{};
+    auto seg = CreateSegment(spec, &outcome, &error);
+    ASSERT_TRUE(seg) << error;
+    EXPECT_EQ(outcome, SegmentOutcome::kReplaced);
+    EXPECT_NE(seg->notice.find("SQUATTED"), std::string::npos) << seg->notice;
+    EXPECT_NE(seg->notice.find("uid 65534"), std::string::npos) << seg->notice;
+    ASSERT_EQ(lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(st.st_mode & 0777, 0660u);
+    if (squat == Squat::kFullDirectory) {  // left aside under the random name, not walked as root
+      const size_t at = seg->notice.find("moved to ");
+      ASSERT_NE(at, std::string::npos) << seg->notice;
+      const std::string aside = seg->notice.substr(at + 9, seg->notice.find(' ', at + 9) - at - 9);
+      EXPECT_EQ(aside.rfind("/dev/shm/.eximguard-new-", 0), 0u) << aside;
+      EXPECT_EQ(unlink((aside + "/inside").c_str()), 0);
+      EXPECT_EQ(rmdir(aside.c_str()), 0);
+    } else {
+      EXPECT_NE(seg->notice.find("removed"), std::string::npos) << seg->notice;
+    }
+
+    // And the guard works on it.
+    Guard g;
+    UnlockSegment(*seg);
+    Policy p = Limits(1, 0);
+    ASSERT_TRUE(PublishPolicy(seg->table, p, &error)) << error;
+    EXPECT_EQ(g.Rcpt(spec.name, "x@y", ""), "ok");
+    EXPECT_EQ(g.Rcpt(spec.name, "x@y", ""), "defer sender x@y 1/minute");
+
+    // A restart reuses it quietly.
+    seg.reset();
+    auto again = CreateSegment(spec, &outcome, &error);
+    ASSERT_TRUE(again) << error;
+    EXPECT_EQ(outcome, SegmentOutcome::kReused);
+    EXPECT_EQ(again->notice, "");
+    again.reset();
+    EXPECT_TRUE(RemoveSegment(spec.name));
+  }
+  struct stat st {};
+  ASSERT_EQ(stat(target, &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+  EXPECT_EQ(st.st_size, 0);
+  unlink(target);
+}
+
+// A sidecar killed while building leaves its temporary table; the next create removes it once
+// it is ten minutes old (never a fresh one: another sidecar may be building it).
+TEST(Guard, CreateRemovesStaleTemporaryTables) {
+  const std::string tag = std::to_string(getpid());
+  const std::string stale = std::string(kShmDirectory) + "/.eximguard-new-stale" + tag;
+  const std::string fresh = std::string(kShmDirectory) + "/.eximguard-new-fresh" + tag;
+  for (const std::string& p : {stale, fresh}) {
+    const int fd = open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+    ASSERT_GE(fd, 0);
+    close(fd);
+  }
+  const struct timeval old[2] = {{time(nullptr) - 3600, 0}, {time(nullptr) - 3600, 0}};
+  ASSERT_EQ(utimes(stale.c_str(), old), 0);
+  TestSegment s;
+  struct stat st {};
+  EXPECT_NE(lstat(stale.c_str(), &st), 0);
+  EXPECT_EQ(lstat(fresh.c_str(), &st), 0);
+  unlink(fresh.c_str());
+}
+
+// Issue 10 item 11: the client's IP is the source whose new keys are budgeted.
+TEST(Guard, AClientOverItsNewKeyBudgetIsDeferredWhenTheTableIsFull) {
+  TestSegment s(16, 64);  // one probe run: full after 16 keys
+  Policy p = Limits(8, 0);
+  p.new_key_budget = 2;
+  s.Publish(p);
+  Guard g;
+  for (int i = 0; i < 16; ++i)
+    EXPECT_EQ(g.Rcpt(s.spec.name, "", "s" + std::to_string(i) + "@x"), "ok");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "", "s16@x"), "defer new-keys 192.0.2.1 2/minute");
+  EXPECT_EQ(g.Rcpt(s.spec.name, "", "s0@x"), "ok");  // a known key is counted as ever
+  EXPECT_EQ(Totals(s.table()).new_key_refusals, 1u);
 }
 
 TEST(Guard, HostileArgumentsAreHandledSafely) {

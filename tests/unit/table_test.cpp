@@ -316,12 +316,13 @@ TEST(Table, WritersKilledAtRandomMomentsLeaveNothingHeld) {
 
 TEST(Table, FullTableTakesOverKeysSilentForAnHourAndFailsOpenOtherwise) {
   TestSegment s(16, 64);  // 16 slots: the whole table is one probe run
-  s.Publish(Limits(1, 0));
+  s.Publish(Limits(1, 3));
   for (int i = 0; i < 16; ++i) {
     EXPECT_EQ(Admitted(s.table(), "old" + std::to_string(i) + "@x", 1, kNow + i), 1);
   }
-  // Every key was seen within the hour: a newcomer cannot take a slot without losing someone's
-  // live counts, so the guard fails open for it (and says so).
+  // Every key holds live counts above a quarter of its hour limit (1 of 3): a newcomer cannot
+  // take a slot without pushing out a key near its limit, so the guard fails open for it (and
+  // says so).
   const KeyRef newcomer = Sender("new@x");
   const Decision full = Check(s.table(), &newcomer, 1, 1, kNow + 100, Verdict::kDefer);
   EXPECT_EQ(full.verdict, Verdict::kOk);
@@ -349,13 +350,118 @@ TEST(Table, TakeOverStartsFromZeroAndAnActiveKeyKeepsItsCounts) {
   // A spammer fills its hour; 15 other keys fill the rest of the table a little later.
   EXPECT_EQ(Admitted(s.table(), "spammer@x", 150, kNow), 100);
   for (int i = 0; i < 15; ++i) Admitted(s.table(), "k" + std::to_string(i) + "@x", 1, kNow + 60);
-  // Within the hour the spammer cannot be evicted, so it stays limited.
+  // Within the hour the spammer (at its limit) cannot be evicted, so it stays limited; the
+  // newcomer takes the slot of a lightly used key (1 of 100) instead.
   const KeyRef newcomer = Sender("innocent@x");
-  EXPECT_NE(Check(s.table(), &newcomer, 1, 1, kNow + 1800, Verdict::kDefer).failed, nullptr);
+  const Decision d = Check(s.table(), &newcomer, 1, 1, kNow + 1800, Verdict::kDefer);
+  EXPECT_EQ(d.failed, nullptr);
+  EXPECT_EQ(d.verdict, Verdict::kOk);
+  EXPECT_EQ(Totals(s.table()).evictions, 1u);
   EXPECT_EQ(Admitted(s.table(), "spammer@x", 5, kNow + 1800), 0);
-  // Once it has been silent past the hour window, an innocent key takes its slot and starts at
-  // zero, not at the spammer's 100.
+  // Once everything has been silent past the hour window, a key starts at zero.
   EXPECT_EQ(Admitted(s.table(), "innocent@x", 5, kNow + 1800 + 3901), 5);
+  EXPECT_EQ(Admitted(s.table(), "other@x", 5, kNow + 1800 + 3901), 5);
+}
+
+// Issue 10 item 11: a relay-host client made 1,440 distinct senders in 3 s and filled a
+// 1,024-key table; a new sender then got 20 of 20 recipients past a limit of 8 (fail open:
+// every slot was held by a key seen within the hour). Now the flood's further new keys are
+// refused once the table is full where they land (the source's new-key budget), and a new
+// sender from elsewhere takes over a lightly used slot and is limited at 8.
+TEST(Table, ASourceMakingUpSendersCannotPushOthersOutOfAFullTable) {
+  TestSegment s(1024, 256);
+  Policy p = Limits(8, 0);
+  p.new_key_budget = 200;
+  s.Publish(p);
+  const std::string relay = "192.0.2.7";
+  const KeyRef relay_src{KeyClass::kSender, relay.data(), relay.size()};
+  int admitted = 0, budget_refused = 0, failed = 0;
+  for (int i = 0; i < 1440; ++i) {
+    const std::string sender = "bulk" + std::to_string(i) + "@relay.example";
+    const KeyRef k = Sender(sender);
+    const Decision d = Check(s.table(), &k, 1, 1, kNow + i / 480, Verdict::kDefer, &relay_src);
+    admitted += d.verdict == Verdict::kOk && d.failed == nullptr;
+    budget_refused += d.new_keys;
+    failed += d.failed != nullptr;
+    if (d.new_keys) {
+      EXPECT_EQ(d.verdict, Verdict::kDefer);
+      EXPECT_EQ(d.limit, 200u);
+    }
+  }
+  EXPECT_GT(budget_refused, 0);
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(admitted + budget_refused, 1440);
+  EXPECT_EQ(Totals(s.table()).new_key_refusals, static_cast<uint64_t>(budget_refused));
+
+  // A new sender from another client: limited at 8, not let through.
+  const std::string other = "198.51.100.1";
+  const KeyRef other_src{KeyClass::kSender, other.data(), other.size()};
+  const KeyRef fresh = Sender("new-sender@example.com");
+  int fresh_ok = 0, fresh_deferred = 0;
+  for (int i = 0; i < 20; ++i) {
+    const Decision d = Check(s.table(), &fresh, 1, 1, kNow + 3, Verdict::kDefer, &other_src);
+    EXPECT_EQ(d.failed, nullptr);
+    fresh_ok += d.verdict == Verdict::kOk;
+    fresh_deferred += d.verdict == Verdict::kDefer && !d.new_keys;
+  }
+  EXPECT_EQ(fresh_ok, 8);
+  EXPECT_EQ(fresh_deferred, 12);
+  // A new sender through the flooding relay is refused outright this minute, and is limited at 8
+  // like anybody once the minute has turned (the budget is per minute).
+  const KeyRef via_relay = Sender("another@relay.example");
+  const Decision r = Check(s.table(), &via_relay, 1, 1, kNow + 3, Verdict::kDefer, &relay_src);
+  EXPECT_TRUE(r.new_keys);
+  EXPECT_EQ(r.verdict, Verdict::kDefer);
+  const uint32_t next_minute = (kNow / 60 + 1) * 60;
+  int relay_ok = 0;
+  for (int i = 0; i < 20; ++i) {
+    relay_ok +=
+        Check(s.table(), &via_relay, 1, 1, next_minute, Verdict::kDefer, &relay_src).verdict ==
+        Verdict::kOk;
+  }
+  EXPECT_EQ(relay_ok, 8);
+  EXPECT_EQ(Totals(s.table()).fail_open, 0u);
+}
+
+// Eviction order: an idle key (nothing counted) first, then the lightest key; never a key above
+// a quarter of its limit, whatever number of newcomers (each from its own source) arrive.
+TEST(Table, EvictionPrefersIdleThenLightKeysAndNeverOneNearItsLimit) {
+  TestSegment s(16, 64);  // one probe run
+  s.Publish(Limits(8, 0));
+  EXPECT_EQ(Admitted(s.table(), "heavy@x", 20, kNow), 8);  // at its limit
+  for (int i = 0; i < 14; ++i) {
+    EXPECT_EQ(Admitted(s.table(), "light" + std::to_string(i) + "@x", 1, kNow), 1);
+  }
+  Policy blocked = Limits(8, 0);
+  blocked.rules.push_back({KeyClass::kSender, "blocked@x", kFlagBlocked, {}});
+  s.Publish(blocked);
+  const KeyRef b = Sender("blocked@x");
+  EXPECT_EQ(Check(s.table(), &b, 1, 1, kNow, Verdict::kDefer).verdict, Verdict::kDeny);
+  // The table is full: 16 keys. The blocked key has nothing counted: it goes first.
+  EXPECT_EQ(Admitted(s.table(), "first@x", 1, kNow + 1), 1);
+  for (const auto& v : Snapshot(s.table(), kNow + 1, 60)) EXPECT_NE(v.key, "blocked@x");
+  for (int i = 0; i < 100; ++i) {
+    const std::string src = "203.0.113." + std::to_string(i);
+    const KeyRef source{KeyClass::kSender, src.data(), src.size()};
+    const std::string key = "newcomer" + std::to_string(i) + "@x";
+    const KeyRef k = Sender(key);
+    const Decision d = Check(s.table(), &k, 1, 1, kNow + 2, Verdict::kDefer, &source);
+    EXPECT_EQ(d.failed, nullptr) << i;
+    EXPECT_EQ(d.verdict, Verdict::kOk) << i;
+  }
+  EXPECT_EQ(Admitted(s.table(), "heavy@x", 5, kNow + 2), 0);  // kept its 8: still limited
+}
+
+// Issue 9 item 7 (the minute-window stall): a key that comes back 2^24 minute buckets (970 days)
+// later found its old minute head decoded as a recent bucket (24-bit epoch) and was deferred on
+// its first recipients. Its last_seen (32 bits of seconds) says the windows hold nothing.
+TEST(Table, AKeyIdleForTwoToTheTwentyFourMinuteBucketsIsNotHeldByItsOldCount) {
+  TestSegment s;
+  s.Publish(Limits(5, 0));
+  EXPECT_EQ(Admitted(s.table(), "idle@x", 10, kNow), 5);
+  const uint32_t later = kNow + ((1u << 24) + 3) * kMinuteBucketSeconds;
+  EXPECT_EQ(Admitted(s.table(), "idle@x", 10, later), 5);
+  EXPECT_EQ(Admitted(s.table(), "idle@x", 10, later + 1), 0);  // and counted again at once
 }
 
 TEST(Table, HostileKeysAreHandled) {

@@ -1,8 +1,11 @@
 // window_test.cpp - the sliding windows: exact limits, boundaries, release and credit, repair.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -121,6 +124,77 @@ TEST_F(WindowTest, RepairClearsAncientHeads) {
   EXPECT_FALSE(WindowRepair(w, 100 + 1000));
   EXPECT_TRUE(WindowRepair(w, 100 + (1u << 22) + 1));
   EXPECT_EQ(head.load(), 0u);
+}
+
+// The "minute-window stall" hunt (issue 9 item 7). The head keeps only 24 bits of its epoch:
+// a head untouched for 2^24 buckets (970 days of minute buckets) decodes as a recent one, and
+// its old count comes back for up to 13 buckets. WindowRepair cannot see it either (same 24
+// bits), so the table, which knows a key's full-width last_seen, expires the windows of a key
+// idle for longer than they span (table_test: AKeyIdleForTwoToTheTwentyFourMinuteBuckets...).
+TEST_F(WindowTest, AHeadUntouchedForTwoToTheTwentyFourBucketsAliasesUntilExpired) {
+  EXPECT_EQ(Admit(1000, 10, 5), 5);
+  const uint32_t later = 1000 + (1u << 24) + 3;
+  EXPECT_EQ(WindowCount(w, later), 5u);  // aliased: the LIMITS of window.h
+  EXPECT_FALSE(WindowRepair(w, later));  // repair cannot tell either
+  EXPECT_TRUE(WindowExpire(w));
+  EXPECT_EQ(WindowCount(w, later), 0u);
+  EXPECT_EQ(Admit(later, 10, 5), 5);
+}
+
+// Random time patterns (small and long gaps, clock steps back, credits of any bucket), checked
+// against a plain model: with a clock that only goes forward the window holds exactly what was
+// admitted and not taken back in its 13 buckets, never more than the limit; whatever the
+// pattern, 13 quiet buckets after the latest bucket counted the window is empty and admits.
+// Around a 24-bit epoch boundary too.
+TEST(WindowModel, RandomTimePatternsNeverStallAndStayExact) {
+  for (const bool back : {false, true}) {
+    for (const uint32_t start : {360'000'000u, 352'321'536u - 40, 6'000'000u}) {
+      std::mt19937_64 rng(start + back);
+      for (int run = 0; run < 3000; ++run) {
+        std::atomic<uint64_t> head{0};
+        std::atomic<uint64_t> hist[kBuckets] = {};
+        const WindowRef w{&head, hist};
+        uint32_t now = start + static_cast<uint32_t>(rng() % 80);
+        const uint32_t limit = 1 + static_cast<uint32_t>(rng() % 12);
+        std::map<uint32_t, int64_t> model;  // bucket -> admitted - taken back
+        for (int step = 0; step < 60; ++step) {
+          const int r = static_cast<int>(rng() % 12);
+          if (r < 6)
+            now += static_cast<uint32_t>(rng() % 3);
+          else if (r < 8)
+            now += static_cast<uint32_t>(rng() % 30);
+          else if (back && r < 9)
+            now -= static_cast<uint32_t>(rng() % 3);
+          else if (back && r < 10)
+            now -= static_cast<uint32_t>(rng() % 30);
+          if (rng() % 4 != 0) {
+            const uint32_t n = 1 + static_cast<uint32_t>(rng() % 3);
+            uint32_t counted = 0;
+            if (WindowReserve(w, now, n, limit, &counted) == Reserve::kAdmitted) {
+              model[counted] += n;
+            }
+          } else {
+            const uint32_t e = now - static_cast<uint32_t>(rng() % 14);
+            const uint32_t n = 1 + static_cast<uint32_t>(rng() % 3);
+            model[e] -= WindowRelease(w, e, n, now);
+            ASSERT_GE(model[e], 0);
+          }
+          if (!back) {
+            int64_t want = 0;
+            for (const auto& [e, v] : model) want += (e <= now && now - e <= kBuckets) ? v : 0;
+            ASSERT_EQ(int64_t{WindowCount(w, now)}, want) << run << " " << step;
+            ASSERT_LE(want, int64_t{limit});
+          }
+        }
+        uint32_t latest = now;
+        for (const auto& [e, v] : model) latest = std::max(latest, e);
+        const uint32_t quiet = latest + kBuckets + 1;
+        uint32_t counted = 0;
+        ASSERT_EQ(WindowCount(w, quiet), 0u) << run;
+        ASSERT_EQ(WindowReserve(w, quiet, 1, limit, &counted), Reserve::kAdmitted) << run;
+      }
+    }
+  }
 }
 
 // ---- Taking back from finished buckets (the sidecar's reconciliation) ----
