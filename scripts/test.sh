@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh - installs what is needed, builds, and runs every test of eximguard:
 #   1. plain build (RelWithDebInfo): unit, sidecar, packaging, and end-to-end tests with a real
-#      Exim;
+#      Exim and a real Dovecot; then scripts/demo.sh on that build, its every step checked;
 #   2. ASan+UBSan build: every test that does not need Exim to load the module;
 #   3. clang libFuzzer build: the guard's argument fuzzer, the log-line parser's fuzzer and the
 #      multi-line cwd= record fuzzer, each for FUZZ_SECONDS (default 30).
@@ -36,6 +36,12 @@ echo "== plain build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEG_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 run_ctest build
+
+echo "== the demo (scripts/demo.sh on the plain build)"
+DEMO_PORT=${DEMO_PORT:-2525} scripts/demo.sh >"$logs/demo.log" 2>&1 || { cat "$logs/demo.log"; exit 1; }
+tail -n 4 "$logs/demo.log"
+grep -q '^demo: every step did what it says$' "$logs/demo.log"
+passed=$((passed + 1))
 
 echo "== ASan+UBSan build"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEG_SANITIZE=ON -DEG_WERROR=ON >/dev/null
