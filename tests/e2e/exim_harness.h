@@ -142,9 +142,11 @@ class EximSandbox {
   // The sandbox's copy of the guard .so, the path the config names.
   const std::string& guard_so_path() const { return guard_so_copy_; }
   std::string mainlog() const;
+  // Where CreateSegment() writes the sidecar's config (its state_dir is that directory).
+  std::string sidecar_config_path() const { return dir_ + "/state/eximguard.json"; }
 
-  // Writes the sidecar config (mode 0600) and runs `eximguard run --config`; returns its exit
-  // status and puts what it printed in *output.
+  // Writes the sidecar config (mode 0600, at sidecar_config_path()) and runs `eximguard run
+  // --config`; returns its exit status and puts what it printed in *output.
   ExitStatus CreateSegment(const GuardPolicy& policy, std::string* output = nullptr);
   // /dev/shm path of the segment.
   std::string SegmentPath() const;
