@@ -72,9 +72,18 @@ Json IncidentJson(const StoredIncident& i) {
   return j;
 }
 
+// A column: s padded to width, and always at least one space after it (a longer value pushes
+// the rest of its row, never runs into the next column).
 std::string Pad(std::string s, size_t width) {
-  if (s.size() < width) s.resize(width, ' ');
+  s.resize(std::max(width, s.size() + 1), ' ');
   return s;
+}
+
+// The width of a key column: the longest of `keys` (escaped), at most 48, plus two spaces.
+size_t KeyWidth(const std::vector<std::string>& keys) {
+  size_t w = 3;
+  for (const std::string& k : keys) w = std::max(w, std::min<size_t>(Printable(k).size(), 48));
+  return w + 2;
 }
 
 // The store row of a WHM step names the key as the table block does (uid numeric); WHM needs
@@ -198,11 +207,14 @@ int IncidentsVerb(const std::string& config_path, const std::string& since, bool
     out << "no incidents since " << LocalTimeText(from) << "\n";
     return kExitOk;
   }
+  std::vector<std::string> keys;
+  for (const StoredIncident& i : list) keys.push_back(i.key);
+  const size_t kw = KeyWidth(keys);
   out << Pad("ID", 7) << Pad("TIME", 21) << Pad("RULE", 18) << Pad("CLASS", 7) << Pad("COUNT", 7)
-      << "KEY  ACTION\n";
+      << Pad("KEY", kw) << "ACTION\n";
   for (const StoredIncident& i : list) {
     out << Pad(std::to_string(i.id), 7) << Pad(LocalTimeText(i.time), 21) << Pad(i.rule, 18)
-        << Pad(i.key_class, 7) << Pad(std::to_string(i.count), 7) << Printable(i.key) << "  "
+        << Pad(i.key_class, 7) << Pad(std::to_string(i.count), 7) << Pad(Printable(i.key), kw)
         << Printable(i.action) << "\n";
   }
   return kExitOk;
@@ -598,14 +610,19 @@ int ListVerb(const std::string& config_path, bool json, std::ostream& out, std::
     out << "nothing is blocked\n";
     return kExitOk;
   }
-  out << Pad("CLASS", 7) << Pad("KIND", 17) << Pad("SINCE", 21) << Pad("BY", 16) << "KEY  REASON\n";
+  std::vector<std::string> keys;
+  for (const StoredBlock& b : blocks) keys.push_back(b.key);
+  for (const PolicyKey& k : l.config.blocklist) keys.push_back(k.text);
+  const size_t kw = KeyWidth(keys);
+  out << Pad("CLASS", 7) << Pad("KIND", 17) << Pad("SINCE", 21) << Pad("BY", 16) << Pad("KEY", kw)
+      << "REASON\n";
   for (const StoredBlock& b : blocks) {
     out << Pad(KeyClassName(b.key_class), 7) << Pad(b.kind, 17) << Pad(LocalTimeText(b.since), 21)
-        << Pad(Printable(b.by), 16) << Printable(b.key) << "  " << Printable(b.reason) << "\n";
+        << Pad(Printable(b.by), 16) << Pad(Printable(b.key), kw) << Printable(b.reason) << "\n";
   }
   for (const PolicyKey& k : l.config.blocklist) {
     out << Pad(KeyClassName(k.klass), 7) << Pad("block", 17) << Pad("-", 21) << Pad("config", 16)
-        << Printable(k.text) << "  blocklist in " << Printable(l.config.path) << "\n";
+        << Pad(Printable(k.text), kw) << "blocklist in " << Printable(l.config.path) << "\n";
   }
   return kExitOk;
 }

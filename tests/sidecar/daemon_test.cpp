@@ -527,6 +527,29 @@ TEST_F(Daemon, SuspendBlocksInTheTableAtOnceAndUnsuspendLiftsIt) {
   EXPECT_EQ(audit[1].action, "block_remove");
 }
 
+TEST_F(Daemon, ListColumnsLineUpWhateverTheKeysLength) {
+  WriteConfig();
+  ASSERT_EQ(RunCli({"suspend", "--config", config_path_, "a@v.example", "--reason", "r1"}).exit_code,
+            0);
+  ASSERT_EQ(RunCli({"suspend", "--config", config_path_, "a-much-longer-key@v.example", "--reason",
+                    "r2"})
+                .exit_code,
+            0);
+  const CliResult r = RunCli({"list", "--config", config_path_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::vector<size_t> reason_at;
+  for (std::string line; std::getline(lines, line);) {
+    for (const char* word : {"REASON", "r1", "r2"}) {
+      if (const size_t at = line.rfind(word); at != std::string::npos && at + 2 >= line.size() - 4)
+        reason_at.push_back(at);
+    }
+  }
+  ASSERT_EQ(reason_at.size(), 3u) << r.out;
+  EXPECT_EQ(reason_at[0], reason_at[1]) << r.out;
+  EXPECT_EQ(reason_at[1], reason_at[2]) << r.out;
+}
+
 TEST_F(Daemon, ResetClearsAKeysCountersAndIsAudited) {
   WriteConfig({{"limits", {{"sender", {{"per_minute", 3}, {"per_hour", 100}}}}}});
   ASSERT_EQ(RunCli({"run", "--config", config_path_}).exit_code, 0);
