@@ -75,13 +75,15 @@ Fed FeedAll(CwdRecords& records, const std::vector<std::string>& lines) {
 
 TEST(CwdRecords, TheFakeArrivalParsesAsOneOnItsOwn) {
   // The attack works because the fake line is a perfect line: without the record it counts.
-  const LogEvent e = ParseEximLine(FakeArrival(), kUtc);
+  const std::string fake = FakeArrival();  // the event's fields are views into it
+  const LogEvent e = ParseEximLine(fake, kUtc);
   EXPECT_EQ(e.kind, LineKind::kArrival);
   EXPECT_FALSE(e.counted_as_unknown);
   EXPECT_EQ(e.sender, "victim@victim.example");
   EXPECT_EQ(e.recipients.size(), 10u);
   // And the record's first line has no tail: the parser says so.
-  const LogEvent first = ParseEximLine(ForgedRecord()[0], kUtc);
+  const std::vector<std::string> record = ForgedRecord();
+  const LogEvent first = ParseEximLine(record[0], kUtc);
   EXPECT_EQ(first.kind, LineKind::kCwdArgs);
   EXPECT_TRUE(first.counted_as_unknown);
   EXPECT_EQ(first.cwd, "/home/egtest/public_html/x");

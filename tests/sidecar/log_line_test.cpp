@@ -411,26 +411,27 @@ TEST(LogLineArrival, AnAuthenticatedIdWithSpacesCannotOverrideTheRealFields) {
 
 TEST(LogLineArrival, AnIdRunsToEximsOwnSizeLessItsFlags) {
   const string head = "2026-01-02 03:04:05 1xV13h-00017e-07 <= u@d H=(pc) [192.0.2.1]:5 P=esmtpsa ";
-  LogEvent e = Exim(head + "A=dovecot_login:u@d PRDR PRX=10.0.0.1 K S=900 for r@x");
+  string line;  // the event's fields are views into it: it must outlive each check
+  LogEvent e = Exim(line = head + "A=dovecot_login:u@d PRDR PRX=10.0.0.1 K S=900 for r@x");
   EXPECT_EQ(e.auth_id, "u@d");
   EXPECT_FALSE(e.ambiguous);
   EXPECT_EQ(e.size, 900u);
-  e = Exim(head + "A=dovecot_login:John Smith S=900 for r@x");
+  e = Exim(line = head + "A=dovecot_login:John Smith S=900 for r@x");
   EXPECT_EQ(e.auth_id, "John Smith");
   EXPECT_FALSE(e.ambiguous);
-  e = Exim(head + "A=dovecot_login:a for b c S=900 T=\"s\" for r@x");  // a fake recipient list
+  e = Exim(line = head + "A=dovecot_login:a for b c S=900 T=\"s\" for r@x");  // a fake recipient list
   EXPECT_EQ(e.auth_id, "a for b c");
   EXPECT_EQ(Strings(e.recipients), std::vector<string>{"r@x"});
   EXPECT_TRUE(e.ambiguous);
   // An id holding " S=<n>" ends there: the first of each field counts, and the line says so.
-  e = Exim(head + "A=dovecot_login:evil S=1 P=local H=[6.6.6.6] S=900 for r@x");
+  e = Exim(line = head + "A=dovecot_login:evil S=1 P=local H=[6.6.6.6] S=900 for r@x");
   EXPECT_EQ(e.auth_id, "evil");
   EXPECT_EQ(e.size, 1u);
   EXPECT_EQ(e.protocol, "esmtpsa");
   EXPECT_EQ(e.host_ip, "192.0.2.1");
   EXPECT_TRUE(e.ambiguous);
   // Without an S= (a cut line) the id is one word.
-  e = Exim(head + "A=dovecot_login:u@d X=TLS1.3");
+  e = Exim(line = head + "A=dovecot_login:u@d X=TLS1.3");
   EXPECT_EQ(e.auth_id, "u@d");
   EXPECT_TRUE(e.counted_as_unknown);
 }
