@@ -376,14 +376,7 @@ class Daemon {
       if (!r.dropped.empty()) {
         const std::string text = DroppedText(config_, r);
         log_("ALERT: " + text);
-        if (follow_up_) {
-          Notice n;
-          n.kind = NoticeKind::kAction;
-          n.host = HostName();
-          n.title = "eximguard: the policy table is full";
-          n.action = text;
-          follow_up_->Tell(std::move(n));
-        }
+        TellAdmins("eximguard: the policy table is full", text);
       }
     }
     if (!segment_ || r.created) {
@@ -508,13 +501,19 @@ class Daemon {
     if (!found.empty()) engine_->Handle();
     for (const std::string& alert : watch_.TakeAlerts()) {
       log_("ALERT: " + alert);
-      Notice n;
-      n.kind = NoticeKind::kAction;
-      n.host = HostName();
-      n.title = "eximguard: the guard is failing open";
-      n.action = alert;
-      follow_up_->Tell(std::move(n));
+      TellAdmins("eximguard: the guard is failing open", alert);
     }
+  }
+
+  // A notice about eximguard itself (no incident): what went wrong, in `title` and `text`.
+  void TellAdmins(const std::string& title, const std::string& text) {
+    if (!follow_up_) return;
+    Notice n;
+    n.kind = NoticeKind::kAction;
+    n.host = HostName();
+    n.title = title;
+    n.action = text;
+    follow_up_->Tell(std::move(n));
   }
 
   // Automatic blocks whose time is up (actions.block_minutes) are judged again: a key the guard
@@ -831,12 +830,7 @@ class Daemon {
       log_("ALERT: forgery attempt: " + one);
       if (text.size() < 2000) text += (text.empty() ? "" : "; ") + one;
     }
-    Notice n;
-    n.kind = NoticeKind::kAction;
-    n.host = HostName();
-    n.title = "eximguard: forged log lines (" + std::to_string(alerts.size()) + ")";
-    n.action = text;
-    if (follow_up_) follow_up_->Tell(std::move(n));
+    TellAdmins("eximguard: forged log lines (" + std::to_string(alerts.size()) + ")", text);
   }
 
   // On the policy server's thread: counted, and queued for the main loop (FeedAuthAttempts).

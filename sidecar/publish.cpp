@@ -40,18 +40,28 @@ bool PublishConfig(const Config& config, uint32_t now_unix, PublishResult* out, 
 
 namespace {
 
-bool Automatic(const StoredBlock& b) {
-  return b.by == kAutomaticBy;
+// An automatic block in the table: the only rows a full policy table may leave out (the WHM
+// rows of eximguard's own steps are no table rule at all).
+bool AutomaticTableBlock(const StoredBlock& b) {
+  return b.by == kAutomaticBy && b.kind == kBlockKindBlock;
 }
 
-// Distinct (class, key) pairs among the config's rules and `rules`: what PublishPolicy() merges.
-size_t DistinctKeys(const Config& config, const std::vector<PolicyRule>& rules) {
+// How many of `automatic` (newest first) fit beside the config's rules and `rules` when the
+// policy table merges rules of one (class, key) and holds `room` distinct keys.
+size_t AutomaticThatFit(const Config& config, const std::vector<PolicyRule>& rules,
+                        const std::vector<StoredBlock>& automatic, size_t room) {
   std::set<std::pair<int, std::string>> keys;
   for (const PolicyRule& r : PolicyFromConfig(config).rules) {
     keys.emplace(static_cast<int>(r.klass), r.key);
   }
   for (const PolicyRule& r : rules) keys.emplace(static_cast<int>(r.klass), r.key);
-  return keys.size();
+  size_t fit = 0;
+  for (const StoredBlock& b : automatic) {
+    keys.emplace(static_cast<int>(b.key_class), b.key);
+    if (keys.size() > room) break;
+    ++fit;
+  }
+  return fit;
 }
 
 }  // namespace
@@ -72,23 +82,13 @@ bool PublishFromStore(const Config& config, StateStore& store, uint32_t now_unix
   // guard must go on enforcing what the admins decided and everything new.
   std::vector<StoredBlock> mine;
   std::vector<StoredBlock> automatic;
-  for (StoredBlock& b : blocks) (Automatic(b) ? automatic : mine).push_back(std::move(b));
+  for (StoredBlock& b : blocks) {
+    (AutomaticTableBlock(b) ? automatic : mine).push_back(std::move(b));
+  }
   std::stable_sort(automatic.begin(), automatic.end(),
                    [](const StoredBlock& a, const StoredBlock& b) { return a.since > b.since; });
   std::vector<PolicyRule> extra = RulesFromState(mine, whitelist, notes);
-  const size_t room = config.policy_capacity / 2;
-  size_t keep = 0;
-  {
-    std::vector<PolicyRule> all = extra;
-    const std::vector<PolicyRule> autos = RulesFromState(automatic, {}, nullptr);
-    all.insert(all.end(), autos.begin(), autos.end());
-    keep = automatic.size();
-    // Each automatic block is one key; drop from the oldest until the distinct keys fit.
-    while (keep > 0 && DistinctKeys(effective, all) > room) {
-      all.pop_back();
-      --keep;
-    }
-  }
+  size_t keep = AutomaticThatFit(effective, extra, automatic, config.policy_capacity / 2);
   out->dropped.clear();
   for (;;) {
     std::vector<StoredBlock> published(automatic.begin(),

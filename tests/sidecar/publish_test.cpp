@@ -52,6 +52,16 @@ TEST_F(Publish, AFullPolicyTableDropsTheOldestAutomaticBlocksNeverTheAdminsOrThe
   const int64_t t0 = std::time(nullptr) - 10000;
   Block("admin@shop.test", "cli:root", t0);  // the oldest of all, but an admin's
   for (int i = 0; i < 40; ++i) Block(Spammer(i), kAutomaticBy, t0 + i);
+  {  // eximguard's own WHM step on a key: no table rule, never counted or dropped
+    StoredBlock b;
+    b.key = Spammer(0);
+    b.kind = "hold_outgoing";
+    b.since = t0 + 100;
+    b.by = kAutomaticBy;
+    bool added = false;
+    std::string error;
+    ASSERT_TRUE(store_->AddBlock(b, &added, &error)) << error;
+  }
 
   PublishResult r;
   std::string error;
