@@ -31,23 +31,6 @@ namespace {
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string LocalMessage(int i) {
-  const std::string n = std::to_string(i);
-  return "To: friend" + n + "@remote.example\nSubject: e2e daemon " + n + "\n\nbody " + n + "\n";
-}
-
-struct ScopedTempDir {
-  std::string path;
-  ScopedTempDir() {
-    std::string pattern = "/tmp/eximguard-e2e-daemon-XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path = pattern;
-  }
-  ~ScopedTempDir() {
-    std::error_code ignored;
-    if (!path.empty()) std::filesystem::remove_all(path, ignored);
-  }
-};
-
 bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout = 15s) {
   const auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {

@@ -43,11 +43,6 @@ GuardPolicy SenderLimit(uint32_t per_minute) {
   return policy;
 }
 
-std::string LocalMessage(int i) {
-  const std::string n = std::to_string(i);
-  return "To: friend" + n + "@remote.example\nSubject: e2e local " + n + "\n\nbody " + n + "\n";
-}
-
 // A sandbox whose Exim user is the test user, so it can submit mail locally (see harness).
 SandboxOptions LocalOptions(const TestUser& user) {
   SandboxOptions options;
@@ -57,19 +52,6 @@ SandboxOptions LocalOptions(const TestUser& user) {
 }
 
 // A temp dir removed with everything in it when the test ends.
-struct ScopedTempDir {
-  std::string path;
-  ScopedTempDir() {
-    std::string pattern = "/tmp/eximguard-e2e-work-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~ScopedTempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-};
-
 int CountOccurrences(const std::string& text, const std::string& needle) {
   int n = 0;
   for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;

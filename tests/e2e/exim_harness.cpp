@@ -259,6 +259,22 @@ std::string SystemEximUser() {
   throw std::runtime_error("no Exim user on this system");
 }
 
+ScopedTempDir::ScopedTempDir() {
+  std::string pattern = "/tmp/eximguard-e2e-work-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path = pattern;
+}
+
+ScopedTempDir::~ScopedTempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+}
+
+std::string LocalMessage(int i) {
+  const std::string n = std::to_string(i);
+  return "To: friend" + n + "@remote.example\nSubject: e2e local " + n + "\n\nbody " + n + "\n";
+}
+
 TestUser EnsureTestUser() {
   if (getpwnam(kTestUserName) == nullptr) {
     SpawnOptions useradd;

@@ -103,6 +103,19 @@ struct TestUser {
 
 // Creates the system user `egtest` (no home, no shell, own group) if it does not exist yet.
 TestUser EnsureTestUser();
+
+// A fresh directory under /tmp (mkdtemp; throws std::runtime_error when it cannot), removed with
+// everything in it by the destructor.
+struct ScopedTempDir {
+  std::string path;
+  ScopedTempDir();
+  ~ScopedTempDir();
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+};
+
+// Message i of a local submission (`sendmail -t` input): To: friend<i>@remote.example.
+std::string LocalMessage(int i);
 // The Exim user of this system (Debian-exim, exim or mail), for SMTP sandboxes.
 std::string SystemEximUser();
 
