@@ -8,6 +8,8 @@
 //           {SEGMENT}{$authenticated_id}{$sender_address}{$sender_host_address}{$local_part@$domain}}
 //   ${dlfunc{/usr/lib/eximguard/eximguard.so}{eximguard_local}
 //           {SEGMENT}{$originator_uid}{$initial_cwd}{$sender_address}{$recipients_count}}
+//   ${dlfunc{/usr/lib/eximguard/eximguard.so}{eximguard_event}
+//           {SEGMENT}{$event_name}{$authenticated_id}{$originator_uid}{$received_protocol}}
 //
 // DESCRIPTION
 //   eximguard_rcpt runs once per RCPT in acl_smtp_rcpt and counts one recipient for the sending
@@ -23,6 +25,16 @@
 //                                                keys this minute than its budget (table.h)
 //     ok dry-run VERDICT CLASS KEY ...           what would have happened, policy is dry-run
 //     ok fail-open REASON                        the guard could not judge, so it let mail pass
+//   eximguard_event runs in Exim's event_action (a transport's, for msg:delivery,
+//   msg:fail:delivery and msg:rcpt:defer; the main one, for msg:fail:internal) once per
+//   recipient, and counts that recipient's outcome (delivered, failed, deferred) on the key the
+//   message was counted under: the authenticated id for SMTP, else the uid of a local submission
+//   ($received_protocol "local..."), else nothing (mail from the internet or a relay host is
+//   not the guard's). It only counts on a key that already has a slot (Tally in table.h), never
+//   refuses anything and always answers OK with an empty string, as event_action wants. These
+//   are Exim's own variables for the message being delivered: the trusted evidence of a bounce
+//   storm (the sidecar's table_watch.h), with no log line involved.
+//
 //   KEY is printable ASCII without spaces (other bytes shown as '?', cut at 200 characters).
 //   Nothing in the verdict is meant to be expanded again by Exim.
 //
@@ -34,7 +46,7 @@
 //   Runs inside every Exim process, as the Exim user, on strings a remote client chose. Keys are
 //   bounded (the first 4096 bytes count), never copied anywhere but the fixed label of their slot
 //   and the fixed verdict buffer, and never interpreted. No exception or signal leaves this file.
-//   Only the two entry points are exported (see exports.map).
+//   Only the three entry points are exported (see exports.map).
 //
 // FAILURE
 //   Fail open, always: no segment, a segment not owned by root (or open to others), an unknown
@@ -65,6 +77,7 @@
 
 EXIMGUARD_EXPORT int eximguard_rcpt(unsigned char** yield, int argc, unsigned char* argv[]);
 EXIMGUARD_EXPORT int eximguard_local(unsigned char** yield, int argc, unsigned char* argv[]);
+EXIMGUARD_EXPORT int eximguard_event(unsigned char** yield, int argc, unsigned char* argv[]);
 
 namespace {
 
@@ -274,6 +287,50 @@ int Local(unsigned char** yield, int argc, unsigned char* argv[]) {
   return Judge(yield, *t, keys, 3, ParseCount(Arg(argv, 4)), now, eg::Verdict::kHold, source);
 }
 
+// The outcome an event name reports for one recipient, or false for an event not counted.
+bool OutcomeOf(const char* event, eg::Outcome* out) {
+  if (std::strcmp(event, "msg:delivery") == 0) {
+    *out = eg::Outcome::kDelivered;
+  } else if (std::strcmp(event, "msg:fail:delivery") == 0 ||
+             std::strcmp(event, "msg:fail:internal") == 0) {
+    *out = eg::Outcome::kFailed;
+  } else if (std::strcmp(event, "msg:rcpt:defer") == 0) {
+    *out = eg::Outcome::kDeferred;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+int Event(unsigned char** yield, int argc, unsigned char* argv[]) {
+  const uint32_t now = NowUnix();
+  g_verdict[0] = '\0';  // event_action wants an empty string, whatever happens
+  if (argc != 5 || argv == nullptr) {
+    LogOnce("eximguard_event needs 5 arguments", now);
+    return Answer(yield);
+  }
+  eg::Outcome outcome{};
+  if (!OutcomeOf(Arg(argv, 1), &outcome)) return Answer(yield);  // before attaching: cheap
+  const char* auth = Arg(argv, 2);
+  const char* uid = Arg(argv, 3);
+  const char* protocol = Arg(argv, 4);
+  eg::KeyRef key{eg::KeyClass::kSender, auth, strnlen(auth, kMaxKeyBytes)};
+  if (key.len == 0) {
+    if (std::strncmp(protocol, "local", 5) != 0) return Answer(yield);  // not the guard's mail
+    const size_t uid_len = strnlen(uid, 11);
+    if (!AllDigits(uid, uid_len)) return Answer(yield);
+    key = {eg::KeyClass::kUid, uid, uid_len};
+  }
+  const char* why = nullptr;
+  const eg::Table* t = Attach(Arg(argv, 0), now, &why);
+  if (t == nullptr) {
+    LogOnce(why, now);
+    return Answer(yield);
+  }
+  eg::Tally(*t, key, outcome);
+  return Answer(yield);
+}
+
 }  // namespace
 
 int eximguard_rcpt(unsigned char** yield, int argc, unsigned char* argv[]) {
@@ -291,5 +348,15 @@ int eximguard_local(unsigned char** yield, int argc, unsigned char* argv[]) {
     return Local(yield, argc, argv);
   } catch (...) {
     return FailOpen(yield, "internal error", NowUnix());
+  }
+}
+
+int eximguard_event(unsigned char** yield, int argc, unsigned char* argv[]) {
+  if (yield == nullptr) return kEximOk;
+  try {
+    return Event(yield, argc, argv);
+  } catch (...) {
+    g_verdict[0] = '\0';
+    return Answer(yield);
   }
 }

@@ -31,6 +31,8 @@ std::vector<SlotView> Snapshot(const Table& t, uint32_t now_unix, uint32_t max_a
     v.minute = WindowCount({&t.hot[i].minute, t.cold[i].minute_hist}, minute_epoch);
     v.hour = WindowCount({&t.hot[i].hour, t.cold[i].hour_hist}, hour_epoch);
     v.refused = s.refused.load(std::memory_order_relaxed);
+    for (int o = 0; o < kOutcomes; ++o)
+      v.outcomes[o] = t.cold[i].outcomes[o].load(std::memory_order_relaxed);
     v.last_seen = seen;
     out.push_back(std::move(v));
   }
@@ -62,16 +64,6 @@ int Repair(const Table& t, uint32_t now_unix) {
 }
 
 namespace {
-
-// The slot holding key_hash, without claiming one; -1 if none.
-int64_t FindKeySlot(const Table& t, uint64_t key_hash) {
-  const uint32_t home = HomeSlot(t, key_hash);
-  for (uint32_t p = 0; p < kProbeSlots; ++p) {
-    const uint32_t i = (home + p) & t.slot_mask;
-    if (t.hot[i].key.load(std::memory_order_acquire) == key_hash) return i;
-  }
-  return -1;
-}
 
 WindowRef HourWindowOf(const Table& t, int64_t i) {
   return {&t.hot[i].hour, t.cold[i].hour_hist};

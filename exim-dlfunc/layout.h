@@ -9,8 +9,8 @@
 //
 // MEMORY
 //   header 256 B + 16 statistics shards of 64 B + 2 policy blocks of (64 + 24 * policy_capacity) B
-//   + capacity * 320 B (a 32-byte hot slot and a 288-byte cold slot per key) + 4096 * 8 B of
-//   new-key budget. Defaults (65,536 slots, 16,384 policy entries): 20.0 MiB + 0.78 MiB. Pages are
+//   + capacity * 336 B (a 32-byte hot slot and a 304-byte cold slot per key) + 4096 * 8 B of
+//   new-key budget. Defaults (65,536 slots, 16,384 policy entries): 21.0 MiB + 0.78 MiB. Pages are
 //   touched only when used, so an idle table costs little resident memory.
 //
 // CONCURRENCY
@@ -32,7 +32,7 @@
 namespace eg {
 
 constexpr uint64_t kMagic = 0x3144524155475845ULL;  // "EXGUARD1" little-endian
-constexpr uint32_t kLayoutVersion = 2;  // 2: new-key budget (PolicyBlock, Header, Stats)
+constexpr uint32_t kLayoutVersion = 3;  // 2: new-key budget; 3: delivery outcomes (ColdSlot)
 
 // Key classes counted by the guard. The numeric value is part of the key hash and the layout.
 enum class KeyClass : uint8_t { kSender = 0, kCwd = 1, kUid = 2 };
@@ -70,15 +70,25 @@ static_assert(sizeof(HotSlot) == 32, "HotSlot layout changed: bump kLayoutVersio
 constexpr size_t kLabelWords = 12;                   // 96 bytes of label
 constexpr size_t kLabelChars = kLabelWords * 8 - 2;  // class byte + text + NUL
 
-// The part touched only when a head changes bucket, a key is claimed, or `top` looks.
+// What became of the recipients of a key's messages, as Exim's event_action reports them through
+// the guard (guard.cpp, eximguard_event): the index into ColdSlot::outcomes.
+enum class Outcome : uint8_t { kDelivered = 0, kFailed = 1, kDeferred = 2 };
+constexpr int kOutcomes = 3;
+
+// The part touched only when a head changes bucket, a key is claimed, a delivery outcome is
+// counted, or `top` looks.
 struct ColdSlot {
   std::atomic<uint64_t> minute_hist[kBuckets];  // finished buckets: epoch << 32 | count,
   std::atomic<uint64_t> hour_hist[kBuckets];    // at index epoch % kBuckets
   std::atomic<uint64_t> label[kLabelWords];     // byte 0: KeyClass, then the key text
+  // Recipients delivered, failed (bounced) and deferred since the slot was claimed, indexed by
+  // Outcome ([3] unused). Counted only on a key that already has a slot (table.h, Tally); the
+  // sidecar reads their growth between looks.
+  std::atomic<uint32_t> outcomes[4];
 };
-static_assert(sizeof(ColdSlot) == 288, "ColdSlot layout changed: bump kLayoutVersion");
+static_assert(sizeof(ColdSlot) == 304, "ColdSlot layout changed: bump kLayoutVersion");
 
-constexpr uint64_t kSlotBytes = sizeof(HotSlot) + sizeof(ColdSlot);  // 320 bytes per key
+constexpr uint64_t kSlotBytes = sizeof(HotSlot) + sizeof(ColdSlot);  // 336 bytes per key
 
 // Policy entry flags.
 constexpr uint64_t kFlagWhitelist = 1;  // counted, never limited

@@ -36,6 +36,7 @@ void WriteLabel(ColdSlot& s, KeyClass klass, const char* text, size_t len) {
 void Claimed(const Table& t, uint32_t i, const KeyRef& k, uint32_t now, bool taken_over) {
   t.hot[i].last_seen.store(now, std::memory_order_relaxed);
   t.hot[i].refused.store(0, std::memory_order_relaxed);
+  for (auto& o : t.cold[i].outcomes) o.store(0, std::memory_order_relaxed);
   if (taken_over) {  // the old key was silent for over an hour: its windows hold nothing live
     t.hot[i].minute.store(0, std::memory_order_relaxed);
     t.hot[i].hour.store(0, std::memory_order_relaxed);
@@ -197,6 +198,23 @@ struct Reservation {
 };
 
 }  // namespace
+
+int64_t FindKeySlot(const Table& t, uint64_t key_hash) {
+  const uint32_t home = HomeSlot(t, key_hash);
+  for (uint32_t p = 0; p < kProbeSlots; ++p) {
+    const uint32_t i = (home + p) & t.slot_mask;
+    if (t.hot[i].key.load(std::memory_order_acquire) == key_hash) return i;
+  }
+  return -1;
+}
+
+bool Tally(const Table& t, const KeyRef& key, Outcome outcome) {
+  if (key.len == 0 || static_cast<int>(outcome) >= kOutcomes) return false;
+  const int64_t i = FindKeySlot(t, KeyHash(t, key.klass, key.text, key.len));
+  if (i < 0) return false;
+  t.cold[i].outcomes[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
 
 const char* Format(void* base, uint64_t size, uint32_t capacity, uint32_t policy_capacity,
                    const uint64_t seed[2], uint64_t now_unix) {

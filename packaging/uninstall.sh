@@ -126,6 +126,8 @@ for f in $acls/ACL_RECIPIENT_BLOCK/custom_begin_recipient $acls/ACL_NOT_SMTP_BLO
 done
 others=()
 for f in /etc/exim4/exim4.conf.template /etc/exim4/exim4.conf.localmacros /etc/exim4/exim4.conf \
+  /etc/exim4/conf.d/transport/30_exim4-config_remote_smtp \
+  /etc/exim4/conf.d/transport/30_exim4-config_remote_smtp_smarthost \
   /etc/exim/exim.conf /etc/exim.conf.local /usr/exim/configure; do
   [[ -f $root$f ]] && grep -q -i eximguard "$root$f" && others+=("$f")
 done

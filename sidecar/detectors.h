@@ -16,6 +16,8 @@
 //                      "sender") or from one IP (class "ip") within auth_failure_seconds
 //     bounce_storm     of an account's recipient outcomes (=> -> >> and **) within an hour, at
 //                      least bounce_min_recipients, and more than bounce_percent % bounced (**)
+//                      (a notice: the trusted bounce_storm comes from Exim's delivery events
+//                      through the guard, table_watch.h)
 //     repeated_subject one account sent the same subject (T=) to repeated_subject_recipients or
 //                      more recipients, in repeated_subject_min_messages or more messages,
 //                      within an hour (one incident per account, whatever the subject)

@@ -15,7 +15,9 @@
 //   write a dovecot: line to syslog). So an incident punishes - table block, WHM step, firewall,
 //   freeze, the admin's command - only when it is TRUSTED:
 //     - it comes from a trusted source (Incident::source kTable: the guard's own counters and
-//       verdicts; kPolicy: Dovecot's auth policy requests), or
+//       verdicts, and the delivery outcomes Exim's event_action reported through the guard, as
+//       in table_watch.h's throttled and bounce_storm; kPolicy: Dovecot's auth policy
+//       requests), or
 //     - it comes from the log and the shared table corroborates it: for rate_per_minute,
 //       rate_per_hour and repeated_subject, the guard's own count for the key in that window is
 //       at least what the log claims (hooks.table; uid keys by their numeric uid).

@@ -38,6 +38,8 @@ TableWatchSettings TableWatchSettingsFromConfig(const Config& config) {
   s.throttled_refused = config.detectors.throttled_refused;
   s.throttled_seconds = config.detectors.throttled_seconds;
   s.cooldown_seconds = config.detectors.cooldown_seconds;
+  s.bounce_min_recipients = config.detectors.bounce_min_recipients;
+  s.bounce_percent = config.detectors.bounce_percent;
   return s;
 }
 
@@ -89,8 +91,11 @@ std::vector<Incident> TableWatch::Look(const Table& t, uint32_t now) {
   std::vector<Incident> out;
   last_now_ = now;
   const int64_t bucket = now / width_;
-  // Keys seen within the rule's window (and a minute more): only they can be refused now.
-  const uint32_t max_age = settings_.throttled_seconds + 60;
+  // Keys seen within the rule's window (and a minute more): only they can be refused now; and
+  // within the hour: their messages' outcomes may still come in.
+  const uint32_t max_age = std::max<uint32_t>(settings_.throttled_seconds,
+                                              settings_.bounce_min_recipients > 0 ? 3600 : 0) +
+                           60;
   for (const SlotView& v : Snapshot(t, now, max_age)) {
     if (!Limited(v.klass)) continue;
     auto [it, created] = keys_.try_emplace(v.key_hash);
@@ -105,6 +110,7 @@ std::vector<Incident> TableWatch::Look(const Table& t, uint32_t now) {
     }
     k.last_refused = v.refused;
     k.last_seen = now;
+    LookAtOutcomes(t, v, k, created, now, &out);
     Advance(k, bucket);
     k.buckets[bucket % kBuckets] += delta;
     if (settings_.throttled_refused == 0 || delta == 0) continue;
@@ -172,6 +178,68 @@ std::vector<Incident> TableWatch::Look(const Table& t, uint32_t now) {
   }
   Forget(now);
   return out;
+}
+
+void TableWatch::LookAtOutcomes(const Table& t, const SlotView& v, KeyWatch& k, bool created,
+                                uint32_t now, std::vector<Incident>* out) {
+  constexpr int64_t kWidth = 300;  // an hour in 12 buckets, the current one the 13th
+  const int64_t bucket = now / kWidth;
+  const uint32_t seen[2] = {v.outcomes[static_cast<int>(Outcome::kDelivered)],
+                            v.outcomes[static_cast<int>(Outcome::kFailed)]};
+  uint32_t delta[2] = {};
+  for (int o = 0; o < 2; ++o) {
+    if (created) {
+      delta[o] = first_look_ ? 0 : seen[o];  // a key first seen later: its slot is new
+    } else {  // a counter that went down: the slot was claimed again and starts over
+      delta[o] = seen[o] >= k.last_outcomes[o] ? seen[o] - k.last_outcomes[o] : seen[o];
+    }
+    k.last_outcomes[o] = seen[o];
+  }
+  if (k.outcome_head < 0 || bucket - k.outcome_head >= kBuckets) {
+    for (auto& b : k.outcomes) b[0] = b[1] = 0;
+  } else {
+    for (int64_t b = k.outcome_head + 1; b <= bucket; ++b) {
+      k.outcomes[b % kBuckets][0] = 0;
+      k.outcomes[b % kBuckets][1] = 0;
+    }
+  }
+  if (bucket > k.outcome_head) k.outcome_head = bucket;
+  k.outcomes[bucket % kBuckets][0] += delta[0];
+  k.outcomes[bucket % kBuckets][1] += delta[1];
+  if (settings_.bounce_min_recipients == 0 || delta[1] == 0) return;
+  uint64_t delivered = 0, failed = 0;
+  for (const auto& b : k.outcomes) {
+    delivered += b[0];
+    failed += b[1];
+  }
+  const uint64_t total = delivered + failed;
+  if (total < settings_.bounce_min_recipients || failed * 100 <= total * settings_.bounce_percent)
+    return;
+  if (k.last_bounce_incident != 0 && now - k.last_bounce_incident < settings_.cooldown_seconds)
+    return;
+  uint64_t flags = 0;
+  uint32_t per_minute = 0, per_hour = 0;
+  LookupRule(t, v.klass, v.key_hash, &flags, &per_minute, &per_hour);
+  if (flags & (kFlagBlocked | kFlagWhitelist)) return;  // a bulk sender may bounce; a block says it
+  k.last_bounce_incident = now;
+  Incident i;
+  i.key = IncidentKey(v.klass, v.key);
+  i.key_class = KeyClassName(v.klass);
+  i.rule = "bounce_storm";
+  i.time = now;
+  i.window_start = now - 3600;
+  i.window_end = now;
+  i.count = failed;
+  i.threshold = settings_.bounce_min_recipients;
+  i.source = EvidenceSource::kTable;
+  i.trusted = true;
+  i.trust_note = "Exim reported through the guard " + std::to_string(failed) + " of " +
+                 std::to_string(total) + " recipients failed within the hour (" +
+                 std::to_string(delivered) + " delivered; the rule: at least " +
+                 std::to_string(settings_.bounce_min_recipients) + ", more than " +
+                 std::to_string(settings_.bounce_percent) + "% failed)";
+  if (v.key.size() >= kLabelChars) i.trust_note += "; the table keeps only the key's first bytes";
+  out->push_back(std::move(i));
 }
 
 std::vector<std::string> TableWatch::TakeAlerts() {

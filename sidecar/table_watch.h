@@ -15,6 +15,12 @@
 //                messages), which is why it must come from here. Relay-host senders are keys
 //                of the table like any other, so they are seen the same way. Keys already
 //                blocked are left out (the block says it all).
+//     bounce_storm   of the recipients of an account's (or a local uid's) messages whose outcome
+//                Exim reported through the guard within the hour (event_action, eximguard_event
+//                in exim-dlfunc/guard.cpp: delivered or failed), at least bounce_min_recipients,
+//                and more than bounce_percent % failed: mail to harvested or made-up addresses.
+//                Exim's own variables of the message, not a log line: trusted. Whitelisted and
+//                blocked keys are left out, as for the log's bounce_storm (detectors.h).
 //   Alerts (not incidents, no key), at most one of each per cooldown_seconds, each with the count
 //   since the previous one (the first look is a baseline, as for refusals):
 //     - the fail-open counter in the table grew (by failopen_alert or more): the table is full or
@@ -26,6 +32,9 @@
 //   - Caller: the daemon's following thread (`start`). Pure logic over the table it is given;
 //     time is the caller's (tests inject it). The table's counters are read with relaxed atomic
 //     loads, never written.
+//   - Outcomes, like refusals, are deltas of the slot's counters between looks (the first
+//     look a baseline), summed over 13 buckets of 300 s (an hour and up to 5 minutes more, like
+//     the guard's own hour window). Keys seen by the guard within the hour are looked at.
 //   - Refusals are counted as deltas of each slot's `refused` counter between looks. The first
 //     look takes the counters as they are (history before it is not judged); a key first seen
 //     later counts all its refusals (its slot is new). A counter that went down (its slot was
@@ -57,7 +66,9 @@ struct TableWatchSettings {
   uint32_t throttled_refused = 20;  // 0: the rule is off
   uint32_t throttled_seconds = 600;
   int64_t cooldown_seconds = 3600;
-  uint32_t failopen_alert = 1;  // new fail-open answers since the last alert; 0: off
+  uint32_t failopen_alert = 1;          // new fail-open answers since the last alert; 0: off
+  uint32_t bounce_min_recipients = 20;  // bounce_storm: outcomes needed within the hour; 0: off
+  uint32_t bounce_percent = 50;         // ... and more than this % of them failed
   size_t max_keys = 20000;
 };
 
@@ -91,7 +102,15 @@ class TableWatch {
     // Refusals per bucket of throttled_seconds / 12, the current one included (13 buckets).
     uint32_t buckets[13] = {};
     int64_t head = -1;  // bucket number of buckets[head % 13]
+    // Delivery outcomes (delivered, failed) per 300-second bucket, the current one included.
+    uint32_t last_outcomes[2] = {};
+    uint32_t outcomes[13][2] = {};
+    int64_t outcome_head = -1;
+    int64_t last_bounce_incident = 0;
   };
+  // Adds this look's outcome deltas; a bounce_storm incident when the hour's outcomes say so.
+  void LookAtOutcomes(const Table& t, const SlotView& v, KeyWatch& k, bool created, uint32_t now,
+                      std::vector<Incident>* out);
   void Advance(KeyWatch& k, int64_t bucket);
   uint64_t Sum(const KeyWatch& k, int64_t from_bucket) const;
   void Forget(uint32_t now);

@@ -93,6 +93,7 @@ TopReport BuildTop(const Table& t, const std::string& segment_name, uint32_t now
     row.hour = s.hour;
     row.refused = s.refused;
     row.last_seen = s.last_seen;
+    std::copy(std::begin(s.outcomes), std::end(s.outcomes), std::begin(row.outcomes));
     const Limit& cl = head.class_limits[static_cast<int>(s.klass)];
     row.minute_limit = Stored(cl.per_minute);
     row.hour_limit = Stored(cl.per_hour);
@@ -163,6 +164,9 @@ nlohmann::ordered_json TopToJson(const TopReport& r) {
                     {"hour", row.hour},
                     {"hour_limit", LimitJson(row.hour_limit)},
                     {"refused", row.refused},
+                    {"delivered", row.outcomes[static_cast<int>(Outcome::kDelivered)]},
+                    {"failed", row.outcomes[static_cast<int>(Outcome::kFailed)]},
+                    {"deferred", row.outcomes[static_cast<int>(Outcome::kDeferred)]},
                     {"state", KeyStateName(row.state)},
                     {"last_seen", row.last_seen}});
   }

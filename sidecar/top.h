@@ -37,7 +37,8 @@ struct TopRow {
   uint32_t hour_limit = kUnlimited;
   uint32_t refused = 0;
   uint32_t last_seen = 0;
-  KeyState state = KeyState::kNone;  // blocked wins over whitelisted wins over override
+  uint32_t outcomes[kOutcomes] = {};  // delivered, failed, deferred (Exim's events, Tally)
+  KeyState state = KeyState::kNone;   // blocked wins over whitelisted wins over override
 };
 
 struct TopReport {

@@ -241,6 +241,7 @@ class Doctor {
       CheckLogFilePath();
       CheckLogSelector();
       CheckAcls();
+      CheckEvents();
       CheckEximGroup();
     }
     CheckTable();
@@ -500,6 +501,40 @@ class Doctor {
     const AclSection acls = ParseAcls(text);
     CheckOneAcl(acls, "acl_smtp_rcpt", "eximguard_rcpt");
     CheckOneAcl(acls, "acl_not_smtp", "eximguard_local");
+  }
+
+  // Exim's delivery events through the guard (eximguard_event): optional, so a warning. Without
+  // them bounce_storm is a notice from the log only.
+  void CheckEvents() {
+    bool ok = false;
+    const std::string main_action = Option("event_action", &ok);
+    if (!ok) return;
+    const EximAnswer list = RunExim(config_.actions.exim_command, {"-bP", "transport_list"});
+    std::vector<std::string> without;  // smtp transports whose event_action does not call it
+    std::istringstream names(list.ok ? list.output : "");
+    for (std::string name; std::getline(names, name);) {
+      if (name.empty() || name.find_first_of(" =") != std::string::npos) continue;
+      const EximAnswer t = RunExim(config_.actions.exim_command, {"-bP", "transport", name});
+      if (!t.ok || EximOptionValue(t.output, "driver") != "smtp") continue;
+      if (EximOptionValue(t.output, "event_action").find("eximguard_event") == std::string::npos)
+        without.push_back(name);
+    }
+    const bool main_ok = main_action.find("eximguard_event") != std::string::npos;
+    if (main_ok && without.empty()) {
+      Ok("events", "Exim reports each recipient's outcome to the guard (event_action)");
+      return;
+    }
+    std::string fix = "exim-config/exim.conf.example: the event_action lines";
+    if (host_.platform == Platform::kDebian)
+      fix = std::string(kSnippets) + "/debian/README.md, Delivery events";
+    if (host_.platform == Platform::kCpanel)
+      fix = std::string(kSnippets) + "/cpanel/README.md, Delivery events";
+    Warn("events",
+         std::string(main_ok ? "" : "the main event_action does not call eximguard_event") +
+             (main_ok || without.empty() ? "" : "; ") +
+             (without.empty() ? "" : "smtp transports without it: " + Joined(without)) +
+             ": bounce_storm is then only a notice from the log",
+         fix);
   }
 
   void CheckOneAcl(const AclSection& acls, const std::string& option, const std::string& fn) {

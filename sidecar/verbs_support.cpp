@@ -70,9 +70,16 @@ void TellDaemon(const Config& config, std::ostream& out) {
 }
 
 std::string CountersText(const SlotView& s) {
-  return std::to_string(s.minute) + " in the last minute, " + std::to_string(s.hour) +
-         " in the last hour, " + std::to_string(s.refused) + " refused; last seen " +
-         LocalTimeText(s.last_seen);
+  std::string text = std::to_string(s.minute) + " in the last minute, " + std::to_string(s.hour) +
+                     " in the last hour, " + std::to_string(s.refused) + " refused; last seen " +
+                     LocalTimeText(s.last_seen);
+  const uint32_t* o = s.outcomes;
+  if (o[0] + o[1] + o[2] > 0) {  // Exim's delivery events (event_action through the guard)
+    text += "; Exim delivered " + std::to_string(o[static_cast<int>(Outcome::kDelivered)]) +
+            ", failed " + std::to_string(o[static_cast<int>(Outcome::kFailed)]) + ", deferred " +
+            std::to_string(o[static_cast<int>(Outcome::kDeferred)]) + " of its recipients";
+  }
+  return text;
 }
 
 bool LiveSlots(const Config& config, const std::function<bool(const PolicyKey&)>& match,

@@ -55,21 +55,8 @@ class DebianDaemonE2E : public ::testing::Test {
       daemon_->Wait(20s);
     }
   }
-  // `eximguard VERB ... --config CONFIG`: its stdout.
-  std::string Cli(std::vector<std::string> args, int* exit_code = nullptr) {
-    SpawnOptions o;
-    o.argv = {kSidecarBin};
-    o.argv.insert(o.argv.end(), args.begin(), args.end());
-    o.argv.push_back("--config");
-    o.argv.push_back(config_);
-    o.stdout_path = config_ + ".out";
-    o.stderr_path = config_ + ".err";
-    const ExitStatus s = Spawn(o).Wait(30s);
-    if (exit_code != nullptr) *exit_code = s.Ok() ? 0 : 1;
-    return ReadFile(o.stdout_path);
-  }
-  Json Incidents() {
-    return Json::parse(Cli({"incidents", "--json", "--since", "all"}), nullptr, false);
+  Json Incidents(EximSandbox& sandbox) {
+    return Json::parse(sandbox.Sidecar({"incidents", "--json", "--since", "all"}), nullptr, false);
   }
   static bool Has(const Json& incidents, const std::string& rule, const std::string& key) {
     if (!incidents.is_array()) return false;
@@ -131,14 +118,14 @@ TEST_F(DebianDaemonE2E, TheDaemonOnDebiansConfigPunishesNothingInnocentAndSeesTh
   SmtpSession bob = sandbox.RunBh("127.0.0.2", PlainSession("bob@example.com", Recipients(6)));
   EXPECT_EQ(bob.CountRcpt(451, "4.7.1"), 3) << bob.transcript;
   ASSERT_TRUE(WaitUntil([&] {
-    const Json list = Incidents();
+    const Json list = Incidents(sandbox);
     return Has(list, "throttled", "alice@example.com") && Has(list, "throttled", "bob@example.com");
-  })) << Incidents().dump(2)
+  })) << Incidents(sandbox).dump(2)
       << ReadFile(start.stderr_path);
 
   // 1. Lowering alice's limit below what she sent records nothing for what came before.
   int code = -1;
-  const std::string set = Cli({"set", "alice@example.com", "1/min"}, &code);
+  const std::string set = sandbox.Sidecar({"set", "alice@example.com", "1/min"}, &code);
   EXPECT_EQ(code, 0) << set;
   EXPECT_NE(set.find("already at or over the new limit: 1 key: alice@example.com"),
             std::string::npos)
@@ -147,7 +134,7 @@ TEST_F(DebianDaemonE2E, TheDaemonOnDebiansConfigPunishesNothingInnocentAndSeesTh
 
   // 2 and 1: no incident blames Exim's spool directory, none is a rate incident of mail sent
   // before a change or of held mail, and nothing at all is blocked.
-  const Json all = Incidents();
+  const Json all = Incidents(sandbox);
   ASSERT_TRUE(all.is_array()) << all.dump(2);
   for (const Json& i : all) {
     EXPECT_NE(i["key"], "/var/spool/exim4") << i.dump();
@@ -155,11 +142,11 @@ TEST_F(DebianDaemonE2E, TheDaemonOnDebiansConfigPunishesNothingInnocentAndSeesTh
   }
   // ... and that is not because the daemon read nothing: it followed the arrivals and the cwd=
   // lines of the script's submissions.
-  const Json status = Json::parse(Cli({"status", "--json"}), nullptr, false);
+  const Json status = Json::parse(sandbox.Sidecar({"status", "--json"}), nullptr, false);
   ASSERT_TRUE(status.is_object()) << status;
   EXPECT_GE(status["daemon"]["lines"].get<int64_t>(), 10) << status.dump(2);
   EXPECT_NE(sandbox.mainlog().find("cwd=" + script_dir), std::string::npos);
-  const Json blocks = Json::parse(Cli({"list", "--json"}), nullptr, false);
+  const Json blocks = Json::parse(sandbox.Sidecar({"list", "--json"}), nullptr, false);
   EXPECT_TRUE(blocks.is_array() && blocks.empty()) << blocks.dump(2);
   const std::string log = ReadFile(start.stderr_path);
   EXPECT_EQ(log.find("blocked"), std::string::npos) << log;

@@ -103,6 +103,7 @@ TEST_F(EximDoctor, AGoodSetupPassesEveryCheck) {
         std::string("log_selector has +pid +arguments +subject +received_recipients"),
         std::string("acl_smtp_rcpt = acl_check_rcpt calls eximguard_rcpt"),
         std::string("acl_not_smtp = acl_check_not_smtp calls eximguard_local"),
+        std::string("Exim reports each recipient's outcome to the guard (event_action)"),
         std::string("table " + sandbox.segment()), std::string("the daemon follows the logs"),
         std::string("checks passed")}) {
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;

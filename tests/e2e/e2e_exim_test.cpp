@@ -80,7 +80,7 @@ class EximE2E : public ::testing::Test {
 TEST_F(EximE2E, NoopDlfuncConfigAcceptsAuthenticatedAndRefusesOpenRelay) {
   SandboxOptions options;
   options.guard_so = kNoopSo;
-  options.rcpt_fn = options.local_fn = "eximguard_noop";
+  options.rcpt_fn = options.local_fn = options.event_fn = "eximguard_noop";
   EximSandbox sandbox(options);
 
   SmtpSession session = sandbox.RunBh(kLocalHost, AuthSession("alice@example.com", Recipients(20)));
@@ -404,7 +404,9 @@ TEST_F(EximE2E, CpanelBlocksWorkAsShipped) {
 std::vector<std::string> EffectiveListOption(const std::string& config, const std::string& name) {
   ScopedTempDir out;
   SpawnOptions bp;
-  bp.argv = {kEximBin, "-C", config, "-bP", name};
+  bp.argv = {kEximBin, "-C", config, "-bP"};
+  std::istringstream words(name);  // "transport remote_smtp": two arguments
+  for (std::string w; words >> w;) bp.argv.push_back(w);
   bp.stdout_path = bp.stderr_path = out.path + "/bP";
   const ExitStatus status = Run(bp, kEximTimeout);
   const std::string text = ReadFile(bp.stdout_path);
@@ -440,6 +442,15 @@ TEST_F(EximE2E, DebianSplitConfigFragmentsGuardSmtpAndLocalMail) {
                            "+smtp_protocol_error", "+smtp_syntax_error", "+tls_peerdn"}) {
     EXPECT_NE(std::find(selector.begin(), selector.end(), item), selector.end())
         << item << " missing from log_selector: " << ::testing::PrintToString(selector);
+  }
+
+  // The delivery events reach the guard: the main event_action (00_eximguard_macros) and the
+  // one line README.md has the admin add to Debian's two smtp transports.
+  for (const char* option :
+       {"event_action", "transport remote_smtp", "transport remote_smtp_smarthost"}) {
+    const std::vector<std::string> shown = EffectiveListOption(sandbox.config_path(), option);
+    const std::string text = ::testing::PrintToString(shown);
+    EXPECT_NE(text.find("{eximguard_event}"), std::string::npos) << option << ": " << text;
   }
 
   SmtpSession limited = sandbox.RunBh(kLocalHost, AuthSession("alice@example.com", Recipients(5)));

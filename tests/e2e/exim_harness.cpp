@@ -361,6 +361,8 @@ void EximSandbox::RenderConfig() {
       {"@LOCAL_FN@", options_.local_fn},
       {"@SEGMENT@", segment_},
       {"@AUTH_PASSWORD@", kAuthPassword},
+      {"@EVENT_FN@", options_.event_fn},
+      {"@FAKE_MX_PORT@", std::to_string(options_.fake_mx_port)},
   };
   for (const auto& [placeholder, value] : values) text = ReplaceAll(text, placeholder, value);
   static const std::regex kLeftover(R"(^[^#\n]*@[A-Z_]+@)", std::regex::multiline);
@@ -530,6 +532,26 @@ QueueListing EximSandbox::Queue() {
         {m[1], m[2], m[3].str().find("*** frozen ***") != std::string::npos});
   }
   return listing;
+}
+
+std::string EximSandbox::Sidecar(const std::vector<std::string>& args, int* exit_code) {
+  SpawnOptions o;
+  o.argv = {kSidecarBin};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.argv.push_back("--config");
+  o.argv.push_back(sidecar_config_path());
+  o.stdout_path = NewPath("sidecar-out");
+  o.stderr_path = NewPath("sidecar-err");
+  const ExitStatus s = Run(o, std::chrono::milliseconds(30000));
+  if (exit_code != nullptr) *exit_code = s.Ok() ? 0 : 1;
+  return ReadFile(o.stdout_path);
+}
+
+ExitStatus EximSandbox::RunQueue() {
+  SpawnOptions q;
+  q.argv = {kEximBin, "-C", config_path_, "-qff"};
+  q.stdout_path = q.stderr_path = NewPath("qff");
+  return Run(q, std::chrono::milliseconds(60000));
 }
 
 std::vector<pid_t> EximSandbox::EximProcesses() const {

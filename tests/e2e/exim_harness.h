@@ -126,6 +126,8 @@ struct SandboxOptions {
   std::string guard_so = kGuardSo;
   std::string rcpt_fn = "eximguard_rcpt";
   std::string local_fn = "eximguard_local";
+  std::string event_fn = "eximguard_event";
+  int fake_mx_port = 0;  // mail to fake-mx.example goes to 127.0.0.1:this (0: nowhere)
 };
 
 // Commands of one authenticated session: EHLO, AUTH PLAIN, MAIL, one RCPT each, QUIT.
@@ -163,6 +165,9 @@ class EximSandbox {
   ExitStatus CreateSegment(const GuardPolicy& policy, std::string* output = nullptr);
   // /dev/shm path of the segment.
   std::string SegmentPath() const;
+  // `eximguard ARGS... --config sidecar_config_path()`: what it printed on stdout; its exit
+  // code in *exit_code (0 ok, 1 anything else) when given.
+  std::string Sidecar(const std::vector<std::string>& args, int* exit_code = nullptr);
 
   // One simulated SMTP session (`exim -bh client_ip`), commands fed on stdin.
   SmtpSession RunBh(const std::string& client_ip, const std::vector<std::string>& commands);
@@ -193,6 +198,9 @@ class EximSandbox {
 
   // `exim -bp`.
   QueueListing Queue();
+  // `exim -qff`: one queue run in the foreground, frozen messages included (as root; each
+  // delivery runs as the Exim user).
+  ExitStatus RunQueue();
   // Exim processes whose command line names this sandbox's config.
   std::vector<pid_t> EximProcesses() const;
 

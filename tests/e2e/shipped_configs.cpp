@@ -109,6 +109,16 @@ std::string BuildDebianTemplate(const std::string& work_dir) {
   fs::copy_file(std::string(kDebianConfigDir) + "/acl/25_eximguard_acl",
                 confdir + "/conf.d/acl/25_eximguard_acl");
   WriteFile(confdir + "/conf.d/auth/10_eximguard_test_plain", kTestAuthenticator, 0644);
+  // The lines exim-config/debian/README.md has the admin add to each smtp transport.
+  for (const char* t : {"30_exim4-config_remote_smtp", "30_exim4-config_remote_smtp_smarthost"}) {
+    const std::string path = confdir + "/conf.d/transport/" + t;
+    std::string text = ReadFile(path);
+    const size_t driver = text.find("  driver = smtp\n");
+    if (driver == std::string::npos) throw std::runtime_error("no driver = smtp in " + path);
+    text.insert(driver + std::string("  driver = smtp\n").size(),
+                ".ifdef EXIMGUARD_EVENT\n  event_action = EXIMGUARD_EVENT\n.endif\n");
+    WriteFile(path, text, 0644);
+  }
 
   const std::string generated = work_dir + "/generated.conf";
   SpawnOptions update;

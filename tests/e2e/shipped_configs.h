@@ -28,7 +28,8 @@ std::string SpliceTemplate(const std::string& work_dir, const std::string& rcpt_
                            const std::string& local_block, const std::string& main_lines);
 
 // Builds, in work_dir, a config template from Debian's split configuration: a copy of
-// /etc/exim4/conf.d with exim-config/debian/'s three files dropped in, a test PLAIN authenticator, relay
+// /etc/exim4/conf.d with exim-config/debian/'s three files dropped in, the event_action line
+// added to its two smtp transports (as README says), a test PLAIN authenticator, relay
 // host 127.0.0.2, no DNS, run through update-exim4.conf (which only reads the copy), plus the
 // sandbox's spool/log/user lines. Returns the template's path.
 std::string BuildDebianTemplate(const std::string& work_dir);

@@ -1,10 +1,12 @@
-// guard_fuzz.cpp - libFuzzer target: eximguard_rcpt / eximguard_local with arbitrary arguments
-// against a live table with tiny limits, overrides, a whitelist and a blocklist.
+// guard_fuzz.cpp - libFuzzer target: eximguard_rcpt / eximguard_local / eximguard_event with
+// arbitrary arguments against a live table with tiny limits, overrides, a whitelist and a
+// blocklist.
 //
-// Input: byte 0 picks the entry point (bit 0), the argument count (bits 1-3: 3..7 args) and
-// whether the fuzzer may choose the segment name (bit 4); the rest is split at '\0' into the
-// arguments. Checks: the call returns OK (0), yields a NUL-terminated verdict that starts with
-// ok/defer/hold/deny and contains only printable ASCII. Sanitizers catch the rest.
+// Input: byte 0 picks the entry point (bits 0 and 5: rcpt, local, event), the argument count
+// (bits 1-3: 3..7 args) and whether the fuzzer may choose the segment name (bit 4); the rest is
+// split at '\0' into the arguments. Checks: the call returns OK (0), yields a NUL-terminated
+// verdict that starts with ok/defer/hold/deny and contains only printable ASCII (the event entry:
+// an empty string, always). Sanitizers catch the rest.
 #include <unistd.h>
 
 #include <cstdint>
@@ -18,6 +20,7 @@
 
 extern "C" int eximguard_rcpt(unsigned char** yield, int argc, unsigned char* argv[]);
 extern "C" int eximguard_local(unsigned char** yield, int argc, unsigned char* argv[]);
+extern "C" int eximguard_event(unsigned char** yield, int argc, unsigned char* argv[]);
 
 namespace {
 
@@ -73,6 +76,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<unsigned char*> argv;
   for (auto& a : args) argv.push_back(reinterpret_cast<unsigned char*>(a.data()));
   unsigned char* yield = nullptr;
+  if (control & 32) {  // event_action: counts an outcome, answers "" whatever it is given
+    if (eximguard_event(&yield, static_cast<int>(argc), argv.data()) != 0 || yield == nullptr ||
+        *yield != '\0')
+      abort();
+    return 0;
+  }
   const int rc = (control & 1) ? eximguard_local(&yield, static_cast<int>(argc), argv.data())
                                : eximguard_rcpt(&yield, static_cast<int>(argc), argv.data());
   if (rc != 0 || yield == nullptr) abort();

@@ -121,8 +121,20 @@ class Doctor : public testing::CliFixture {
         {"-bP acl_smtp_rcpt", {"acl_smtp_rcpt = acl_eximguard_rcpt"}},
         {"-bP acl_not_smtp", {"acl_not_smtp = acl_eximguard_not_smtp"}},
         {"-bP exim_group", {"exim_group = " + group_}},
+        {"-bP event_action", {"event_action = " + kEvent}},
+        {"-bP transport_list", {"address_pipe\nremote_smtp\nremote_smtp_smarthost\n"}},
+        {"-bP transport address_pipe", {"address_pipe:\ndriver = pipe\nevent_action = \n"}},
+        {"-bP transport remote_smtp",
+         {"remote_smtp:\ndriver = smtp\nevent_action = " + kEvent + "\n"}},
+        {"-bP transport remote_smtp_smarthost",
+         {"remote_smtp_smarthost:\ndriver = smtp\nevent_action = " + kEvent + "\n"}},
     };
   }
+  // What `exim -bP` prints for Debian's EXIMGUARD_EVENT.
+  inline static const std::string kEvent =
+      "${if exists{/usr/lib/eximguard/eximguard.so}{${dlfunc{/usr/lib/eximguard/eximguard.so}"
+      "{eximguard_event}{/eximguard}{$event_name}{$authenticated_id}{$originator_uid}"
+      "{$received_protocol}}}}";
   void TearDown() override {
     if (daemon_ > 0) {
       kill(daemon_, SIGKILL);
@@ -221,10 +233,10 @@ TEST_F(Doctor, AGoodSetupPassesEveryCheck) {
   EXPECT_EQ(r.Count(CheckLevel::kProblem), 0) << text;
   EXPECT_EQ(r.Count(CheckLevel::kWarning), 0) << text;
   for (const char* name : {"config", "exim_log", "state_dir", "exim", "log file", "log_selector",
-                           "acls", "group", "table", "daemon"}) {
+                           "acls", "events", "group", "table", "daemon"}) {
     EXPECT_NE(Find(r, name), nullptr) << name << "\n" << text;
   }
-  EXPECT_NE(text.find("all 11 checks passed"), std::string::npos) << text;
+  EXPECT_NE(text.find("all 12 checks passed"), std::string::npos) << text;
   EXPECT_EQ(
       Find(r, "exim")->what,
       dir_.File("exim") + ": Exim version 4.96 #2 built 26-Nov-2026 14:26:47, with ${dlfunc}");
@@ -314,6 +326,17 @@ TEST_F(Doctor, EachProblemIsNamedWithItsFix) {
             "acl_smtp_rcpt asks the guard about table /another, "
             "eximguard publishes " +
                 segment_.name);
+
+  // No delivery events: a warning (bounce_storm stays a notice), naming what lacks them.
+  answers_["-bP event_action"] = {"event_action = "};
+  answers_["-bP transport remote_smtp_smarthost"] = {
+      "remote_smtp_smarthost:\ndriver = smtp\nevent_action = \n"};
+  r = Run();
+  ASSERT_NE(Find(r, "events"), nullptr);
+  EXPECT_EQ(Find(r, "events")->level, CheckLevel::kWarning);
+  EXPECT_EQ(Find(r, "events")->what,
+            "the main event_action does not call eximguard_event; smtp transports without it: "
+            "remote_smtp_smarthost: bounce_storm is then only a notice from the log");
 
   // Exim's group is not the table's.
   answers_["-bP exim_group"] = {"exim_group = mail"};

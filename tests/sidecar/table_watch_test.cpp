@@ -103,6 +103,83 @@ TEST_F(TableWatchTest, RefusalsOutsideTheWindowAndBlockedKeysDoNotCount) {
   EXPECT_GE(watch.RefusedWithin(KeyClass::kCwd, "/home/u/public_html", 120), 30u);
 }
 
+// Issue 10: a bounce storm from Exim's own delivery events (event_action through the guard), not
+// from `**` lines anybody can write to a log. Delivered and failed recipients are tallied on the
+// key's slot (Tally, what eximguard_event does); the watch judges their growth over the hour.
+TEST_F(TableWatchTest, AnAccountWhoseRecipientsMostlyFailIsABounceStormFromEximsEvents) {
+  Make();
+  TableWatchSettings s;
+  s.bounce_min_recipients = 20;
+  s.bounce_percent = 50;
+  TableWatch watch(s);
+  Rcpts("harvester@victim.example", 5, kNow);
+  Rcpts("fine@victim.example", 5, kNow);
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 1).empty());  // baseline
+  const std::string bad = "Harvester@Victim.example", good = "fine@victim.example";
+  auto tally = [&](const std::string& key, Outcome o, int n) {
+    for (int i = 0; i < n; ++i)
+      ASSERT_TRUE(Tally(seg_->table, {KeyClass::kSender, key.data(), key.size()}, o));
+  };
+  tally(bad, Outcome::kDelivered, 4);
+  tally(bad, Outcome::kFailed, 10);  // 14 outcomes: under the 20 the rule needs
+  tally(good, Outcome::kDelivered, 30);
+  tally(good, Outcome::kFailed, 14);   // 44 outcomes, 32% failed: a normal list
+  tally(bad, Outcome::kDeferred, 50);  // deferrals are no outcome yet
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 600).empty());
+  tally(bad, Outcome::kFailed, 8);  // 22 outcomes within the hour, 18 failed: 82%
+  std::vector<Incident> found = watch.Look(seg_->table, kNow + 1200);
+  ASSERT_EQ(found.size(), 1u);
+  const Incident& i = found[0];
+  EXPECT_EQ(i.rule, "bounce_storm");
+  EXPECT_EQ(i.key, "harvester@victim.example");
+  EXPECT_EQ(i.key_class, "sender");
+  EXPECT_EQ(i.count, 18u);
+  EXPECT_EQ(i.source, EvidenceSource::kTable);
+  EXPECT_TRUE(i.trusted);
+  EXPECT_NE(i.trust_note.find("Exim reported through the guard 18 of 22 recipients failed"),
+            std::string::npos)
+      << i.trust_note;
+  // Once per cooldown.
+  tally(bad, Outcome::kFailed, 30);
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 1300).empty());
+}
+
+TEST_F(TableWatchTest, BounceStormCountsOnlyTheHourAndSparesWhitelistedAndBlockedKeys) {
+  Make();
+  TableWatchSettings s;
+  s.bounce_min_recipients = 10;
+  s.bounce_percent = 50;
+  TableWatch watch(s);
+  for (const char* k : {"slow@x.example", "bulk@x.example", "gone@x.example"}) Rcpts(k, 1, kNow);
+  watch.Look(seg_->table, kNow);
+  auto tally = [&](const std::string& key, Outcome o, int n) {
+    for (int i = 0; i < n; ++i) Tally(seg_->table, {KeyClass::kSender, key.data(), key.size()}, o);
+  };
+  tally("slow@x.example", Outcome::kFailed, 6);
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 10).empty());
+  // More than an hour later, 6 more: the first 6 have left the window.
+  Rcpts("slow@x.example", 1, kNow + 4000);
+  tally("slow@x.example", Outcome::kFailed, 6);
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 4010).empty());
+  // Whitelisted (a bulk sender) and blocked keys: never a bounce_storm.
+  Policy p = policy_;
+  p.rules.push_back({KeyClass::kSender, "bulk@x.example", kFlagWhitelist, {}});
+  p.rules.push_back({KeyClass::kSender, "gone@x.example", kFlagBlocked, {}});
+  std::string error;
+  ASSERT_TRUE(PublishPolicy(seg_->table, p, &error)) << error;
+  Rcpts("bulk@x.example", 1, kNow + 4020);
+  Rcpts("gone@x.example", 1, kNow + 4020);
+  tally("bulk@x.example", Outcome::kFailed, 40);
+  tally("gone@x.example", Outcome::kFailed, 40);
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 4030).empty());
+  // The rule off: nothing.
+  s.bounce_min_recipients = 0;
+  TableWatch off(s);
+  off.Look(seg_->table, kNow + 4040);
+  tally("slow@x.example", Outcome::kFailed, 40);
+  EXPECT_TRUE(off.Look(seg_->table, kNow + 4050).empty());
+}
+
 // A key first seen after the first look counts all its refusals (its slot is new); the first
 // look does not judge history.
 TEST_F(TableWatchTest, TheFirstLookIsABaseline) {

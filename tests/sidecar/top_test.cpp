@@ -58,6 +58,9 @@ TopReport SampleReport() {
   a.hour_limit = 100;
   a.refused = 3;
   a.last_seen = 1700000000;
+  a.outcomes[0] = 60;  // delivered, failed, deferred: Exim's events through the guard
+  a.outcomes[1] = 2;
+  a.outcomes[2] = 1;
   TopRow b;
   b.klass = KeyClass::kCwd;
   b.key = "/home/u/public_html/\x1b";
@@ -91,14 +94,17 @@ TEST(TopFormat, TextWithoutKeysAndInDryRun) {
 }
 
 TEST(TopFormat, Json) {
-  EXPECT_EQ(TopToJson(SampleReport()).dump(),
-            R"({"segment":"/eximguard","generation":7,"dry_run":false,"fail_mode":"open",)"
-            R"("live_keys":9,"stats":{"ok":120,"defer":3,"hold":1,"deny":2,"fail_open":4,)"
-            R"("evictions":5,"new_key_refusals":0},"keys":[{"class":"sender","key":"bulk@example.com","minute":8,)"
-            R"("minute_limit":8,"hour":95,"hour_limit":100,"refused":3,"state":"none",)"
-            R"("last_seen":1700000000},{"class":"cwd","key":"/home/u/public_html/\\x1b",)"
-            R"("minute":2,"minute_limit":null,"hour":40,"hour_limit":null,"refused":0,)"
-            R"("state":"whitelisted","last_seen":1700000001}]})");
+  EXPECT_EQ(
+      TopToJson(SampleReport()).dump(),
+      R"({"segment":"/eximguard","generation":7,"dry_run":false,"fail_mode":"open",)"
+      R"("live_keys":9,"stats":{"ok":120,"defer":3,"hold":1,"deny":2,"fail_open":4,)"
+      R"("evictions":5,"new_key_refusals":0},"keys":[{"class":"sender","key":"bulk@example.com","minute":8,)"
+      R"("minute_limit":8,"hour":95,"hour_limit":100,"refused":3,"delivered":60,"failed":2,)"
+      R"("deferred":1,"state":"none",)"
+      R"("last_seen":1700000000},{"class":"cwd","key":"/home/u/public_html/\\x1b",)"
+      R"("minute":2,"minute_limit":null,"hour":40,"hour_limit":null,"refused":0,)"
+      R"("delivered":0,"failed":0,"deferred":0,)"
+      R"("state":"whitelisted","last_seen":1700000001}]})");
 }
 
 // BuildTop over a real table.

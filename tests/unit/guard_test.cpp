@@ -26,6 +26,7 @@ struct Guard {
   void* handle = dlopen(EG_SO_PATH, RTLD_NOW | RTLD_LOCAL);
   Entry rcpt = handle ? reinterpret_cast<Entry>(dlsym(handle, "eximguard_rcpt")) : nullptr;
   Entry local = handle ? reinterpret_cast<Entry>(dlsym(handle, "eximguard_local")) : nullptr;
+  Entry event = handle ? reinterpret_cast<Entry>(dlsym(handle, "eximguard_event")) : nullptr;
   ~Guard() {
     if (handle) dlclose(handle);
   }
@@ -45,13 +46,26 @@ struct Guard {
                     const std::string& count, const std::string& sender = "u@host.example") {
     return Call(local, {seg, uid, cwd, sender, count});
   }
+  std::string Event(const std::string& seg, const std::string& name, const std::string& auth,
+                    const std::string& uid = "", const std::string& protocol = "esmtpa") {
+    return Call(event, {seg, name, auth, uid, protocol});
+  }
 };
 
-TEST(Guard, ExportsOnlyTheTwoEntryPoints) {
+// The delivery outcomes counted on (klass, key); all zero if the key has no slot.
+std::vector<uint32_t> OutcomesOf(const Table& t, KeyClass klass, const std::string& key) {
+  for (const SlotView& v : Snapshot(t, UINT32_MAX / 2, UINT32_MAX / 2)) {
+    if (v.klass == klass && v.key == key) return {v.outcomes[0], v.outcomes[1], v.outcomes[2]};
+  }
+  return {0, 0, 0};
+}
+
+TEST(Guard, ExportsOnlyTheThreeEntryPoints) {
   Guard g;
   ASSERT_NE(g.handle, nullptr) << dlerror();
   EXPECT_NE(g.rcpt, nullptr);
   EXPECT_NE(g.local, nullptr);
+  EXPECT_NE(g.event, nullptr);
   EXPECT_EQ(dlsym(g.handle, "_ZN2eg5CheckERKNS_5TableEPKNS_6KeyRefEijjNS_7VerdictE"), nullptr);
   const std::string cmd = std::string("nm -D --defined-only ") + EG_SO_PATH;
   FILE* p = popen(cmd.c_str(), "r");
@@ -67,7 +81,53 @@ TEST(Guard, ExportsOnlyTheTwoEntryPoints) {
   for (auto& n : names) {
     if (n.find("eximguard") != std::string::npos || n.find("eg") == 3) ours.push_back(n);
   }
-  EXPECT_EQ(names.size(), 2u) << "exported: " << ::testing::PrintToString(names);
+  EXPECT_EQ(names.size(), 3u) << "exported: " << ::testing::PrintToString(names);
+}
+
+TEST(Guard, EventCountsEachRecipientsOutcomeOnTheAuthenticatedAccount) {
+  TestSegment s;
+  s.Publish(Limits(100, 1000));
+  Guard g;
+  ASSERT_EQ(g.Rcpt(s.spec.name, "Acct@Example.com", ""), "ok");  // the account has a slot
+  EXPECT_EQ(g.Event(s.spec.name, "msg:delivery", "acct@example.com"), "");
+  EXPECT_EQ(g.Event(s.spec.name, "msg:fail:delivery", "ACCT@example.com"), "");
+  EXPECT_EQ(g.Event(s.spec.name, "msg:fail:internal", "acct@example.com"), "");
+  EXPECT_EQ(g.Event(s.spec.name, "msg:rcpt:defer", "acct@example.com"), "");
+  // Events that are no recipient's outcome count nothing (and tcp:connect must get "").
+  EXPECT_EQ(g.Event(s.spec.name, "tcp:connect", "acct@example.com"), "");
+  EXPECT_EQ(g.Event(s.spec.name, "msg:defer", "acct@example.com"), "");
+  EXPECT_EQ(g.Event(s.spec.name, "msg:complete", "acct@example.com"), "");
+  EXPECT_EQ(OutcomesOf(s.table(), KeyClass::kSender, "Acct@Example.com"),
+            (std::vector<uint32_t>{1, 2, 1}));
+}
+
+TEST(Guard, EventNeverClaimsASlotAndIgnoresMailTheGuardDoesNotCount) {
+  TestSegment s;
+  s.Publish(Limits(100, 1000, 100, 1000, 100, 1000));
+  Guard g;
+  // A key the guard never counted gets no slot from an event (internet mail, Exim's bounces).
+  EXPECT_EQ(g.Event(s.spec.name, "msg:fail:delivery", "never@counted.example"), "");
+  EXPECT_TRUE(Snapshot(s.table(), UINT32_MAX / 2, UINT32_MAX / 2).empty());
+  // A local submission's uid: counted only when the message was received locally.
+  ASSERT_EQ(g.Local(s.spec.name, "1001", "/home/u/public_html", "1"), "ok");
+  EXPECT_EQ(g.Event(s.spec.name, "msg:fail:delivery", "", "1001", "esmtp"), "");  // from outside
+  EXPECT_EQ(g.Event(s.spec.name, "msg:fail:delivery", "", "1001", "local"), "");
+  EXPECT_EQ(g.Event(s.spec.name, "msg:delivery", "", "1001", "local-esmtp"), "");
+  EXPECT_EQ(g.Event(s.spec.name, "msg:delivery", "", "10x1", "local"), "");  // not a uid
+  EXPECT_EQ(OutcomesOf(s.table(), KeyClass::kUid, "1001"), (std::vector<uint32_t>{1, 1, 0}));
+  // The envelope sender is never the key of an event (a relay host's or a forged one).
+  EXPECT_EQ(OutcomesOf(s.table(), KeyClass::kSender, "u@host.example"),
+            (std::vector<uint32_t>{0, 0, 0}));
+}
+
+TEST(Guard, EventAnswersAnEmptyStringWhateverGoesWrong) {
+  Guard g;
+  EXPECT_EQ(g.Event("/eg-unit-does-not-exist", "msg:delivery", "a@b"), "");
+  EXPECT_EQ(g.Event("no/slash/../../etc/passwd", "msg:delivery", "a@b"), "");
+  EXPECT_EQ(Guard::Call(g.event, {"/x", "msg:delivery"}), "");
+  unsigned char* yield = nullptr;
+  EXPECT_EQ(g.event(&yield, 5, nullptr), 0);
+  EXPECT_STREQ(reinterpret_cast<char*>(yield), "");
 }
 
 TEST(Guard, RcptCountsTheAuthenticatedAccountElseTheSender) {
