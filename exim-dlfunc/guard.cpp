@@ -9,7 +9,8 @@
 //   ${dlfunc{/usr/lib/eximguard/eximguard.so}{eximguard_local}
 //           {SEGMENT}{$originator_uid}{$initial_cwd}{$sender_address}{$recipients_count}}
 //   ${dlfunc{/usr/lib/eximguard/eximguard.so}{eximguard_event}
-//           {SEGMENT}{$event_name}{$authenticated_id}{$originator_uid}{$received_protocol}}
+//           {SEGMENT}{$event_name}{$authenticated_id}{$originator_uid}{$received_protocol}
+//           {$domain}}
 //
 // DESCRIPTION
 //   eximguard_rcpt runs once per RCPT in acl_smtp_rcpt and counts one recipient for the sending
@@ -30,7 +31,8 @@
 //   recipient, and counts that recipient's outcome (delivered, failed, deferred) on the key the
 //   message was counted under: the authenticated id for SMTP, else the uid of a local submission
 //   ($received_protocol "local..."), else nothing (mail from the internet or a relay host is
-//   not the guard's). It only counts on a key that already has a slot (Tally in table.h), never
+//   not the guard's), and for a failure the recipient's domain (a bitmap: table.h, Tally). It
+//   only counts on a key that already has a slot (Tally in table.h), never
 //   refuses anything and always answers OK with an empty string, as event_action wants. These
 //   are Exim's own variables for the message being delivered: the trusted evidence of a bounce
 //   storm (the sidecar's table_watch.h), with no log line involved.
@@ -305,8 +307,8 @@ bool OutcomeOf(const char* event, eg::Outcome* out) {
 int Event(unsigned char** yield, int argc, unsigned char* argv[]) {
   const uint32_t now = NowUnix();
   g_verdict[0] = '\0';  // event_action wants an empty string, whatever happens
-  if (argc != 5 || argv == nullptr) {
-    LogOnce("eximguard_event needs 5 arguments", now);
+  if (argc != 6 || argv == nullptr) {
+    LogOnce("eximguard_event needs 6 arguments", now);
     return Answer(yield);
   }
   eg::Outcome outcome{};
@@ -327,7 +329,8 @@ int Event(unsigned char** yield, int argc, unsigned char* argv[]) {
     LogOnce(why, now);
     return Answer(yield);
   }
-  eg::Tally(*t, key, outcome);
+  const char* domain = Arg(argv, 5);
+  eg::Tally(*t, key, outcome, domain, strnlen(domain, kMaxKeyBytes));
   return Answer(yield);
 }
 

@@ -33,6 +33,7 @@ std::vector<SlotView> Snapshot(const Table& t, uint32_t now_unix, uint32_t max_a
     v.refused = s.refused.load(std::memory_order_relaxed);
     for (int o = 0; o < kOutcomes; ++o)
       v.outcomes[o] = t.cold[i].outcomes[o].load(std::memory_order_relaxed);
+    v.failed_domains = t.cold[i].failed_domains.load(std::memory_order_relaxed);
     v.last_seen = seen;
     out.push_back(std::move(v));
   }

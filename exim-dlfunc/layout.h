@@ -82,9 +82,14 @@ struct ColdSlot {
   std::atomic<uint64_t> hour_hist[kBuckets];    // at index epoch % kBuckets
   std::atomic<uint64_t> label[kLabelWords];     // byte 0: KeyClass, then the key text
   // Recipients delivered, failed (bounced) and deferred since the slot was claimed, indexed by
-  // Outcome ([3] unused). Counted only on a key that already has a slot (table.h, Tally); the
-  // sidecar reads their growth between looks.
-  std::atomic<uint32_t> outcomes[4];
+  // Outcome. Counted only on a key that already has a slot (table.h, Tally); the sidecar reads
+  // their growth between looks.
+  std::atomic<uint32_t> outcomes[kOutcomes];
+  // The recipient domains of its failures since claimed: bit (keyed hash of the domain) % 32.
+  // A remote MX can refuse whatever it likes, so one domain refusing a customer's mail (an
+  // attacker's, whose addresses were signed up to the customer's list) must not look like a
+  // bounce storm: the sidecar wants failures at several domains (detectors.bounce_min_domains).
+  std::atomic<uint32_t> failed_domains;
 };
 static_assert(sizeof(ColdSlot) == 304, "ColdSlot layout changed: bump kLayoutVersion");
 

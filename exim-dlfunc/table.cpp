@@ -37,6 +37,7 @@ void Claimed(const Table& t, uint32_t i, const KeyRef& k, uint32_t now, bool tak
   t.hot[i].last_seen.store(now, std::memory_order_relaxed);
   t.hot[i].refused.store(0, std::memory_order_relaxed);
   for (auto& o : t.cold[i].outcomes) o.store(0, std::memory_order_relaxed);
+  t.cold[i].failed_domains.store(0, std::memory_order_relaxed);
   if (taken_over) {  // the old key was silent for over an hour: its windows hold nothing live
     t.hot[i].minute.store(0, std::memory_order_relaxed);
     t.hot[i].hour.store(0, std::memory_order_relaxed);
@@ -208,11 +209,17 @@ int64_t FindKeySlot(const Table& t, uint64_t key_hash) {
   return -1;
 }
 
-bool Tally(const Table& t, const KeyRef& key, Outcome outcome) {
+bool Tally(const Table& t, const KeyRef& key, Outcome outcome, const char* domain,
+           size_t domain_len) {
   if (key.len == 0 || static_cast<int>(outcome) >= kOutcomes) return false;
   const int64_t i = FindKeySlot(t, KeyHash(t, key.klass, key.text, key.len));
   if (i < 0) return false;
-  t.cold[i].outcomes[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
+  ColdSlot& c = t.cold[i];
+  c.outcomes[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
+  if (outcome == Outcome::kFailed && domain_len > 0) {
+    const uint64_t h = KeyHash(t, KeyClass::kSender, domain, domain_len);  // case-insensitive
+    c.failed_domains.fetch_or(uint32_t{1} << (h >> 59), std::memory_order_relaxed);
+  }
   return true;
 }
 

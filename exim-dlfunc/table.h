@@ -109,12 +109,14 @@ inline uint32_t HomeSlot(const Table& t, uint64_t key_hash) {
 int64_t FindKeySlot(const Table& t, uint64_t key_hash);
 
 // DELIVERY OUTCOMES (issue 10: Exim's event_action through the guard)
-//   Counts one recipient's outcome (delivered, failed, deferred) on the key's slot. Never claims
-//   or takes over a slot: a key the guard never counted (internet mail, Exim's own bounces) or
-//   one evicted since has none, and false is returned. No allocation, no system call, no lock.
-//   A slot taken over between the lookup and the add puts one outcome on the newcomer, whose
-//   counters were just zeroed (at most one step off, like every counter here).
-bool Tally(const Table& t, const KeyRef& key, Outcome outcome);
+//   Counts one recipient's outcome (delivered, failed, deferred) on the key's slot, and for a
+//   failure the recipient's domain (domain_len 0: none) in ColdSlot::failed_domains. Never
+//   claims or takes over a slot: a key the guard never counted (internet mail, Exim's own
+//   bounces) or one evicted since has none, and false is returned. No allocation, no system
+//   call, no lock. A slot taken over between the lookup and the add puts one outcome on the
+//   newcomer, whose counters were just zeroed (at most one step off, like every counter here).
+bool Tally(const Table& t, const KeyRef& key, Outcome outcome, const char* domain = nullptr,
+           size_t domain_len = 0);
 
 // Keyed hash of a key as the table sees it (sender keys are compared case-insensitively, a
 // trailing '/' of a script directory is ignored). Never returns 0.
@@ -167,6 +169,7 @@ struct SlotView {
   uint32_t refused = 0;  // recipients refused since the slot was claimed
   uint32_t last_seen = 0;
   uint32_t outcomes[kOutcomes] = {};  // delivered, failed, deferred since claimed (Tally)
+  uint32_t failed_domains = 0;        // bitmap of the failures' recipient domains (layout.h)
 };
 
 // Every used slot seen within the last `max_age` seconds.

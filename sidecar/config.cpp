@@ -597,6 +597,12 @@ constexpr Field kFields[] = {
                    &w.config.detectors.bounce_percent);
      },
      ShowRule<&RuleSettings::bounce_percent>},
+    {"detectors.bounce_min_domains", Shape::kValue,
+     [](const Json& v, Walk& w) {
+       ReadBounded(v, w, 0, 32, "expected 0 to 32 domains",
+                   &w.config.detectors.bounce_min_domains);
+     },
+     ShowRule<&RuleSettings::bounce_min_domains>},
     {"detectors.repeated_subject_recipients", Shape::kValue,
      ApplyRuleCount<&RuleSettings::repeated_subject_recipients>,
      ShowRule<&RuleSettings::repeated_subject_recipients>},

@@ -57,6 +57,9 @@ struct RuleSettings {
   uint32_t auth_failure_seconds = 300;
   uint32_t bounce_min_recipients = 20;
   uint32_t bounce_percent = 50;
+  // ... and (from Exim's events) failures at this many recipient domains or more within the
+  // hour: one MX refusing a customer's mail is not a storm. 0 = any.
+  uint32_t bounce_min_domains = 5;
   uint32_t repeated_subject_recipients = 50;
   uint32_t repeated_subject_min_messages = 2;
   uint32_t cooldown_seconds = 3600;

@@ -40,6 +40,7 @@ TableWatchSettings TableWatchSettingsFromConfig(const Config& config) {
   s.cooldown_seconds = config.detectors.cooldown_seconds;
   s.bounce_min_recipients = config.detectors.bounce_min_recipients;
   s.bounce_percent = config.detectors.bounce_percent;
+  s.bounce_min_domains = config.detectors.bounce_min_domains;
   return s;
 }
 
@@ -187,7 +188,9 @@ void TableWatch::LookAtOutcomes(const Table& t, const SlotView& v, KeyWatch& k, 
   const uint32_t seen[2] = {v.outcomes[static_cast<int>(Outcome::kDelivered)],
                             v.outcomes[static_cast<int>(Outcome::kFailed)]};
   uint32_t delta[2] = {};
+  bool reclaimed = false;  // a counter went down: the slot was claimed again, starting over
   for (int o = 0; o < 2; ++o) {
+    if (!created && seen[o] < k.last_outcomes[o]) reclaimed = true;
     if (created) {
       delta[o] = first_look_ ? 0 : seen[o];  // a key first seen later: its slot is new
     } else {  // a counter that went down: the slot was claimed again and starts over
@@ -195,17 +198,28 @@ void TableWatch::LookAtOutcomes(const Table& t, const SlotView& v, KeyWatch& k, 
     }
     k.last_outcomes[o] = seen[o];
   }
+  // The domains bitmap only grows while the slot lives: what it gained within the hour is what
+  // it holds now and did not hold in the oldest bucket. A new key starts from nothing (or, at
+  // the first look, from what it holds: history is not judged).
+  if (created || reclaimed) {
+    const uint32_t base = created && first_look_ ? v.failed_domains : 0;
+    std::fill(std::begin(k.domains), std::end(k.domains), base);
+  }
   if (k.outcome_head < 0 || bucket - k.outcome_head >= kBuckets) {
     for (auto& b : k.outcomes) b[0] = b[1] = 0;
+    if (k.outcome_head >= 0)
+      std::fill(std::begin(k.domains), std::end(k.domains), k.domains[k.outcome_head % kBuckets]);
   } else {
     for (int64_t b = k.outcome_head + 1; b <= bucket; ++b) {
       k.outcomes[b % kBuckets][0] = 0;
       k.outcomes[b % kBuckets][1] = 0;
+      k.domains[b % kBuckets] = k.domains[k.outcome_head % kBuckets];
     }
   }
   if (bucket > k.outcome_head) k.outcome_head = bucket;
   k.outcomes[bucket % kBuckets][0] += delta[0];
   k.outcomes[bucket % kBuckets][1] += delta[1];
+  k.domains[bucket % kBuckets] = v.failed_domains;
   if (settings_.bounce_min_recipients == 0 || delta[1] == 0) return;
   uint64_t delivered = 0, failed = 0;
   for (const auto& b : k.outcomes) {
@@ -215,6 +229,9 @@ void TableWatch::LookAtOutcomes(const Table& t, const SlotView& v, KeyWatch& k, 
   const uint64_t total = delivered + failed;
   if (total < settings_.bounce_min_recipients || failed * 100 <= total * settings_.bounce_percent)
     return;
+  const uint32_t oldest = k.domains[(bucket + 1) % kBuckets];  // 12 buckets back
+  const int domains = __builtin_popcount(v.failed_domains & ~oldest);
+  if (domains < static_cast<int>(settings_.bounce_min_domains)) return;
   if (k.last_bounce_incident != 0 && now - k.last_bounce_incident < settings_.cooldown_seconds)
     return;
   uint64_t flags = 0;
@@ -233,11 +250,13 @@ void TableWatch::LookAtOutcomes(const Table& t, const SlotView& v, KeyWatch& k, 
   i.threshold = settings_.bounce_min_recipients;
   i.source = EvidenceSource::kTable;
   i.trusted = true;
-  i.trust_note = "Exim reported through the guard " + std::to_string(failed) + " of " +
-                 std::to_string(total) + " recipients failed within the hour (" +
-                 std::to_string(delivered) + " delivered; the rule: at least " +
-                 std::to_string(settings_.bounce_min_recipients) + ", more than " +
-                 std::to_string(settings_.bounce_percent) + "% failed)";
+  i.trust_note =
+      "Exim reported through the guard " + std::to_string(failed) + " of " + std::to_string(total) +
+      " recipients failed within the hour (" + std::to_string(delivered) + " delivered), at " +
+      (domains >= 32 ? std::string("32 or more") : "about " + std::to_string(domains)) +
+      " recipient domains (the rule: at least " + std::to_string(settings_.bounce_min_recipients) +
+      " recipients, more than " + std::to_string(settings_.bounce_percent) + "% failed, at " +
+      std::to_string(settings_.bounce_min_domains) + " domains or more)";
   if (v.key.size() >= kLabelChars) i.trust_note += "; the table keeps only the key's first bytes";
   out->push_back(std::move(i));
 }

@@ -18,7 +18,10 @@
 //     bounce_storm   of the recipients of an account's (or a local uid's) messages whose outcome
 //                Exim reported through the guard within the hour (event_action, eximguard_event
 //                in exim-dlfunc/guard.cpp: delivered or failed), at least bounce_min_recipients,
-//                and more than bounce_percent % failed: mail to harvested or made-up addresses.
+//                and more than bounce_percent % failed, at bounce_min_domains recipient domains
+//                or more: mail to harvested or made-up addresses. (A remote MX may refuse
+//                what it likes: one domain refusing all of a customer's newsletter, whose
+//                addresses an attacker signed up, must not block the customer.)
 //                Exim's own variables of the message, not a log line: trusted. Whitelisted and
 //                blocked keys are left out, as for the log's bounce_storm (detectors.h).
 //   Alerts (not incidents, no key), at most one of each per cooldown_seconds, each with the count
@@ -69,6 +72,7 @@ struct TableWatchSettings {
   uint32_t failopen_alert = 1;          // new fail-open answers since the last alert; 0: off
   uint32_t bounce_min_recipients = 20;  // bounce_storm: outcomes needed within the hour; 0: off
   uint32_t bounce_percent = 50;         // ... and more than this % of them failed
+  uint32_t bounce_min_domains = 5;      // ... at this many recipient domains or more; 0: any
   size_t max_keys = 20000;
 };
 
@@ -105,6 +109,7 @@ class TableWatch {
     // Delivery outcomes (delivered, failed) per 300-second bucket, the current one included.
     uint32_t last_outcomes[2] = {};
     uint32_t outcomes[13][2] = {};
+    uint32_t domains[13] = {};  // the slot's failed_domains bitmap as last seen in each bucket
     int64_t outcome_head = -1;
     int64_t last_bounce_incident = 0;
   };

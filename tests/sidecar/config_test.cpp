@@ -507,7 +507,7 @@ TEST(ConfigShow, DefaultsAreFilledInInTableOrder) {
       R"("retention_days":30,"detectors":{"max_ips_per_hour":3,)"
       R"("ignore_loopback_ips":true,"max_logins_per_hour":100,)"
       R"("auth_failures":5,"auth_failure_seconds":300,)"
-      R"("bounce_min_recipients":20,"bounce_percent":50,)"
+      R"("bounce_min_recipients":20,"bounce_percent":50,"bounce_min_domains":5,)"
       R"("repeated_subject_recipients":50,)"
       R"("repeated_subject_min_messages":2,"cooldown_seconds":3600,)"
       R"("throttled_refused":20,"throttled_seconds":600},)"

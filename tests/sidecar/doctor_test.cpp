@@ -134,7 +134,7 @@ class Doctor : public testing::CliFixture {
   inline static const std::string kEvent =
       "${if exists{/usr/lib/eximguard/eximguard.so}{${dlfunc{/usr/lib/eximguard/eximguard.so}"
       "{eximguard_event}{/eximguard}{$event_name}{$authenticated_id}{$originator_uid}"
-      "{$received_protocol}}}}";
+      "{$received_protocol}{$domain}}}}";
   void TearDown() override {
     if (daemon_ > 0) {
       kill(daemon_, SIGKILL);

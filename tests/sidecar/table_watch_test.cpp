@@ -117,8 +117,11 @@ TEST_F(TableWatchTest, AnAccountWhoseRecipientsMostlyFailIsABounceStormFromExims
   EXPECT_TRUE(watch.Look(seg_->table, kNow + 1).empty());  // baseline
   const std::string bad = "Harvester@Victim.example", good = "fine@victim.example";
   auto tally = [&](const std::string& key, Outcome o, int n) {
-    for (int i = 0; i < n; ++i)
-      ASSERT_TRUE(Tally(seg_->table, {KeyClass::kSender, key.data(), key.size()}, o));
+    for (int i = 0; i < n; ++i) {
+      const std::string domain = "d" + std::to_string(i) + ".example";  // a harvested list
+      ASSERT_TRUE(Tally(seg_->table, {KeyClass::kSender, key.data(), key.size()}, o, domain.data(),
+                        domain.size()));
+    }
   };
   tally(bad, Outcome::kDelivered, 4);
   tally(bad, Outcome::kFailed, 10);  // 14 outcomes: under the 20 the rule needs
@@ -139,6 +142,10 @@ TEST_F(TableWatchTest, AnAccountWhoseRecipientsMostlyFailIsABounceStormFromExims
   EXPECT_NE(i.trust_note.find("Exim reported through the guard 18 of 22 recipients failed"),
             std::string::npos)
       << i.trust_note;
+  EXPECT_NE(i.trust_note.find(" recipient domains (the rule: at least 20 recipients, more than "
+                              "50% failed, at 5 domains or more)"),
+            std::string::npos)
+      << i.trust_note;
   // Once per cooldown.
   tally(bad, Outcome::kFailed, 30);
   EXPECT_TRUE(watch.Look(seg_->table, kNow + 1300).empty());
@@ -153,7 +160,11 @@ TEST_F(TableWatchTest, BounceStormCountsOnlyTheHourAndSparesWhitelistedAndBlocke
   for (const char* k : {"slow@x.example", "bulk@x.example", "gone@x.example"}) Rcpts(k, 1, kNow);
   watch.Look(seg_->table, kNow);
   auto tally = [&](const std::string& key, Outcome o, int n) {
-    for (int i = 0; i < n; ++i) Tally(seg_->table, {KeyClass::kSender, key.data(), key.size()}, o);
+    for (int i = 0; i < n; ++i) {
+      const std::string domain = "d" + std::to_string(i) + ".example";
+      Tally(seg_->table, {KeyClass::kSender, key.data(), key.size()}, o, domain.data(),
+            domain.size());
+    }
   };
   tally("slow@x.example", Outcome::kFailed, 6);
   EXPECT_TRUE(watch.Look(seg_->table, kNow + 10).empty());
@@ -178,6 +189,49 @@ TEST_F(TableWatchTest, BounceStormCountsOnlyTheHourAndSparesWhitelistedAndBlocke
   off.Look(seg_->table, kNow + 4040);
   tally("slow@x.example", Outcome::kFailed, 40);
   EXPECT_TRUE(off.Look(seg_->table, kNow + 4050).empty());
+}
+
+// A remote MX refuses what it likes: an attacker signs up 40 addresses of the domain whose MX
+// they run to a customer's newsletter and refuses them all. One domain is no bounce storm.
+TEST_F(TableWatchTest, OneDomainRefusingACustomersMailIsNoBounceStorm) {
+  Make();
+  TableWatchSettings s;
+  s.bounce_min_recipients = 20;
+  s.bounce_min_domains = 5;
+  TableWatch watch(s);
+  const std::string news = "news@shop.example";
+  Rcpts(news, 1, kNow);
+  watch.Look(seg_->table, kNow);
+  const KeyRef key{KeyClass::kSender, news.data(), news.size()};
+  const std::string attacker = "attacker.example", real = "gmail.example";
+  for (int i = 0; i < 40; ++i)
+    Tally(seg_->table, key, Outcome::kFailed, attacker.data(), attacker.size());
+  for (int i = 0; i < 10; ++i)
+    Tally(seg_->table, key, Outcome::kDelivered, real.data(), real.size());
+  EXPECT_TRUE(watch.Look(seg_->table, kNow + 10).empty());
+  // The same failures spread over many domains (a harvested list) are one.
+  for (int i = 0; i < 12; ++i) {
+    const std::string d = "harvested" + std::to_string(i) + ".example";
+    Tally(seg_->table, key, Outcome::kFailed, d.data(), d.size());
+  }
+  const std::vector<Incident> found = watch.Look(seg_->table, kNow + 20);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].rule, "bounce_storm");
+  // Domains that failed more than an hour ago do not count again.
+  TableWatch later(s);
+  Rcpts("old@shop.example", 1, kNow);
+  later.Look(seg_->table, kNow);
+  const std::string old = "old@shop.example";
+  const KeyRef old_key{KeyClass::kSender, old.data(), old.size()};
+  for (int i = 0; i < 12; ++i) {
+    const std::string d = "harvested" + std::to_string(i) + ".example";
+    Tally(seg_->table, old_key, Outcome::kFailed, d.data(), d.size());
+  }
+  later.Look(seg_->table, kNow + 10);  // 12 failures: below 20, no incident, domains seen
+  Rcpts(old, 1, kNow + 4000);
+  for (int i = 0; i < 30; ++i)
+    Tally(seg_->table, old_key, Outcome::kFailed, attacker.data(), attacker.size());
+  EXPECT_TRUE(later.Look(seg_->table, kNow + 4010).empty());
 }
 
 // A key first seen after the first look counts all its refusals (its slot is new); the first

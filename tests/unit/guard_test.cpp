@@ -47,8 +47,9 @@ struct Guard {
     return Call(local, {seg, uid, cwd, sender, count});
   }
   std::string Event(const std::string& seg, const std::string& name, const std::string& auth,
-                    const std::string& uid = "", const std::string& protocol = "esmtpa") {
-    return Call(event, {seg, name, auth, uid, protocol});
+                    const std::string& uid = "", const std::string& protocol = "esmtpa",
+                    const std::string& domain = "remote.example") {
+    return Call(event, {seg, name, auth, uid, protocol, domain});
   }
 };
 
@@ -101,6 +102,28 @@ TEST(Guard, EventCountsEachRecipientsOutcomeOnTheAuthenticatedAccount) {
             (std::vector<uint32_t>{1, 2, 1}));
 }
 
+TEST(Guard, EventRemembersTheDomainsOfFailures) {
+  TestSegment s;
+  s.Publish(Limits(100, 1000));
+  Guard g;
+  ASSERT_EQ(g.Rcpt(s.spec.name, "list@example.com", ""), "ok");
+  auto bits = [&] {
+    for (const SlotView& v : Snapshot(s.table(), UINT32_MAX / 2, UINT32_MAX / 2))
+      if (v.key == "list@example.com") return __builtin_popcount(v.failed_domains);
+    return -1;
+  };
+  // One domain refusing everything is one domain, whatever its case.
+  for (const char* d : {"attacker.example", "ATTACKER.example", "attacker.example"})
+    g.Event(s.spec.name, "msg:fail:delivery", "list@example.com", "", "esmtpa", d);
+  g.Event(s.spec.name, "msg:delivery", "list@example.com", "", "esmtpa", "other.example");
+  EXPECT_EQ(bits(), 1);
+  // Many domains: many bits (the keyed hash may put two in one bit: at least most of them).
+  for (int i = 0; i < 12; ++i)
+    g.Event(s.spec.name, "msg:fail:delivery", "list@example.com", "", "esmtpa",
+            "d" + std::to_string(i) + ".example");
+  EXPECT_GE(bits(), 5);
+}
+
 TEST(Guard, EventNeverClaimsASlotAndIgnoresMailTheGuardDoesNotCount) {
   TestSegment s;
   s.Publish(Limits(100, 1000, 100, 1000, 100, 1000));
@@ -126,7 +149,7 @@ TEST(Guard, EventAnswersAnEmptyStringWhateverGoesWrong) {
   EXPECT_EQ(g.Event("no/slash/../../etc/passwd", "msg:delivery", "a@b"), "");
   EXPECT_EQ(Guard::Call(g.event, {"/x", "msg:delivery"}), "");
   unsigned char* yield = nullptr;
-  EXPECT_EQ(g.event(&yield, 5, nullptr), 0);
+  EXPECT_EQ(g.event(&yield, 6, nullptr), 0);
   EXPECT_STREQ(reinterpret_cast<char*>(yield), "");
 }
 
