@@ -36,7 +36,10 @@ run_ctest() {
 scripts/install-deps.sh
 
 echo "== plain build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEG_WERROR=ON >/dev/null
+# -g1 (line tables) instead of -g: about 16% less compile time per file on this 2-core machine
+# (daemon.cpp: 12.9 s instead of 15.3 s), and backtraces keep file:line.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
+  -DEG_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 run_ctest build
 
