@@ -27,6 +27,23 @@ std::string IncidentKey(KeyClass klass, const std::string& key) {
   return name.empty() ? key : name;
 }
 
+// An incident of the table's own evidence (trusted) about the key of slot v, ending at now.
+Incident TableIncident(const SlotView& v, const char* rule, uint32_t now, uint32_t window,
+                       uint64_t count, uint64_t threshold) {
+  Incident i;
+  i.key = IncidentKey(v.klass, v.key);
+  i.key_class = KeyClassName(v.klass);
+  i.rule = rule;
+  i.time = now;
+  i.window_start = now - window;
+  i.window_end = now;
+  i.count = count;
+  i.threshold = threshold;
+  i.source = EvidenceSource::kTable;
+  i.trusted = true;
+  return i;
+}
+
 bool Limited(KeyClass klass) {
   return klass == KeyClass::kSender || klass == KeyClass::kCwd || klass == KeyClass::kUid;
 }
@@ -123,17 +140,8 @@ std::vector<Incident> TableWatch::Look(const Table& t, uint32_t now) {
     LookupRule(t, v.klass, v.key_hash, &flags, &per_minute, &per_hour);
     if (flags & (kFlagBlocked | kFlagWhitelist)) continue;  // a block says it all
     k.last_incident = now;
-    Incident i;
-    i.key = IncidentKey(v.klass, v.key);
-    i.key_class = KeyClassName(v.klass);
-    i.rule = "throttled";
-    i.time = now;
-    i.window_start = now - settings_.throttled_seconds;
-    i.window_end = now;
-    i.count = refused;
-    i.threshold = settings_.throttled_refused;
-    i.source = EvidenceSource::kTable;
-    i.trusted = true;
+    Incident i = TableIncident(v, "throttled", now, settings_.throttled_seconds, refused,
+                               settings_.throttled_refused);
     auto limit = [](uint32_t l) {
       return l == kUnlimited ? std::string("unlimited") : std::to_string(l);
     };
@@ -239,17 +247,7 @@ void TableWatch::LookAtOutcomes(const Table& t, const SlotView& v, KeyWatch& k, 
   LookupRule(t, v.klass, v.key_hash, &flags, &per_minute, &per_hour);
   if (flags & (kFlagBlocked | kFlagWhitelist)) return;  // a bulk sender may bounce; a block says it
   k.last_bounce_incident = now;
-  Incident i;
-  i.key = IncidentKey(v.klass, v.key);
-  i.key_class = KeyClassName(v.klass);
-  i.rule = "bounce_storm";
-  i.time = now;
-  i.window_start = now - 3600;
-  i.window_end = now;
-  i.count = failed;
-  i.threshold = settings_.bounce_min_recipients;
-  i.source = EvidenceSource::kTable;
-  i.trusted = true;
+  Incident i = TableIncident(v, "bounce_storm", now, 3600, failed, settings_.bounce_min_recipients);
   i.trust_note =
       "Exim reported through the guard " + std::to_string(failed) + " of " + std::to_string(total) +
       " recipients failed within the hour (" + std::to_string(delivered) + " delivered), at " +

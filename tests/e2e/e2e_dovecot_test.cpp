@@ -393,11 +393,12 @@ TEST_F(DovecotPolicyE2e, EximguardStartServesDovecotAndCountsInStatus) {
   EXPECT_EQ(log.find(kKey), std::string::npos);  // the key is never logged
 
   // Dovecot's own reports are trusted evidence: the failures make auth_failures incidents of
-  // the account and of the IP, with source "dovecot_policy" (no log line was read: mainlog is empty).
+  // the account and of the IP, with source "dovecot_policy" (no log line was read: mainlog is
+  // empty).
   auto incidents = [&] {
     SpawnOptions q;
-    q.argv = {EG_SIDECAR_BIN, "incidents", "--json", "--since", "all", "--config",
-              File("eximguard.json")};
+    q.argv = {EG_SIDECAR_BIN, "incidents",           "--json", "--since", "all",
+              "--config",     File("eximguard.json")};
     q.stdout_path = File("incidents.out");
     q.stderr_path = File("incidents.err");
     Spawn(q).Wait(20s);

@@ -30,15 +30,6 @@ namespace {
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout = 20s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return done();
-}
-
 // n addresses stem1@domain ... stemN@domain; an empty domain: each at a domain of its own
 // (stemI@dI.fake-mx.example), as a harvested list is.
 std::vector<std::string> Addresses(const std::string& stem, int n,
@@ -132,7 +123,7 @@ TEST_F(EventsE2E, RecipientsRefusedByTheRemoteMxMakeATrustedBounceStormThatBlock
   start.stdout_path = state + "/daemon.out";
   start.stderr_path = state + "/daemon.err";
   daemon_ = std::make_unique<Child>(Spawn(start));
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(state + "/status.json"); }))
+  ASSERT_TRUE(WaitUntil([&] { return std::filesystem::exists(state + "/status.json"); }))
       << ReadFile(start.stderr_path);
   std::this_thread::sleep_for(1500ms);  // the daemon's first look at the table is its baseline
 
@@ -178,7 +169,7 @@ TEST_F(EventsE2E, RecipientsRefusedByTheRemoteMxMakeATrustedBounceStormThatBlock
     }
     return Json();
   };
-  ASSERT_TRUE(WaitFor([&] { return !from_table(Incidents(sandbox)).is_null(); }))
+  ASSERT_TRUE(WaitUntil([&] { return !from_table(Incidents(sandbox)).is_null(); }))
       << Incidents(sandbox).dump(2) << ReadFile(start.stderr_path);
   const Json trusted = from_table(Incidents(sandbox));
   EXPECT_EQ(trusted["evidence"]["trusted"], true) << trusted.dump(2);
@@ -192,7 +183,7 @@ TEST_F(EventsE2E, RecipientsRefusedByTheRemoteMxMakeATrustedBounceStormThatBlock
       EXPECT_EQ(i["evidence"]["trusted"], false) << i.dump(2);
     }
   }
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(WaitUntil([&] {
     return sandbox.Sidecar({"list", "--json"}).find("harvester@example.com") != std::string::npos;
   })) << sandbox.Sidecar({"list", "--json"});
   SmtpSession after =

@@ -270,6 +270,15 @@ ScopedTempDir::~ScopedTempDir() {
   std::filesystem::remove_all(path, ignored);
 }
 
+bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
 std::string LocalMessage(int i) {
   const std::string n = std::to_string(i);
   return "To: friend" + n + "@remote.example\nSubject: e2e local " + n + "\n\nbody " + n + "\n";

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -113,6 +114,10 @@ struct ScopedTempDir {
   ScopedTempDir(const ScopedTempDir&) = delete;
   ScopedTempDir& operator=(const ScopedTempDir&) = delete;
 };
+
+// Polls done() every 100 ms until it is true or timeout passed; its last answer.
+bool WaitUntil(const std::function<bool()>& done,
+               std::chrono::milliseconds timeout = std::chrono::milliseconds(20000));
 
 // Message i of a local submission (`sendmail -t` input): To: friend<i>@remote.example.
 std::string LocalMessage(int i);
