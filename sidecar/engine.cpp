@@ -64,6 +64,10 @@ constexpr const char* kForgeable =
 }  // namespace
 
 void Corroborate(const Table* table, uint32_t now_unix, Incident* i) {
+  if (i->source == EvidenceSource::kTable && i->rule == "bounce_storm") {
+    i->trusted = false;  // table_watch.cpp: delivery outcomes of recipients others may choose
+    return;
+  }
   if (i->source != EvidenceSource::kLog) {
     i->trusted = true;
     if (i->trust_note.empty())

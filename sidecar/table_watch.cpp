@@ -248,8 +248,13 @@ void TableWatch::LookAtOutcomes(const Table& t, const SlotView& v, KeyWatch& k, 
   if (flags & (kFlagBlocked | kFlagWhitelist)) return;  // a bulk sender may bounce; a block says it
   k.last_bounce_incident = now;
   Incident i = TableIncident(v, "bounce_storm", now, 3600, failed, settings_.bounce_min_recipients);
+  // Exim's own counts, but of addresses others may choose (sign-ups at made-up domains to a
+  // customer's form, a wildcard MX refusing everything): a notice, never a punishment by itself.
+  i.trusted = false;
   i.trust_note =
-      "Exim reported through the guard " + std::to_string(failed) + " of " + std::to_string(total) +
+      "not acted on automatically (others can choose the recipients: form sign-ups, an MX "
+      "refusing everything); Exim reported through the guard " +
+      std::to_string(failed) + " of " + std::to_string(total) +
       " recipients failed within the hour (" + std::to_string(delivered) + " delivered), at " +
       (domains >= 32 ? std::string("32 or more") : "about " + std::to_string(domains)) +
       " recipient domains (the rule: at least " + std::to_string(settings_.bounce_min_recipients) +

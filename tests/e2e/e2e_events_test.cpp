@@ -102,7 +102,7 @@ class EventsE2E : public ::testing::Test {
   std::unique_ptr<Child> daemon_;
 };
 
-TEST_F(EventsE2E, RecipientsRefusedByTheRemoteMxMakeATrustedBounceStormThatBlocks) {
+TEST_F(EventsE2E, RecipientsRefusedByTheRemoteMxMakeABounceStormNoticeFromTheTable) {
   fakes::FakeMx mx;
   SandboxOptions options;
   options.fake_mx_port = mx.port();
@@ -158,22 +158,20 @@ TEST_F(EventsE2E, RecipientsRefusedByTheRemoteMxMakeATrustedBounceStormThatBlock
             std::string::npos)
       << why;
 
-  // The daemon sees it and punishes the harvester: trusted, from the table, and blocked. (The
-  // log's `**` lines make a bounce_storm of their own too, and that one stays a notice.)
-  auto from_table = [&](const Json& list) -> Json {
+  // The daemon tells of a bounce storm (the log's `**` lines or the table's outcomes, whichever
+  // comes first: one notice per key and rule per cooldown) and punishes nothing: others could
+  // have chosen the recipients (form sign-ups, an MX refusing everything).
+  auto storm = [&](const Json& list) -> Json {
     if (!list.is_array()) return Json();
     for (const Json& i : list) {
-      if (i["rule"] == "bounce_storm" && i["key"] == "harvester@example.com" &&
-          i["evidence"]["source"] == "table")
-        return i;
+      if (i["rule"] == "bounce_storm" && i["key"] == "harvester@example.com") return i;
     }
     return Json();
   };
-  ASSERT_TRUE(WaitUntil([&] { return !from_table(Incidents(sandbox)).is_null(); }))
+  ASSERT_TRUE(WaitUntil([&] { return !storm(Incidents(sandbox)).is_null(); }))
       << Incidents(sandbox).dump(2) << ReadFile(start.stderr_path);
-  const Json trusted = from_table(Incidents(sandbox));
-  EXPECT_EQ(trusted["evidence"]["trusted"], true) << trusted.dump(2);
-  EXPECT_EQ(trusted["count"], 14) << trusted.dump(2);
+  const Json notice = storm(Incidents(sandbox));
+  EXPECT_EQ(notice["evidence"]["trusted"], false) << notice.dump(2);
   std::this_thread::sleep_for(2500ms);        // the daemon looked at grace's outcomes too
   for (const Json& i : Incidents(sandbox)) {  // grace's has at most the log's notice
     if (i["key"] == "grace@example.com") {
@@ -183,12 +181,11 @@ TEST_F(EventsE2E, RecipientsRefusedByTheRemoteMxMakeATrustedBounceStormThatBlock
       EXPECT_EQ(i["evidence"]["trusted"], false) << i.dump(2);
     }
   }
-  ASSERT_TRUE(WaitUntil([&] {
-    return sandbox.Sidecar({"list", "--json"}).find("harvester@example.com") != std::string::npos;
-  })) << sandbox.Sidecar({"list", "--json"});
+  // A notice, not a block: the recipients could have been chosen by someone else.
+  EXPECT_EQ(sandbox.Sidecar({"list", "--json"}).find("harvester@example.com"), std::string::npos);
   SmtpSession after =
       sandbox.RunBh("127.0.0.1", AuthSession("harvester@example.com", Addresses("more", 2)));
-  EXPECT_EQ(after.CountRcpt(550, "5.7.1"), 2) << after.transcript;
+  EXPECT_EQ(after.CountRcpt(250), 2) << after.transcript;
   SmtpSession innocent =
       sandbox.RunBh("127.0.0.1", AuthSession("grace@example.com", Addresses("friend", 2)));
   EXPECT_EQ(innocent.CountRcpt(250), 2) << innocent.transcript;
